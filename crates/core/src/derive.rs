@@ -1,0 +1,328 @@
+//! What is derived from the facts: the pair matrix, NVLink islands, NVLink domains.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{Endpoint, GpuId, LinkKind, PathClass, Topology};
+
+/// PCIe bandwidth assumed when a GPU's link speed is unknown: 16 GT/s x16, in MB/s.
+const DEFAULT_PCIE_MBPS: u64 = 31_507;
+
+/// One cell of the pair matrix, in `nvidia-smi topo -m` vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cell {
+    /// The diagonal (`X`).
+    Own,
+    /// `lanes` NVLinks between the pair, directly or through NVSwitches (`NV#`).
+    Nvlink {
+        /// Bonded NVLinks the pair can use.
+        lanes: u32,
+    },
+    /// No NVLink; the PCIe (or network) path class.
+    Pcie(PathClass),
+}
+
+impl Cell {
+    /// The `nvidia-smi topo -m` spelling: `X`, `NV18`, `PIX`, ..., `SYS`, or `NET`.
+    pub fn label(&self) -> String {
+        match self {
+            Cell::Own => "X".to_string(),
+            Cell::Nvlink { lanes } => format!("NV{lanes}"),
+            Cell::Pcie(c) => c.as_str().to_string(),
+        }
+    }
+
+    /// NVLink lanes of the cell (0 when the pair has none).
+    pub fn nvlink_lanes(&self) -> u32 {
+        match self {
+            Cell::Nvlink { lanes } => *lanes,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// The path class and bandwidth of every GPU pair, GPUs in topology order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairMatrix {
+    gpus: Vec<GpuId>,
+    cells: Vec<Cell>,
+    bandwidth: Vec<u64>,
+}
+
+impl PairMatrix {
+    /// Number of GPUs.
+    pub fn len(&self) -> usize {
+        self.gpus.len()
+    }
+
+    /// True when the topology has no GPU.
+    pub fn is_empty(&self) -> bool {
+        self.gpus.is_empty()
+    }
+
+    /// GPU ids in matrix order (the topology's GPU order).
+    pub fn gpus(&self) -> &[GpuId] {
+        &self.gpus
+    }
+
+    /// The cell for GPUs `i` and `j` (matrix positions). Panics when out of range.
+    pub fn cell(&self, i: usize, j: usize) -> Cell {
+        self.cells[i * self.gpus.len() + j]
+    }
+
+    /// Bandwidth per direction between GPUs `i` and `j` in MB/s: the sum of NVLink lane
+    /// bandwidth for NVLink pairs, the narrower PCIe link for PCIe pairs, 0 across hosts
+    /// without NVLink and on the diagonal.
+    pub fn bandwidth_mbps(&self, i: usize, j: usize) -> u64 {
+        self.bandwidth[i * self.gpus.len() + j]
+    }
+}
+
+/// A set of GPUs joined by NVLink, directly or through NVSwitches; a GPU without
+/// NVLink is an island of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Island {
+    /// Position of the island (islands are ordered by their first GPU).
+    pub id: usize,
+    /// Member GPUs, in topology order.
+    pub gpus: Vec<GpuId>,
+    /// Hosts the island spans.
+    pub hosts: Vec<String>,
+    /// The fewest NVLink lanes between any two members (0 for an island of one).
+    pub min_lanes: u32,
+}
+
+impl Island {
+    /// The name used in labels and annotations: `island<id>`.
+    pub fn name(&self) -> String {
+        format!("island{}", self.id)
+    }
+}
+
+/// An NVLink domain: the GPUs of one multi-node NVLink clique (same cluster UUID and
+/// clique id), or, for GPUs without fabric membership, one island.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NvlinkDomain {
+    /// `<clusterUUID>.<cliqueId>` for fabric cliques, `island<N>` otherwise.
+    pub id: String,
+    /// Member GPUs, in topology order.
+    pub gpus: Vec<GpuId>,
+    /// Hosts the domain spans.
+    pub hosts: Vec<String>,
+}
+
+// === impl Topology (derived views) ===
+
+impl Topology {
+    /// Computes the pair matrix. A pair's NVLink lanes are its direct NVLink lanes plus,
+    /// for every NVSwitch both reach, the smaller of their lane counts to it; GPUs of the
+    /// same fabric clique that reach switches but share none in the model (switch trays
+    /// are not enumerated by compute hosts) get the smaller of their total switch lanes.
+    /// Only links that are up count. Pairs without NVLink take the recorded PCIe class;
+    /// without one: `NET` across hosts, `NODE` on the same (or the only) NUMA node,
+    /// `SYS` otherwise.
+    pub fn pair_matrix(&self) -> PairMatrix {
+        let n = self.gpus.len();
+        let pos: BTreeMap<&GpuId, usize> =
+            self.gpus.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
+        let mut direct = vec![(0u32, 0u64); n * n];
+        let mut pcie: BTreeMap<(usize, usize), PathClass> = BTreeMap::new();
+        let mut switch_ports: Vec<BTreeMap<&str, (u32, u64)>> = vec![BTreeMap::new(); n];
+        for l in self.links.iter().filter(|l| l.is_up()) {
+            match (&l.kind, &l.a, &l.b) {
+                (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
+                    if let (Some(&i), Some(&j)) = (pos.get(a), pos.get(b)) {
+                        let bw = l.bandwidth_mbps.unwrap_or(0);
+                        for (x, y) in [(i, j), (j, i)] {
+                            let c = &mut direct[x * n + y];
+                            c.0 += lanes;
+                            c.1 += bw;
+                        }
+                    }
+                }
+                (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Gpu(g), Endpoint::Switch(s))
+                | (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Switch(s), Endpoint::Gpu(g)) => {
+                    if let Some(&i) = pos.get(g) {
+                        let e = switch_ports[i].entry(s.as_str()).or_default();
+                        e.0 += lanes;
+                        e.1 += l.bandwidth_mbps.unwrap_or(0);
+                    }
+                }
+                (LinkKind::Pcie { class }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
+                    if let (Some(&i), Some(&j)) = (pos.get(a), pos.get(b)) {
+                        pcie.insert((i.min(j), i.max(j)), *class);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let totals: Vec<(u32, u64)> = switch_ports
+            .iter()
+            .map(|m| m.values().fold((0, 0), |acc, v| (acc.0 + v.0, acc.1 + v.1)))
+            .collect();
+        let mut cells = vec![Cell::Own; n * n];
+        let mut bandwidth = vec![0u64; n * n];
+        for i in 0..n {
+            for j in (i + 1)..n {
+                let (mut lanes, mut bw) = direct[i * n + j];
+                let (mut sl, mut sb) = (0u32, 0u64);
+                for (s, (la, ba)) in &switch_ports[i] {
+                    if let Some((lb, bb)) = switch_ports[j].get(s) {
+                        sl += la.min(lb);
+                        sb += ba.min(bb);
+                    }
+                }
+                let (gi, gj) = (&self.gpus[i], &self.gpus[j]);
+                if sl == 0
+                    && gi.fabric.is_some()
+                    && gi.fabric == gj.fabric
+                    && totals[i].0 > 0
+                    && totals[j].0 > 0
+                {
+                    sl = totals[i].0.min(totals[j].0);
+                    sb = totals[i].1.min(totals[j].1);
+                }
+                lanes += sl;
+                bw += sb;
+                let cell = if lanes > 0 {
+                    Cell::Nvlink { lanes }
+                } else {
+                    let class = pcie.get(&(i, j)).copied().unwrap_or_else(|| self.fallback_class(i, j));
+                    bw = if class == PathClass::Net {
+                        0
+                    } else {
+                        let p = |g: &crate::Gpu| {
+                            g.pcie.and_then(|p| p.max_bandwidth_mbps()).unwrap_or(DEFAULT_PCIE_MBPS)
+                        };
+                        p(gi).min(p(gj))
+                    };
+                    Cell::Pcie(class)
+                };
+                for (x, y) in [(i, j), (j, i)] {
+                    cells[x * n + y] = cell;
+                    bandwidth[x * n + y] = bw;
+                }
+            }
+        }
+        PairMatrix {
+            gpus: self.gpus.iter().map(|g| g.id.clone()).collect(),
+            cells,
+            bandwidth,
+        }
+    }
+
+    fn fallback_class(&self, i: usize, j: usize) -> PathClass {
+        let (a, b) = (&self.gpus[i], &self.gpus[j]);
+        if a.host != b.host {
+            return PathClass::Net;
+        }
+        let single_node = self.host(&a.host).is_none_or(|h| h.numa_nodes.len() <= 1);
+        match (a.numa_node, b.numa_node) {
+            (Some(x), Some(y)) if x == y => PathClass::Node,
+            _ if single_node => PathClass::Node,
+            _ => PathClass::Sys,
+        }
+    }
+
+    /// NVLink islands: connected components of the pair matrix's NVLink cells.
+    pub fn islands(&self) -> Vec<Island> {
+        self.islands_of(&self.pair_matrix())
+    }
+
+    /// [`Topology::islands`] from an already computed matrix.
+    pub fn islands_of(&self, m: &PairMatrix) -> Vec<Island> {
+        let n = m.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for i in 0..n {
+            for j in (i + 1)..n {
+                if m.cell(i, j).nvlink_lanes() > 0 {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    if a != b {
+                        parent[a.max(b)] = a.min(b);
+                    }
+                }
+            }
+        }
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..n {
+            let r = find(&mut parent, i);
+            groups.entry(r).or_default().push(i);
+        }
+        groups
+            .into_values()
+            .enumerate()
+            .map(|(id, members)| {
+                let mut min_lanes = u32::MAX;
+                for (x, &i) in members.iter().enumerate() {
+                    for &j in &members[x + 1..] {
+                        min_lanes = min_lanes.min(m.cell(i, j).nvlink_lanes());
+                    }
+                }
+                Island {
+                    id,
+                    gpus: members.iter().map(|&i| self.gpus[i].id.clone()).collect(),
+                    hosts: hosts_of(members.iter().map(|&i| &self.gpus[i].host)),
+                    min_lanes: if members.len() < 2 { 0 } else { min_lanes },
+                }
+            })
+            .collect()
+    }
+
+    /// NVLink domains: GPUs grouped by fabric clique; GPUs without one by island.
+    pub fn domains(&self) -> Vec<NvlinkDomain> {
+        let islands = self.islands();
+        let mut by_key: BTreeMap<(u8, String), Vec<usize>> = BTreeMap::new();
+        let island_of: BTreeMap<&GpuId, &Island> = islands
+            .iter()
+            .flat_map(|is| is.gpus.iter().map(move |g| (g, is)))
+            .collect();
+        for (i, g) in self.gpus.iter().enumerate() {
+            let key = match (&g.fabric, island_of.get(&g.id)) {
+                (Some(f), _) => (0, f.clique()),
+                (None, Some(is)) => (1, format!("{:08}", is.id)),
+                (None, None) => (1, format!("{i:08}")),
+            };
+            by_key.entry(key).or_default().push(i);
+        }
+        by_key
+            .into_iter()
+            .map(|((kind, key), members)| NvlinkDomain {
+                id: if kind == 0 {
+                    key
+                } else {
+                    let first = &self.gpus[members[0]].id;
+                    island_of.get(first).map_or_else(|| key.clone(), |is| is.name())
+                },
+                gpus: members.iter().map(|&i| self.gpus[i].id.clone()).collect(),
+                hosts: hosts_of(members.iter().map(|&i| &self.gpus[i].host)),
+            })
+            .collect()
+    }
+}
+
+fn hosts_of<'a>(it: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for h in it {
+        if !v.contains(h) {
+            v.push(h.clone());
+        }
+    }
+    v
+}

@@ -1,0 +1,40 @@
+//! `snapshot:FILE`: a topology read back from a JSON or YAML snapshot.
+
+use std::path::{Path, PathBuf};
+
+use linkwise_core::Topology;
+
+use crate::{Error, Result, TopologySource};
+
+/// Reads a snapshot file written by `linkwise discover -o json|yaml`.
+#[derive(Debug, Clone)]
+pub struct SnapshotSource {
+    path: PathBuf,
+}
+
+impl SnapshotSource {
+    /// A source reading `path`.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        SnapshotSource {
+            path: path.as_ref().to_path_buf(),
+        }
+    }
+
+    /// Parses snapshot text; `path` names the input in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Topology> {
+        linkwise_core::snapshot::from_str(text).map_err(|source| Error::Snapshot {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+impl TopologySource for SnapshotSource {
+    fn discover(&self) -> Result<Topology> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| Error::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &self.path)
+    }
+}
