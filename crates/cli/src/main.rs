@@ -1,1 +1,60 @@
-fn main() {}
+//! The `linkwise` binary: argument parsing, tracing setup, exit codes.
+//!
+//! Every subcommand lives in `cmd/<name>.rs`; output renderers that more than one
+//! command uses live in `render/`. Library crates never read argv or the environment.
+
+mod cmd;
+mod exit;
+mod observability;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// linkwise: the GPU fabric (NVLink, NVSwitch, NVLink Fusion, PCIe, NUMA) as a
+/// first-class input for scheduling, observing and upgrading GPU clusters.
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkwise",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  linkwise discover --source profile:dgx-h100\n  linkwise topo --source profile:dgx1-v100\n  linkwise topo --source topo-text:topo.txt -o json\n  linkwise profiles"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = observability::LogFormat::Text)]
+    log_format: observability::LogFormat,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Discover the node's fabric and print it (snapshot or summary).
+    Discover(cmd::discover::Args),
+    /// Print the GPU pair matrix (`nvidia-smi topo -m` vocabulary) or draw the fabric.
+    Topo(cmd::topo::Args),
+    /// List the built-in profiles, one per line (name, then description).
+    Profiles(cmd::profiles::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    observability::init(cli.log_format, cli.verbose);
+    let result = match cli.command {
+        Command::Discover(a) => cmd::discover::run(a),
+        Command::Topo(a) => cmd::topo::run(a),
+        Command::Profiles(a) => cmd::profiles::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linkwise: error: {e:#}");
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! One module per subcommand.
+
+pub mod discover;
+pub mod profiles;
+pub mod topo;
+
+use anyhow::Context;
+use linkwise_core::Topology;
+use linkwise_discovery::SourceSpec;
+
+/// Help text shared by every `--source` flag.
+pub const SOURCE_HELP: &str = "Where the facts come from: auto (NVML when it loads, else sysfs), sysfs[:ROOT], nvml, \
+topo-text:FILE (saved `nvidia-smi topo -m`), snapshot:FILE (JSON/YAML), profile:NAME (built in; see `linkwise profiles`)";
+
+/// Parses `--source`, opens it and discovers.
+pub fn discover(source: &str) -> anyhow::Result<Topology> {
+    let spec = SourceSpec::parse(source)?;
+    let src = spec.open()?;
+    let topo = src.discover().with_context(|| format!("discovering from {spec}"))?;
+    tracing::info!(source = %spec, gpus = topo.gpus.len(), gaps = topo.gaps.len(), "discovered");
+    Ok(topo)
+}

@@ -1,0 +1,82 @@
+//! Renderers: pure functions from a topology to text.
+
+pub mod graph;
+pub mod matrix;
+pub mod summary;
+pub mod svg;
+
+/// Bytes as a short human string (binary units).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024 && v % 1024 == 0 && u + 1 < UNITS.len() {
+        v /= 1024;
+        u += 1;
+    }
+    if u == 0 && n >= 1024 {
+        // Not a round number of KiB: show one decimal in the largest unit.
+        let mut f = n;
+        let mut unit = 0;
+        while f >= 1024 * 1024 && unit + 2 < UNITS.len() {
+            f /= 1024;
+            unit += 1;
+        }
+        return format!("{:.1} {}", f as f64 / 1024.0, UNITS[unit + 1]);
+    }
+    format!("{v} {}", UNITS[u])
+}
+
+/// MB/s as GB/s text.
+pub fn gbps(mbps: u64) -> String {
+    if mbps % 1000 == 0 {
+        format!("{} GB/s", mbps / 1000)
+    } else {
+        format!("{:.1} GB/s", mbps as f64 / 1000.0)
+    }
+}
+
+/// Left-aligned columns separated by at least two spaces (so the text splits back on
+/// runs of two or more spaces); trailing spaces trimmed.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; n];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                let pad = widths[i] - c.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_short() {
+        assert_eq!(bytes(80 << 30), "80 GiB");
+        assert_eq!(bytes(2 << 40), "2 TiB");
+        assert_eq!(bytes(1536 << 20), "1536 MiB");
+        assert_eq!(bytes(512), "512 B");
+    }
+
+    #[test]
+    fn columns_keep_two_spaces() {
+        let t = columns(&[vec!["a".into(), "bbb".into()], vec!["cccc".into(), "d".into()]]);
+        assert_eq!(t, "a     bbb\ncccc  d\n");
+    }
+}
