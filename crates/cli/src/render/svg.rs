@@ -81,10 +81,10 @@ pub fn render(topo: &Topology) -> String {
     let title_h = 64.0;
     let rows = panels.len().div_ceil(per_row).max(1);
     let has_direct = topo.links.iter().any(|l| matches!(l.kind, LinkKind::Nvlink { .. }));
-    let arc_room = if has_direct && !multi { 190.0 } else { 0.0 };
+    let arc_room = if has_direct && !multi { 150.0 } else { 0.0 };
     let has_switch = !topo.switches.is_empty();
     let bar_h = if has_switch { 64.0 } else { 0.0 };
-    let switch_room = if has_switch { 70.0 } else { 0.0 };
+    let switch_room = if has_switch && !multi { 70.0 } else if has_switch { 24.0 } else { 0.0 };
     let per_row_f = f64::from(u32::try_from(per_row).unwrap_or(1));
     let rows_f = f64::from(u32::try_from(rows).unwrap_or(1));
     let width = margin * 2.0 + per_row_f * panel_w + (per_row_f - 1.0) * 24.0;
@@ -261,10 +261,21 @@ pub fn render(topo: &Topology) -> String {
             let y1 = b.y + geo.h;
             let sw = 1.0 + f64::from((*up).min(18)) * 0.35;
             let (color, dash) = if *down > 0 { ("#c0392b", " stroke-dasharray=\"6 3\"") } else { ("#3c9a5f", "") };
+            // Several hosts: a stub under each GPU instead of lines across other panels.
+            let y2 = if multi { y1 + 12.0 } else { bar_y };
             let _ = writeln!(
                 o,
-                "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{bar_y:.1}\" stroke=\"{color}\" stroke-width=\"{sw:.1}\" stroke-opacity=\"0.75\"{dash}/>"
+                "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"{color}\" stroke-width=\"{sw:.1}\" stroke-opacity=\"0.75\"{dash}/>"
             );
+            if multi {
+                let _ = writeln!(
+                    o,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"{color}\">{}</text>",
+                    x + 5.0,
+                    y1 + 11.0,
+                    esc(&format!("{up}× to fabric"))
+                );
+            }
             if !multi {
                 let gen_txt = generation.map(|n| format!(" gen{n}")).unwrap_or_default();
                 let txt = if *down > 0 {
@@ -288,10 +299,11 @@ pub fn render(topo: &Topology) -> String {
             "<rect x=\"{bx:.1}\" y=\"{bar_y:.1}\" width=\"{bw:.1}\" height=\"{bar_h:.1}\" rx=\"10\" fill=\"#e6f4ea\" stroke=\"#3c9a5f\"/>"
         );
         let n = topo.switches.len();
-        let chip_w = ((bw - 40.0) / f64::from(u32::try_from(n.max(1)).unwrap_or(1)) - 8.0).clamp(30.0, 140.0);
+        let slot = (bw - 40.0) / f64::from(u32::try_from(n.max(1)).unwrap_or(1));
+        let chip_w = (slot - 8.0).clamp(4.0, 140.0);
         for (k, s) in topo.switches.iter().enumerate() {
             let kf = f64::from(u32::try_from(k).unwrap_or(0));
-            let x = bx + 20.0 + kf * (chip_w + 8.0);
+            let x = bx + 20.0 + kf * slot + (slot - chip_w) / 2.0;
             if x + chip_w > bx + bw {
                 break;
             }
@@ -300,13 +312,19 @@ pub fn render(topo: &Topology) -> String {
                 "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{chip_w:.1}\" height=\"22\" rx=\"4\" fill=\"#c7e8d0\" stroke=\"#2e7d4a\"/>",
                 bar_y + 28.0
             );
-            if chip_w >= 60.0 {
+            let label: String = if chip_w >= 6.0 * f64::from(u32::try_from(s.id.len()).unwrap_or(99)) {
+                s.id.clone()
+            } else {
+                let digits: String = s.id.chars().rev().take_while(char::is_ascii_digit).collect();
+                digits.chars().rev().collect()
+            };
+            if chip_w >= 16.0 {
                 let _ = writeln!(
                     o,
                     "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#1e5631\">{}</text>",
                     x + chip_w / 2.0,
                     bar_y + 43.0,
-                    esc(&s.id)
+                    esc(&label)
                 );
             }
         }
@@ -354,7 +372,7 @@ pub fn render(topo: &Topology) -> String {
         let y1 = pa.y + geo.h;
         let y2 = pb.y + geo.h;
         let dx = (x2 - x1).abs();
-        let cy = y1.max(y2) + 24.0 + (dx * 0.22).min(150.0);
+        let cy = y1.max(y2) + 30.0 + (dx * 0.3).min(250.0);
         let cx = (x1 + x2) / 2.0;
         let lanes = up + down;
         let w = 1.5 + f64::from(lanes.min(12)) * 1.6;
