@@ -16,6 +16,7 @@
 
 mod auto;
 mod error;
+pub mod merge;
 #[cfg(feature = "nvml")]
 mod nvml;
 pub mod profiles;
