@@ -335,8 +335,11 @@ pub struct Nic {
 }
 
 /// One end of a [`Link`].
+///
+/// Written as a map with exactly one key (`gpu`, `switch`, `nic` or `cpu`), the same
+/// in JSON and YAML.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "EndpointRepr", into = "EndpointRepr")]
 pub enum Endpoint {
     /// A GPU, by id.
     Gpu(GpuId),
@@ -349,9 +352,56 @@ pub enum Endpoint {
         /// The host.
         host: String,
         /// The NUMA node of the CPU end, where known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         numa: Option<u32>,
     },
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gpu: Option<GpuId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    switch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpu: Option<CpuRepr>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CpuRepr {
+    host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    numa: Option<u32>,
+}
+
+impl TryFrom<EndpointRepr> for Endpoint {
+    type Error = String;
+
+    fn try_from(r: EndpointRepr) -> Result<Self, String> {
+        match (r.gpu, r.switch, r.nic, r.cpu) {
+            (Some(g), None, None, None) => Ok(Endpoint::Gpu(g)),
+            (None, Some(s), None, None) => Ok(Endpoint::Switch(s)),
+            (None, None, Some(n), None) => Ok(Endpoint::Nic(n)),
+            (None, None, None, Some(c)) => Ok(Endpoint::Cpu { host: c.host, numa: c.numa }),
+            _ => Err("an endpoint has exactly one of `gpu`, `switch`, `nic`, `cpu`".to_string()),
+        }
+    }
+}
+
+impl From<Endpoint> for EndpointRepr {
+    fn from(e: Endpoint) -> Self {
+        let mut r = EndpointRepr { gpu: None, switch: None, nic: None, cpu: None };
+        match e {
+            Endpoint::Gpu(g) => r.gpu = Some(g),
+            Endpoint::Switch(s) => r.switch = Some(s),
+            Endpoint::Nic(n) => r.nic = Some(n),
+            Endpoint::Cpu { host, numa } => r.cpu = Some(CpuRepr { host, numa }),
+        }
+        r
+    }
 }
 
 impl fmt::Display for Endpoint {

@@ -164,7 +164,7 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str, format: Format) -> Result<
                     line,
                     column,
                     field,
-                    message: strip_location(&inner.to_string()),
+                    message: strip_path(&strip_location(&inner.to_string())),
                 }
             })
         }
@@ -173,10 +173,18 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str, format: Format) -> Result<
 
 fn field_of(path: &serde_path_to_error::Path) -> String {
     let p = path.to_string();
-    if p == "." || p.is_empty() {
+    if p == "." || p == "?" || p.is_empty() {
         String::new()
     } else {
         format!("{p}: ")
+    }
+}
+
+/// serde_yaml prefixes its own path (`gpus[0]: ...`); the error carries a better one.
+fn strip_path(msg: &str) -> String {
+    match msg.split_once(": ") {
+        Some((head, rest)) if !head.is_empty() && !head.contains(char::is_whitespace) => rest.to_string(),
+        _ => msg.to_string(),
     }
 }
 

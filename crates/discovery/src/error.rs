@@ -1,4 +1,7 @@
 //! Discovery errors, carrying the file, line or device they are about.
+//!
+//! Each message is complete on its own (it includes the underlying error's text), so
+//! the underlying errors are not chained as `source()` and nothing prints twice.
 
 use std::path::PathBuf;
 
@@ -26,20 +29,20 @@ pub enum Error {
         known: String,
     },
     /// A file could not be read.
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A snapshot file does not parse or is inconsistent.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Snapshot {
         /// The file.
         path: PathBuf,
         /// What is wrong, with line and column where known.
-        source: linkwise_core::Error,
+        error: linkwise_core::Error,
     },
     /// `nvidia-smi topo -m` text does not parse.
     #[error("{}:{line}: {message}", path.display())]
@@ -68,11 +71,11 @@ pub enum Error {
         reason: String,
     },
     /// The model rejected what a source produced.
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {error}")]
     Model {
         /// Which source produced it.
         origin: String,
         /// The model's complaint.
-        source: linkwise_core::Error,
+        error: linkwise_core::Error,
     },
 }

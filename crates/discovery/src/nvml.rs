@@ -51,9 +51,9 @@ impl TopologySource for NvmlSource {
         let facts = read_facts(&nvml)?;
         let base = SysfsSource::new("/").discover()?;
         let t = merge(base, &facts, "nvml");
-        t.validate().map_err(|source| Error::Model {
+        t.validate().map_err(|error| Error::Model {
             origin: "nvml".to_string(),
-            source,
+            error,
         })?;
         Ok(t)
     }

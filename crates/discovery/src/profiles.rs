@@ -65,9 +65,9 @@ impl TopologySource for ProfileSource {
         };
         t.source = format!("profile:{}", self.name);
         t.normalize();
-        t.validate().map_err(|source| Error::Model {
+        t.validate().map_err(|error| Error::Model {
             origin: format!("profile:{}", self.name),
-            source,
+            error,
         })?;
         Ok(t)
     }

@@ -22,18 +22,18 @@ impl SnapshotSource {
 
     /// Parses snapshot text; `path` names the input in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Topology> {
-        linkwise_core::snapshot::from_str(text).map_err(|source| Error::Snapshot {
+        linkwise_core::snapshot::from_str(text).map_err(|error| Error::Snapshot {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 }
 
 impl TopologySource for SnapshotSource {
     fn discover(&self) -> Result<Topology> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(&self.path).map_err(|error| Error::Read {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         Self::parse(&text, &self.path)
     }

@@ -4,7 +4,6 @@ pub mod discover;
 pub mod profiles;
 pub mod topo;
 
-use anyhow::Context;
 use linkwise_core::Topology;
 use linkwise_discovery::SourceSpec;
 
@@ -16,7 +15,8 @@ topo-text:FILE (saved `nvidia-smi topo -m`), snapshot:FILE (JSON/YAML), profile:
 pub fn discover(source: &str) -> anyhow::Result<Topology> {
     let spec = SourceSpec::parse(source)?;
     let src = spec.open()?;
-    let topo = src.discover().with_context(|| format!("discovering from {spec}"))?;
+    // Discovery errors already name the file, line or device they are about.
+    let topo = src.discover()?;
     tracing::info!(source = %spec, gpus = topo.gpus.len(), gaps = topo.gaps.len(), "discovered");
     Ok(topo)
 }
