@@ -1,0 +1,228 @@
+//! The `linkwise` binary, run as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn linkwise(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_linkwise"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run linkwise")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = linkwise(args);
+    assert!(o.status.success(), "linkwise {args:?} failed: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn profiles() -> Vec<String> {
+    ok(&["profiles"]).lines().map(|l| l.split_whitespace().next().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn profiles_prints_one_name_per_line_without_a_header() {
+    let out = ok(&["profiles"]);
+    let names = profiles();
+    for required in ["dgx-h100", "dgx1-v100", "pcie-8gpu", "nvlink-bridge-pairs", "riscv-fusion", "nvl72", "degraded"] {
+        assert!(names.iter().any(|n| n == required), "{required} missing from:\n{out}");
+    }
+    for line in out.lines() {
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap();
+        assert!(words.next().is_some(), "no description on {line:?}");
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&["profiles", "-o", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), names.len());
+}
+
+#[test]
+fn the_readme_quickstart_runs() {
+    let out = ok(&["discover", "--source", "profile:dgx-h100"]);
+    assert!(out.contains("GPUs (8)"), "{out}");
+    assert!(out.contains("NVLink islands (1)"), "{out}");
+    assert!(out.contains("at least NV18"), "{out}");
+}
+
+#[test]
+fn discover_snapshot_out_and_in_is_identical_for_every_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in profiles() {
+        let src = format!("profile:{p}");
+        let json = ok(&["discover", "--source", &src, "-o", "json"]);
+        let yaml = ok(&["discover", "--source", &src, "-o", "yaml"]);
+        let f = dir.path().join(format!("{p}.yaml"));
+        std::fs::write(&f, &yaml).unwrap();
+        let back = ok(&["discover", "--source", &format!("snapshot:{}", f.display()), "-o", "json"]);
+        assert_eq!(back, json, "{p}: YAML snapshot did not read back to the same JSON");
+    }
+}
+
+#[test]
+fn topo_json_has_the_documented_shape() {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["topo", "--source", "profile:dgx1-v100", "-o", "json"])).unwrap();
+    let obj = v.as_object().unwrap();
+    assert_eq!(obj.keys().collect::<Vec<_>>(), ["gpus", "matrix"]);
+    assert_eq!(v["gpus"][0], "GPU0");
+    assert_eq!(v["matrix"][0][0], "X");
+    assert_eq!(v["matrix"][0][3], "NV2");
+    assert_eq!(v["matrix"][0][5], "SYS");
+    assert_eq!(v["matrix"].as_array().unwrap().len(), 8);
+}
+
+/// The GPU-to-GPU matrix of an `nvidia-smi topo -m` text, read independently of the
+/// importer: the header's GPU columns, then the first N whitespace-separated cells of
+/// each GPU row (cells never contain spaces), with the old `SOC` read as `SYS`.
+fn sample_matrix(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines().skip_while(|l| !l.split_whitespace().any(|w| w == "GPU0"));
+    let header = lines.next().unwrap();
+    let gpus: Vec<String> = header
+        .split_whitespace()
+        .filter(|w| w.len() > 3 && w.starts_with("GPU") && w[3..].chars().all(|c| c.is_ascii_digit()))
+        .map(String::from)
+        .collect();
+    let mut rows = Vec::new();
+    for l in lines {
+        let mut w = l.split_whitespace();
+        let Some(label) = w.next() else { break };
+        if !gpus.iter().any(|g| g == label) {
+            if rows.len() == gpus.len() {
+                break;
+            }
+            continue;
+        }
+        // Drivers before 2017 spelled SYS as SOC; linkwise prints today's vocabulary.
+        rows.push(w.take(gpus.len()).map(|c| if c == "SOC" { "SYS".to_string() } else { c.to_string() }).collect());
+    }
+    (gpus, rows)
+}
+
+#[test]
+fn every_topo_sample_imports_and_reproduces_its_matrix_cell_for_cell() {
+    let dir = repo().join("fixtures/topo");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|x| x.to_str()) != Some("txt") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let (gpus, expected) = sample_matrix(&text);
+        let src = format!("topo-text:{}", path.display());
+        let v: serde_json::Value = serde_json::from_str(&ok(&["topo", "--source", &src, "-o", "json"])).unwrap();
+        let got_gpus: Vec<String> = serde_json::from_value(v["gpus"].clone()).unwrap();
+        let got: Vec<Vec<String>> = serde_json::from_value(v["matrix"].clone()).unwrap();
+        assert_eq!(got_gpus, gpus, "{}", path.display());
+        assert_eq!(got, expected, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 5, "expected the five reference samples and more, found {n}");
+}
+
+#[test]
+fn topo_table_imports_back_as_topo_text() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in ["dgx1-v100", "pcie-8gpu", "riscv-fusion", "degraded"] {
+        let src = format!("profile:{p}");
+        let table = ok(&["topo", "--source", &src]);
+        let f = dir.path().join(format!("{p}.txt"));
+        std::fs::write(&f, &table).unwrap();
+        let direct = ok(&["topo", "--source", &src, "-o", "json"]);
+        let again = ok(&["topo", "--source", &format!("topo-text:{}", f.display()), "-o", "json"]);
+        assert_eq!(again, direct, "{p}: table does not import back to the same matrix");
+    }
+}
+
+/// Tags open and close in order: enough to catch broken markup.
+fn assert_well_formed(svg: &str) {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let end = rest.find('>').expect("unclosed tag");
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
+        } else if !tag.ends_with('/') && !tag.starts_with('?') && !tag.starts_with('!') {
+            stack.push(tag.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+}
+
+#[test]
+fn topo_svg_is_a_well_formed_picture_of_every_gpu() {
+    for p in profiles() {
+        let svg = ok(&["topo", "--source", &format!("profile:{p}"), "-o", "svg"]);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{p}");
+        assert_well_formed(&svg);
+        let n: usize = serde_json::from_str::<serde_json::Value>(&ok(&["topo", "--source", &format!("profile:{p}"), "-o", "json"]))
+            .unwrap()["gpus"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(svg.matches("<title>").count(), n, "{p}: one titled box per GPU");
+    }
+    let degraded = ok(&["topo", "--source", "profile:degraded", "-o", "svg"]);
+    assert!(degraded.contains("UNHEALTHY") && degraded.contains("DOWN"), "degraded state is visible");
+}
+
+#[test]
+fn topo_dot_draws_links_weighted_by_lanes() {
+    let dot = ok(&["topo", "--source", "profile:dgx1-v100", "-o", "dot"]);
+    assert!(dot.starts_with("graph linkwise {") && dot.trim_end().ends_with('}'));
+    assert_eq!(dot.matches(" -- ").count(), 16, "16 NVLink pairs in the cube-mesh");
+    assert!(dot.contains("label=\"NV2\", penwidth=1.8"));
+    let nvl = ok(&["topo", "--source", "profile:nvl72", "-o", "dot"]);
+    assert_eq!(nvl.lines().filter(|l| l.starts_with("  \"fabric\" [")).count(), 1, "switch trays collapse into one fabric node");
+    assert_eq!(nvl.matches("-- \"fabric\"").count(), 72, "one fabric edge per GPU");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("broken.json");
+    std::fs::write(&f, "{\n  \"schemaVersion\": 1,\n  \"source\": 7\n}\n").unwrap();
+    let o = linkwise(&["discover", "--source", &format!("snapshot:{}", f.display())]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("broken.json") && e.contains("line 3") && e.contains("source"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for args in [
+        vec!["discover", "--source", "profile:nope"],
+        vec!["discover", "--source", "bogus:x"],
+        vec!["topo", "--source", "topo-text:/nonexistent/topo.txt"],
+        vec!["topo", "--source", "snapshot:"],
+    ] {
+        let o = linkwise(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?} printed to stdout on failure");
+    }
+}
+
+#[test]
+fn discover_on_this_machine_exits_0() {
+    let o = linkwise(&["discover"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Host "), "{out}");
+    let o = linkwise(&["discover", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schemaVersion"], 1);
+}
