@@ -1,5 +1,8 @@
 //! The `linkwise` binary, run as a user runs it.
 
+// Helpers here are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,7 +24,11 @@ fn stderr(o: &Output) -> String {
 
 fn ok(args: &[&str]) -> String {
     let o = linkwise(args);
-    assert!(o.status.success(), "linkwise {args:?} failed: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "linkwise {args:?} failed: {}",
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -30,21 +37,39 @@ fn repo() -> PathBuf {
 }
 
 fn profiles() -> Vec<String> {
-    ok(&["profiles"]).lines().map(|l| l.split_whitespace().next().unwrap_or_default().to_string()).collect()
+    ok(&["profiles"])
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[test]
 fn profiles_prints_one_name_per_line_without_a_header() {
     let out = ok(&["profiles"]);
     let names = profiles();
-    for required in ["dgx-h100", "dgx1-v100", "pcie-8gpu", "nvlink-bridge-pairs", "riscv-fusion", "nvl72", "degraded"] {
-        assert!(names.iter().any(|n| n == required), "{required} missing from:\n{out}");
+    for required in [
+        "dgx-h100",
+        "dgx1-v100",
+        "pcie-8gpu",
+        "nvlink-bridge-pairs",
+        "riscv-fusion",
+        "nvl72",
+        "degraded",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "{required} missing from:\n{out}"
+        );
     }
     for line in out.lines() {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap();
         assert!(words.next().is_some(), "no description on {line:?}");
-        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{name}"
+        );
     }
     let json: serde_json::Value = serde_json::from_str(&ok(&["profiles", "-o", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), names.len());
@@ -67,14 +92,30 @@ fn discover_snapshot_out_and_in_is_identical_for_every_profile() {
         let yaml = ok(&["discover", "--source", &src, "-o", "yaml"]);
         let f = dir.path().join(format!("{p}.yaml"));
         std::fs::write(&f, &yaml).unwrap();
-        let back = ok(&["discover", "--source", &format!("snapshot:{}", f.display()), "-o", "json"]);
-        assert_eq!(back, json, "{p}: YAML snapshot did not read back to the same JSON");
+        let back = ok(&[
+            "discover",
+            "--source",
+            &format!("snapshot:{}", f.display()),
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            back, json,
+            "{p}: YAML snapshot did not read back to the same JSON"
+        );
     }
 }
 
 #[test]
 fn topo_json_has_the_documented_shape() {
-    let v: serde_json::Value = serde_json::from_str(&ok(&["topo", "--source", "profile:dgx1-v100", "-o", "json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "topo",
+        "--source",
+        "profile:dgx1-v100",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
     let obj = v.as_object().unwrap();
     assert_eq!(obj.keys().collect::<Vec<_>>(), ["gpus", "matrix"]);
     assert_eq!(v["gpus"][0], "GPU0");
@@ -88,11 +129,15 @@ fn topo_json_has_the_documented_shape() {
 /// importer: the header's GPU columns, then the first N whitespace-separated cells of
 /// each GPU row (cells never contain spaces), with the old `SOC` read as `SYS`.
 fn sample_matrix(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut lines = text.lines().skip_while(|l| !l.split_whitespace().any(|w| w == "GPU0"));
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.split_whitespace().any(|w| w == "GPU0"));
     let header = lines.next().unwrap();
     let gpus: Vec<String> = header
         .split_whitespace()
-        .filter(|w| w.len() > 3 && w.starts_with("GPU") && w[3..].chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| {
+            w.len() > 3 && w.starts_with("GPU") && w[3..].chars().all(|c| c.is_ascii_digit())
+        })
         .map(String::from)
         .collect();
     let mut rows = Vec::new();
@@ -106,7 +151,17 @@ fn sample_matrix(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
             continue;
         }
         // Drivers before 2017 spelled SYS as SOC; linkwise prints today's vocabulary.
-        rows.push(w.take(gpus.len()).map(|c| if c == "SOC" { "SYS".to_string() } else { c.to_string() }).collect());
+        rows.push(
+            w.take(gpus.len())
+                .map(|c| {
+                    if c == "SOC" {
+                        "SYS".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        );
     }
     (gpus, rows)
 }
@@ -123,14 +178,18 @@ fn every_topo_sample_imports_and_reproduces_its_matrix_cell_for_cell() {
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         let (gpus, expected) = sample_matrix(&text);
         let src = format!("topo-text:{}", path.display());
-        let v: serde_json::Value = serde_json::from_str(&ok(&["topo", "--source", &src, "-o", "json"])).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["topo", "--source", &src, "-o", "json"])).unwrap();
         let got_gpus: Vec<String> = serde_json::from_value(v["gpus"].clone()).unwrap();
         let got: Vec<Vec<String>> = serde_json::from_value(v["matrix"].clone()).unwrap();
         assert_eq!(got_gpus, gpus, "{}", path.display());
         assert_eq!(got, expected, "{}", path.display());
         n += 1;
     }
-    assert!(n >= 5, "expected the five reference samples and more, found {n}");
+    assert!(
+        n >= 5,
+        "expected the five reference samples and more, found {n}"
+    );
 }
 
 #[test]
@@ -142,8 +201,17 @@ fn topo_table_imports_back_as_topo_text() {
         let f = dir.path().join(format!("{p}.txt"));
         std::fs::write(&f, &table).unwrap();
         let direct = ok(&["topo", "--source", &src, "-o", "json"]);
-        let again = ok(&["topo", "--source", &format!("topo-text:{}", f.display()), "-o", "json"]);
-        assert_eq!(again, direct, "{p}: table does not import back to the same matrix");
+        let again = ok(&[
+            "topo",
+            "--source",
+            &format!("topo-text:{}", f.display()),
+            "-o",
+            "json",
+        ]);
+        assert_eq!(
+            again, direct,
+            "{p}: table does not import back to the same matrix"
+        );
     }
 }
 
@@ -169,28 +237,58 @@ fn assert_well_formed(svg: &str) {
 fn topo_svg_is_a_well_formed_picture_of_every_gpu() {
     for p in profiles() {
         let svg = ok(&["topo", "--source", &format!("profile:{p}"), "-o", "svg"]);
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{p}");
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{p}"
+        );
         assert_well_formed(&svg);
-        let n: usize = serde_json::from_str::<serde_json::Value>(&ok(&["topo", "--source", &format!("profile:{p}"), "-o", "json"]))
-            .unwrap()["gpus"]
+        let n: usize = serde_json::from_str::<serde_json::Value>(&ok(&[
+            "topo",
+            "--source",
+            &format!("profile:{p}"),
+            "-o",
+            "json",
+        ]))
+        .unwrap()["gpus"]
             .as_array()
             .unwrap()
             .len();
-        assert_eq!(svg.matches("<title>").count(), n, "{p}: one titled box per GPU");
+        assert_eq!(
+            svg.matches("<title>").count(),
+            n,
+            "{p}: one titled box per GPU"
+        );
     }
     let degraded = ok(&["topo", "--source", "profile:degraded", "-o", "svg"]);
-    assert!(degraded.contains("UNHEALTHY") && degraded.contains("DOWN"), "degraded state is visible");
+    assert!(
+        degraded.contains("UNHEALTHY") && degraded.contains("DOWN"),
+        "degraded state is visible"
+    );
 }
 
 #[test]
 fn topo_dot_draws_links_weighted_by_lanes() {
     let dot = ok(&["topo", "--source", "profile:dgx1-v100", "-o", "dot"]);
     assert!(dot.starts_with("graph linkwise {") && dot.trim_end().ends_with('}'));
-    assert_eq!(dot.matches(" -- ").count(), 16, "16 NVLink pairs in the cube-mesh");
+    assert_eq!(
+        dot.matches(" -- ").count(),
+        16,
+        "16 NVLink pairs in the cube-mesh"
+    );
     assert!(dot.contains("label=\"NV2\", penwidth=1.8"));
     let nvl = ok(&["topo", "--source", "profile:nvl72", "-o", "dot"]);
-    assert_eq!(nvl.lines().filter(|l| l.starts_with("  \"fabric\" [")).count(), 1, "switch trays collapse into one fabric node");
-    assert_eq!(nvl.matches("-- \"fabric\"").count(), 72, "one fabric edge per GPU");
+    assert_eq!(
+        nvl.lines()
+            .filter(|l| l.starts_with("  \"fabric\" ["))
+            .count(),
+        1,
+        "switch trays collapse into one fabric node"
+    );
+    assert_eq!(
+        nvl.matches("-- \"fabric\"").count(),
+        72,
+        "one fabric edge per GPU"
+    );
 }
 
 #[test]
@@ -201,7 +299,10 @@ fn bad_input_exits_2_naming_the_file_and_line() {
     let o = linkwise(&["discover", "--source", &format!("snapshot:{}", f.display())]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("broken.json") && e.contains("line 3") && e.contains("source"), "{e}");
+    assert!(
+        e.contains("broken.json") && e.contains("line 3") && e.contains("source"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
     for args in [
         vec!["discover", "--source", "profile:nope"],
@@ -211,7 +312,10 @@ fn bad_input_exits_2_naming_the_file_and_line() {
     ] {
         let o = linkwise(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        assert!(stdout(&o).is_empty(), "{args:?} printed to stdout on failure");
+        assert!(
+            stdout(&o).is_empty(),
+            "{args:?} printed to stdout on failure"
+        );
     }
 }
 

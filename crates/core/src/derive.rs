@@ -133,8 +133,12 @@ impl Topology {
     /// `SYS` otherwise.
     pub fn pair_matrix(&self) -> PairMatrix {
         let n = self.gpus.len();
-        let pos: BTreeMap<&GpuId, usize> =
-            self.gpus.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
+        let pos: BTreeMap<&GpuId, usize> = self
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (&g.id, i))
+            .collect();
         let mut direct = vec![(0u32, 0u64); n * n];
         let mut pcie: BTreeMap<(usize, usize), PathClass> = BTreeMap::new();
         let mut switch_ports: Vec<BTreeMap<&str, (u32, u64)>> = vec![BTreeMap::new(); n];
@@ -197,12 +201,17 @@ impl Topology {
                 let cell = if lanes > 0 {
                     Cell::Nvlink { lanes }
                 } else {
-                    let class = pcie.get(&(i, j)).copied().unwrap_or_else(|| self.fallback_class(i, j));
+                    let class = pcie
+                        .get(&(i, j))
+                        .copied()
+                        .unwrap_or_else(|| self.fallback_class(i, j));
                     bw = if class == PathClass::Net {
                         0
                     } else {
                         let p = |g: &crate::Gpu| {
-                            g.pcie.and_then(|p| p.max_bandwidth_mbps()).unwrap_or(DEFAULT_PCIE_MBPS)
+                            g.pcie
+                                .and_then(|p| p.max_bandwidth_mbps())
+                                .unwrap_or(DEFAULT_PCIE_MBPS)
                         };
                         p(gi).min(p(gj))
                     };
@@ -308,7 +317,9 @@ impl Topology {
                     key
                 } else {
                     let first = &self.gpus[members[0]].id;
-                    island_of.get(first).map_or_else(|| key.clone(), |is| is.name())
+                    island_of
+                        .get(first)
+                        .map_or_else(|| key.clone(), |is| is.name())
                 },
                 gpus: members.iter().map(|&i| self.gpus[i].id.clone()).collect(),
                 hosts: hosts_of(members.iter().map(|&i| &self.gpus[i].host)),

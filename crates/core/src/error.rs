@@ -30,7 +30,9 @@ pub enum Error {
         message: String,
     },
     /// A snapshot has a `schemaVersion` this build does not read.
-    #[error("schemaVersion {found} is not supported (this build reads {supported}); upgrade linkwise or re-export the snapshot")]
+    #[error(
+        "schemaVersion {found} is not supported (this build reads {supported}); upgrade linkwise or re-export the snapshot"
+    )]
     UnsupportedVersion {
         /// The version in the file.
         found: u32,

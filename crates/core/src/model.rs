@@ -265,7 +265,12 @@ pub struct Gpu {
 
 impl Gpu {
     /// A healthy GPU with only the required fields set.
-    pub fn new(id: impl Into<String>, index: u32, host: impl Into<String>, model: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        index: u32,
+        host: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Self {
         Gpu {
             id: GpuId(id.into()),
             index,
@@ -385,7 +390,10 @@ impl TryFrom<EndpointRepr> for Endpoint {
             (Some(g), None, None, None) => Ok(Endpoint::Gpu(g)),
             (None, Some(s), None, None) => Ok(Endpoint::Switch(s)),
             (None, None, Some(n), None) => Ok(Endpoint::Nic(n)),
-            (None, None, None, Some(c)) => Ok(Endpoint::Cpu { host: c.host, numa: c.numa }),
+            (None, None, None, Some(c)) => Ok(Endpoint::Cpu {
+                host: c.host,
+                numa: c.numa,
+            }),
             _ => Err("an endpoint has exactly one of `gpu`, `switch`, `nic`, `cpu`".to_string()),
         }
     }
@@ -393,7 +401,12 @@ impl TryFrom<EndpointRepr> for Endpoint {
 
 impl From<Endpoint> for EndpointRepr {
     fn from(e: Endpoint) -> Self {
-        let mut r = EndpointRepr { gpu: None, switch: None, nic: None, cpu: None };
+        let mut r = EndpointRepr {
+            gpu: None,
+            switch: None,
+            nic: None,
+            cpu: None,
+        };
         match e {
             Endpoint::Gpu(g) => r.gpu = Some(g),
             Endpoint::Switch(s) => r.switch = Some(s),
@@ -410,7 +423,10 @@ impl fmt::Display for Endpoint {
             Endpoint::Gpu(id) => write!(f, "gpu {id}"),
             Endpoint::Switch(id) => write!(f, "nvswitch {id}"),
             Endpoint::Nic(id) => write!(f, "nic {id}"),
-            Endpoint::Cpu { host, numa: Some(n) } => write!(f, "cpu {host} node {n}"),
+            Endpoint::Cpu {
+                host,
+                numa: Some(n),
+            } => write!(f, "cpu {host} node {n}"),
             Endpoint::Cpu { host, numa: None } => write!(f, "cpu {host}"),
         }
     }
@@ -564,7 +580,8 @@ impl Link {
     /// An up link with the bandwidth implied by its kind.
     pub fn new(a: Endpoint, b: Endpoint, kind: LinkKind) -> Self {
         let bandwidth_mbps = match &kind {
-            LinkKind::Nvlink { lanes, generation } | LinkKind::NvswitchPort { lanes, generation } => {
+            LinkKind::Nvlink { lanes, generation }
+            | LinkKind::NvswitchPort { lanes, generation } => {
                 Some(u64::from(*lanes) * nvlink_lane_mbps(*generation))
             }
             LinkKind::C2c { lanes: Some(l), .. } => Some(u64::from(*l) * nvlink_lane_mbps(Some(4))),
@@ -672,7 +689,10 @@ impl Topology {
         let mut hosts = BTreeSet::new();
         for (i, h) in self.hosts.iter().enumerate() {
             if h.name.is_empty() {
-                return Err(Error::invalid(format!("hosts[{i}].name"), "must not be empty"));
+                return Err(Error::invalid(
+                    format!("hosts[{i}].name"),
+                    "must not be empty",
+                ));
             }
             if !hosts.insert(h.name.as_str()) {
                 return Err(Error::invalid(
@@ -763,11 +783,21 @@ impl Topology {
                 }
             }
             if l.a == l.b {
-                return Err(Error::invalid(format!("links[{i}]"), "a link joins an endpoint to itself"));
+                return Err(Error::invalid(
+                    format!("links[{i}]"),
+                    "a link joins an endpoint to itself",
+                ));
             }
             match (&l.kind, &l.a, &l.b) {
-                (LinkKind::Nvlink { lanes: 0, .. } | LinkKind::NvswitchPort { lanes: 0, .. }, _, _) => {
-                    return Err(Error::invalid(format!("links[{i}].kind.lanes"), "must be at least 1"));
+                (
+                    LinkKind::Nvlink { lanes: 0, .. } | LinkKind::NvswitchPort { lanes: 0, .. },
+                    _,
+                    _,
+                ) => {
+                    return Err(Error::invalid(
+                        format!("links[{i}].kind.lanes"),
+                        "must be at least 1",
+                    ));
                 }
                 (LinkKind::Nvlink { .. }, Endpoint::Gpu(_), Endpoint::Gpu(_)) => {}
                 (LinkKind::Nvlink { .. }, _, _) => {
@@ -787,7 +817,10 @@ impl Topology {
                 (LinkKind::C2c { .. }, Endpoint::Gpu(_), Endpoint::Cpu { .. })
                 | (LinkKind::C2c { .. }, Endpoint::Cpu { .. }, Endpoint::Gpu(_)) => {}
                 (LinkKind::C2c { .. }, _, _) => {
-                    return Err(Error::invalid(format!("links[{i}]"), "a c2c link joins a GPU and a CPU"));
+                    return Err(Error::invalid(
+                        format!("links[{i}]"),
+                        "a c2c link joins a GPU and a CPU",
+                    ));
                 }
                 (LinkKind::Pcie { .. }, _, _) => {}
             }

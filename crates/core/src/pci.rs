@@ -103,7 +103,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "1b:00", "zz:00.0", "0000:1b:20.0", "0000:1b:00.8", "0:0:0:0.0"] {
+        for bad in [
+            "",
+            "1b:00",
+            "zz:00.0",
+            "0000:1b:20.0",
+            "0000:1b:00.8",
+            "0:0:0:0.0",
+        ] {
             assert!(bad.parse::<PciAddress>().is_err(), "{bad} should fail");
         }
     }

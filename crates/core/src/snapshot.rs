@@ -183,7 +183,9 @@ fn field_of(path: &serde_path_to_error::Path) -> String {
 /// serde_yaml prefixes its own path (`gpus[0]: ...`); the error carries a better one.
 fn strip_path(msg: &str) -> String {
     match msg.split_once(": ") {
-        Some((head, rest)) if !head.is_empty() && !head.contains(char::is_whitespace) => rest.to_string(),
+        Some((head, rest)) if !head.is_empty() && !head.contains(char::is_whitespace) => {
+            rest.to_string()
+        }
         _ => msg.to_string(),
     }
 }

@@ -83,7 +83,9 @@ impl SourceSpec {
         };
         Ok(match kind {
             "auto" => SourceSpec::Auto,
-            "sysfs" => SourceSpec::Sysfs(PathBuf::from(arg.filter(|a| !a.is_empty()).unwrap_or("/"))),
+            "sysfs" => {
+                SourceSpec::Sysfs(PathBuf::from(arg.filter(|a| !a.is_empty()).unwrap_or("/")))
+            }
             "nvml" => SourceSpec::Nvml,
             "topo-text" => SourceSpec::TopoText(PathBuf::from(need("file")?)),
             "snapshot" => SourceSpec::Snapshot(PathBuf::from(need("file")?)),
@@ -119,7 +121,9 @@ fn open_nvml() -> Result<Box<dyn TopologySource>> {
 #[cfg(not(feature = "nvml"))]
 fn open_nvml() -> Result<Box<dyn TopologySource>> {
     Err(Error::NvmlUnavailable {
-        reason: "this linkwise was built without the `nvml` feature; rebuild with `--features nvml`".to_string(),
+        reason:
+            "this linkwise was built without the `nvml` feature; rebuild with `--features nvml`"
+                .to_string(),
     })
 }
 
@@ -143,8 +147,14 @@ mod tests {
     #[test]
     fn parses_every_source_kind() {
         assert_eq!(SourceSpec::parse("auto").unwrap(), SourceSpec::Auto);
-        assert_eq!(SourceSpec::parse("sysfs").unwrap(), SourceSpec::Sysfs("/".into()));
-        assert_eq!(SourceSpec::parse("sysfs:/tmp/x").unwrap(), SourceSpec::Sysfs("/tmp/x".into()));
+        assert_eq!(
+            SourceSpec::parse("sysfs").unwrap(),
+            SourceSpec::Sysfs("/".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("sysfs:/tmp/x").unwrap(),
+            SourceSpec::Sysfs("/tmp/x".into())
+        );
         assert_eq!(
             SourceSpec::parse("profile:dgx-h100").unwrap(),
             SourceSpec::Profile("dgx-h100".into())
@@ -154,7 +164,10 @@ mod tests {
             SourceSpec::TopoText("a:b.txt".into())
         );
         for bad in ["profile", "profile:", "snapshot:", "gpu:0", ""] {
-            assert!(SourceSpec::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                SourceSpec::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use linkwise_core::{
-    Endpoint, FabricMembership, Gpu, GpuId, Link, LinkKind, LinkState, MigMode, NvSwitch, PathClass, PciAddress,
-    Topology,
+    Endpoint, FabricMembership, Gpu, GpuId, Link, LinkKind, LinkState, MigMode, NvSwitch,
+    PathClass, PciAddress, Topology,
 };
 
 /// What the driver reports about one GPU.
@@ -80,7 +80,11 @@ pub struct DriverFacts {
 /// added, and the driver's PCIe classes replace the ones sysfs derived. Gaps that only
 /// said "NVLink needs NVML" are dropped.
 pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology {
-    let host = base.hosts.first().map(|h| h.name.clone()).unwrap_or_else(|| "localhost".to_string());
+    let host = base
+        .hosts
+        .first()
+        .map(|h| h.name.clone())
+        .unwrap_or_else(|| "localhost".to_string());
     if base.hosts.is_empty() {
         base.hosts.push(linkwise_core::Host::named(host.clone()));
     }
@@ -166,14 +170,18 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
     let mut switch_links: BTreeMap<(GpuId, String, bool, Option<u32>), u32> = BTreeMap::new();
     let mut unknown = 0usize;
     for d in &facts.gpus {
-        let Some(me) = by_index.get(&d.index) else { continue };
+        let Some(me) = by_index.get(&d.index) else {
+            continue;
+        };
         for l in &d.nvlinks {
             match (l.remote_kind, l.remote_pci) {
                 (RemoteKind::Gpu, Some(p)) => {
                     if let Some(peer) = by_pci.get(&p) {
                         // Each link is seen from both ends: count it from the lower id only.
                         if me < peer {
-                            *gpu_links.entry((me.clone(), peer.clone(), l.active, l.generation)).or_default() += 1;
+                            *gpu_links
+                                .entry((me.clone(), peer.clone(), l.active, l.generation))
+                                .or_default() += 1;
                         }
                     } else {
                         unknown += 1;
@@ -181,7 +189,11 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
                 }
                 (RemoteKind::Switch, Some(p)) => {
                     let id = p.to_string();
-                    if !base.switches.iter().any(|s| s.id == id || s.pci_bus_id == Some(p)) {
+                    if !base
+                        .switches
+                        .iter()
+                        .any(|s| s.id == id || s.pci_bus_id == Some(p))
+                    {
                         base.switches.push(NvSwitch {
                             id: id.clone(),
                             host: None,
@@ -194,21 +206,31 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
                         .iter()
                         .find(|s| s.id == id || s.pci_bus_id == Some(p))
                         .map_or(id, |s| s.id.clone());
-                    *switch_links.entry((me.clone(), sid, l.active, l.generation)).or_default() += 1;
+                    *switch_links
+                        .entry((me.clone(), sid, l.active, l.generation))
+                        .or_default() += 1;
                 }
                 _ => unknown += 1,
             }
         }
     }
     for ((a, b, active, generation), lanes) in gpu_links {
-        let mut l = Link::new(Endpoint::Gpu(a), Endpoint::Gpu(b), LinkKind::Nvlink { lanes, generation });
+        let mut l = Link::new(
+            Endpoint::Gpu(a),
+            Endpoint::Gpu(b),
+            LinkKind::Nvlink { lanes, generation },
+        );
         if !active {
             l.state = LinkState::Down;
         }
         base.links.push(l);
     }
     for ((g, s, active, generation), lanes) in switch_links {
-        let mut l = Link::new(Endpoint::Gpu(g), Endpoint::Switch(s), LinkKind::NvswitchPort { lanes, generation });
+        let mut l = Link::new(
+            Endpoint::Gpu(g),
+            Endpoint::Switch(s),
+            LinkKind::NvswitchPort { lanes, generation },
+        );
         if !active {
             l.state = LinkState::Down;
         }
@@ -232,11 +254,20 @@ mod tests {
     use linkwise_core::Host;
 
     fn pci(bus: u8) -> PciAddress {
-        PciAddress { domain: 0, bus, device: 0, function: 0 }
+        PciAddress {
+            domain: 0,
+            bus,
+            device: 0,
+            function: 0,
+        }
     }
 
     fn base() -> Topology {
-        let mut t = Topology { source: "sysfs:/".into(), hosts: vec![Host::named("n1")], ..Topology::default() };
+        let mut t = Topology {
+            source: "sysfs:/".into(),
+            hosts: vec![Host::named("n1")],
+            ..Topology::default()
+        };
         for (i, bus) in [(0u32, 0x18u8), (1, 0x2a)] {
             let mut g = Gpu::new(pci(bus).to_string(), i, "n1", "NVIDIA device 0x2330");
             g.pci_bus_id = Some(pci(bus));
@@ -246,14 +277,22 @@ mod tests {
         t.links.push(Link::new(
             Endpoint::Gpu(GpuId(pci(0x18).to_string())),
             Endpoint::Gpu(GpuId(pci(0x2a).to_string())),
-            LinkKind::Pcie { class: PathClass::Phb },
+            LinkKind::Pcie {
+                class: PathClass::Phb,
+            },
         ));
         t.gap("nvlink", "sysfs cannot see NVLink; build with NVML");
         t
     }
 
     fn link(link: u32, kind: RemoteKind, bus: u8, active: bool) -> DriverLink {
-        DriverLink { link, active, generation: Some(4), remote_kind: kind, remote_pci: Some(pci(bus)) }
+        DriverLink {
+            link,
+            active,
+            generation: Some(4),
+            remote_kind: kind,
+            remote_pci: Some(pci(bus)),
+        }
     }
 
     #[test]
@@ -280,22 +319,40 @@ mod tests {
         assert_eq!(t.gpus[0].id, GpuId("GPU-0".into()));
         assert_eq!(t.gpus[0].numa_node, Some(0), "sysfs NUMA kept");
         assert_eq!(t.gpus[0].model, "NVIDIA H100 80GB HBM3");
-        assert!(t.gaps.is_empty(), "the NVML-needed gap is gone: {:?}", t.gaps);
+        assert!(
+            t.gaps.is_empty(),
+            "the NVML-needed gap is gone: {:?}",
+            t.gaps
+        );
         // Two active direct lanes (counted once, not from both ends) + one shared switch lane.
         let m = t.pair_matrix();
         assert_eq!(m.cell(0, 1).label(), "NV3");
         assert_eq!(t.switches.len(), 1);
         assert!(t.links.iter().any(|l| l.state == LinkState::Down));
         // The driver's PCIe class replaced sysfs's, and no stale id remains.
-        let pcie: Vec<_> = t.links.iter().filter(|l| matches!(l.kind, LinkKind::Pcie { .. })).collect();
+        let pcie: Vec<_> = t
+            .links
+            .iter()
+            .filter(|l| matches!(l.kind, LinkKind::Pcie { .. }))
+            .collect();
         assert_eq!(pcie.len(), 1);
-        assert_eq!(pcie[0].kind, LinkKind::Pcie { class: PathClass::Pix });
+        assert_eq!(
+            pcie[0].kind,
+            LinkKind::Pcie {
+                class: PathClass::Pix
+            }
+        );
     }
 
     #[test]
     fn driver_gpus_unknown_to_sysfs_are_added() {
         let facts = DriverFacts {
-            gpus: vec![DriverGpu { index: 2, pci: Some(pci(0x9a)), uuid: Some("GPU-x".into()), ..DriverGpu::default() }],
+            gpus: vec![DriverGpu {
+                index: 2,
+                pci: Some(pci(0x9a)),
+                uuid: Some("GPU-x".into()),
+                ..DriverGpu::default()
+            }],
             pcie: BTreeMap::new(),
         };
         let t = merge(base(), &facts, "nvml");

@@ -37,7 +37,8 @@ impl NvmlSource {
 fn one_line(e: &NvmlError) -> String {
     match e {
         NvmlError::LibloadingError(_) => {
-            "libnvidia-ml.so.1 not found (no NVIDIA driver installed, or not in the library path)".to_string()
+            "libnvidia-ml.so.1 not found (no NVIDIA driver installed, or not in the library path)"
+                .to_string()
         }
         NvmlError::DriverNotLoaded => "the NVIDIA kernel driver is not loaded".to_string(),
         NvmlError::NoPermission => "no permission to talk to the NVIDIA driver".to_string(),
@@ -47,7 +48,9 @@ fn one_line(e: &NvmlError) -> String {
 
 impl TopologySource for NvmlSource {
     fn discover(&self) -> Result<Topology> {
-        let nvml = Nvml::init().map_err(|e| Error::NvmlUnavailable { reason: one_line(&e) })?;
+        let nvml = Nvml::init().map_err(|e| Error::NvmlUnavailable {
+            reason: one_line(&e),
+        })?;
         let facts = read_facts(&nvml)?;
         let base = SysfsSource::new("/").discover()?;
         let t = merge(base, &facts, "nvml");
@@ -70,7 +73,9 @@ fn nvml_err(call: &'static str, device: impl ToString) -> impl FnOnce(NvmlError)
 /// Reads every GPU; a GPU whose calls fail (XID 79 "fallen off the bus") keeps what
 /// could be read and does not fail the others.
 fn read_facts(nvml: &Nvml) -> Result<DriverFacts> {
-    let count = nvml.device_count().map_err(nvml_err("nvmlDeviceGetCount", "system"))?;
+    let count = nvml
+        .device_count()
+        .map_err(nvml_err("nvmlDeviceGetCount", "system"))?;
     let driver = nvml.sys_driver_version().ok();
     let mut facts = DriverFacts::default();
     let mut devices = Vec::new();
@@ -82,7 +87,10 @@ fn read_facts(nvml: &Nvml) -> Result<DriverFacts> {
                 continue;
             }
         };
-        let pci = dev.pci_info().ok().and_then(|p| p.bus_id.parse::<PciAddress>().ok());
+        let pci = dev
+            .pci_info()
+            .ok()
+            .and_then(|p| p.bus_id.parse::<PciAddress>().ok());
         let mut g = DriverGpu {
             index: i,
             pci,
@@ -113,7 +121,10 @@ fn read_facts(nvml: &Nvml) -> Result<DriverFacts> {
                     continue;
                 }
             };
-            let remote_pci = w.remote_pci_info().ok().and_then(|p| p.bus_id.parse::<PciAddress>().ok());
+            let remote_pci = w
+                .remote_pci_info()
+                .ok()
+                .and_then(|p| p.bus_id.parse::<PciAddress>().ok());
             if !active && remote_pci.is_none() {
                 continue;
             }
@@ -131,7 +142,9 @@ fn read_facts(nvml: &Nvml) -> Result<DriverFacts> {
     for (x, (i, a)) in devices.iter().enumerate() {
         for (j, _) in &devices[x + 1..] {
             // `topology_common_ancestor` takes the other device by value; open it again.
-            let Ok(b) = nvml.device_by_index(*j) else { continue };
+            let Ok(b) = nvml.device_by_index(*j) else {
+                continue;
+            };
             if let Ok(level) = a.topology_common_ancestor(b) {
                 facts.pcie.insert((*i, *j), class_of(&level));
             }
@@ -161,6 +174,8 @@ fn class_of(level: &TopologyLevel) -> PathClass {
     }
 }
 
+// `c_ulong` is u64 on the 64-bit targets linkwise ships for, u32 elsewhere.
+#[allow(clippy::useless_conversion)]
 fn mask_to_cpus(words: &[std::os::raw::c_ulong]) -> CpuSet {
     let bits = u32::try_from(std::mem::size_of::<std::os::raw::c_ulong>() * 8).unwrap_or(64);
     let mut cpus = Vec::new();
@@ -204,13 +219,25 @@ fn fabric_info(nvml: &Nvml, dev: &nvml_wrapper::Device<'_>) -> Option<FabricMemb
     // SAFETY: as above; `info` is a plain C struct NVML fills in.
     let rc = unsafe { sym(dev.handle(), &mut info) };
     // Fabric-attached only when registration completed successfully with a real cluster.
-    if rc != 0 || info.status != 0 || u32::from(info.state) != 3 || info.clusterUuid.iter().all(|b| *b == 0) {
+    if rc != 0
+        || info.status != 0
+        || u32::from(info.state) != 3
+        || info.clusterUuid.iter().all(|b| *b == 0)
+    {
         return None;
     }
     let u = info.clusterUuid;
-    let hex = |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex =
+        |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
     Some(FabricMembership {
-        cluster_uuid: format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16)),
+        cluster_uuid: format!(
+            "{}-{}-{}-{}-{}",
+            hex(0..4),
+            hex(4..6),
+            hex(6..8),
+            hex(8..10),
+            hex(10..16)
+        ),
         clique_id: info.cliqueId,
     })
 }
@@ -245,14 +272,21 @@ mod hardware {
         let t = NvmlSource::new().discover().expect("NVML discovery");
         assert!(!t.gpus.is_empty(), "NVML loaded but reported no GPU");
         for g in &t.gpus {
-            assert!(g.uuid.as_deref().is_some_and(|u| u.starts_with("GPU-")), "{g:?}");
+            assert!(
+                g.uuid.as_deref().is_some_and(|u| u.starts_with("GPU-")),
+                "{g:?}"
+            );
             assert!(g.pci_bus_id.is_some(), "{g:?}");
             assert!(g.memory_bytes.is_some_and(|m| m > 0), "{g:?}");
             assert_ne!(g.model, "unknown");
         }
         let m = t.pair_matrix();
         assert_eq!(m.len(), t.gpus.len());
-        println!("{}", linkwise_core::snapshot::to_string(&t, linkwise_core::snapshot::Format::Yaml).unwrap_or_default());
+        println!(
+            "{}",
+            linkwise_core::snapshot::to_string(&t, linkwise_core::snapshot::Format::Yaml)
+                .unwrap_or_default()
+        );
     }
 
     #[test]
@@ -261,6 +295,9 @@ mod hardware {
         let nvml = Nvml::init().expect("NVML");
         let facts = read_facts(&nvml).expect("facts");
         let n = u32::try_from(facts.gpus.len()).unwrap_or(0);
-        assert_eq!(facts.pcie.len(), usize::try_from(n * n.saturating_sub(1) / 2).unwrap_or(0));
+        assert_eq!(
+            facts.pcie.len(),
+            usize::try_from(n * n.saturating_sub(1) / 2).unwrap_or(0)
+        );
     }
 }

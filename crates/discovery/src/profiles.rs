@@ -17,13 +17,34 @@ const GIB: u64 = 1 << 30;
 
 /// Every built-in profile: name and one-line description.
 pub const PROFILES: &[(&str, &str)] = &[
-    ("dgx-h100", "8x H100 SXM5 80GB, all-to-all NV18 through 4 NVSwitches, 2 NUMA nodes (x86_64)"),
-    ("dgx1-v100", "8x V100 SXM2 32GB, hybrid cube-mesh of NV1 and NV2 links, 2 NUMA nodes (x86_64)"),
-    ("pcie-8gpu", "8x L40S 48GB, PCIe only (PIX/PXB/NODE/SYS), 2 NUMA nodes (x86_64)"),
-    ("nvlink-bridge-pairs", "4x RTX A6000 48GB as two NV4-bridged pairs, 2 NUMA nodes (x86_64)"),
-    ("riscv-fusion", "riscv64 host, 4x B200 each on NVLink Fusion to the CPU and NV6 to each other"),
-    ("nvl72", "72x GB200 in one NVLink domain: 18 compute trays of 4 GPUs, 18 NVSwitch chips, one clique"),
-    ("degraded", "dgx-h100 with GPU3 unhealthy (XID 79) and one NVLink of GPU5 down"),
+    (
+        "dgx-h100",
+        "8x H100 SXM5 80GB, all-to-all NV18 through 4 NVSwitches, 2 NUMA nodes (x86_64)",
+    ),
+    (
+        "dgx1-v100",
+        "8x V100 SXM2 32GB, hybrid cube-mesh of NV1 and NV2 links, 2 NUMA nodes (x86_64)",
+    ),
+    (
+        "pcie-8gpu",
+        "8x L40S 48GB, PCIe only (PIX/PXB/NODE/SYS), 2 NUMA nodes (x86_64)",
+    ),
+    (
+        "nvlink-bridge-pairs",
+        "4x RTX A6000 48GB as two NV4-bridged pairs, 2 NUMA nodes (x86_64)",
+    ),
+    (
+        "riscv-fusion",
+        "riscv64 host, 4x B200 each on NVLink Fusion to the CPU and NV6 to each other",
+    ),
+    (
+        "nvl72",
+        "72x GB200 in one NVLink domain: 18 compute trays of 4 GPUs, 18 NVSwitch chips, one clique",
+    ),
+    (
+        "degraded",
+        "dgx-h100 with GPU3 unhealthy (XID 79) and one NVLink of GPU5 down",
+    ),
 ];
 
 /// A built-in profile.
@@ -36,11 +57,17 @@ impl ProfileSource {
     /// The profile called `name`; an error lists the names that exist.
     pub fn new(name: &str) -> Result<Self> {
         if PROFILES.iter().any(|(n, _)| *n == name) {
-            Ok(ProfileSource { name: name.to_string() })
+            Ok(ProfileSource {
+                name: name.to_string(),
+            })
         } else {
             Err(Error::UnknownProfile {
                 name: name.to_string(),
-                known: PROFILES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                known: PROFILES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
         }
     }
@@ -107,7 +134,9 @@ fn host(name: &str, arch: Arch, cpu_model: &str, board: &str, nodes: &[(&str, u6
             memory_bytes: Some(*mem),
         })
         .collect();
-    let all = numa_nodes.iter().fold(CpuSet::default(), |acc, n| acc.union(&n.cpus));
+    let all = numa_nodes
+        .iter()
+        .fold(CpuSet::default(), |acc, n| acc.union(&n.cpus));
     Host {
         name: name.to_string(),
         arch: Some(arch),
@@ -138,7 +167,14 @@ struct GpuSpec<'a> {
     mig: MigMode,
 }
 
-fn gpu(spec: &GpuSpec<'_>, seed: &str, index: u32, bus: u8, numa: Option<u32>, cpus: &CpuSet) -> Gpu {
+fn gpu(
+    spec: &GpuSpec<'_>,
+    seed: &str,
+    index: u32,
+    bus: u8,
+    numa: Option<u32>,
+    cpus: &CpuSet,
+) -> Gpu {
     let uuid = uuid(seed, index);
     let mut g = Gpu::new(uuid.clone(), index, spec.host, spec.model);
     g.uuid = Some(uuid);
@@ -182,7 +218,11 @@ fn nvlink(t: &mut Topology, i: usize, j: usize, lanes: u32, generation: u32) {
 }
 
 /// PCIe links for every GPU pair on one host, from a class function of GPU positions.
-fn pcie_pairs(t: &mut Topology, range: std::ops::Range<usize>, class: impl Fn(usize, usize) -> PathClass) {
+fn pcie_pairs(
+    t: &mut Topology,
+    range: std::ops::Range<usize>,
+    class: impl Fn(usize, usize) -> PathClass,
+) {
     for i in range.clone() {
         for j in (i + 1)..range.end {
             let l = Link::new(
@@ -199,7 +239,11 @@ fn pcie_pairs(t: &mut Topology, range: std::ops::Range<usize>, class: impl Fn(us
 
 /// The class of a two-socket box with GPUs in pairs behind PCIe switches:
 /// same pair `pair`, same socket `socket`, across sockets SYS.
-fn two_socket(per_socket: usize, pair: PathClass, socket: PathClass) -> impl Fn(usize, usize) -> PathClass {
+fn two_socket(
+    per_socket: usize,
+    pair: PathClass,
+    socket: PathClass,
+) -> impl Fn(usize, usize) -> PathClass {
     move |i, j| {
         if i / per_socket != j / per_socket {
             PathClass::Sys
@@ -236,7 +280,14 @@ fn dgx_h100(name: &str) -> Topology {
     let buses = [0x18, 0x2a, 0x3a, 0x5d, 0x9a, 0xab, 0xba, 0xdb];
     for (i, bus) in (0u32..).zip(buses) {
         let node = i / 4;
-        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        let g = gpu(
+            &spec,
+            name,
+            i,
+            bus,
+            Some(node),
+            &cpus[usize::try_from(node).unwrap_or(0)],
+        );
         t.gpus.push(g);
     }
     for (s, bus) in (0u32..).zip([0x05u8, 0x06, 0x07, 0x08]) {
@@ -296,7 +347,14 @@ fn dgx1_v100() -> Topology {
     let buses = [0x06, 0x07, 0x0a, 0x0b, 0x85, 0x86, 0x89, 0x8a];
     for (i, bus) in (0u32..).zip(buses) {
         let node = i / 4;
-        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        let g = gpu(
+            &spec,
+            name,
+            i,
+            bus,
+            Some(node),
+            &cpus[usize::try_from(node).unwrap_or(0)],
+        );
         t.gpus.push(g);
     }
     // Hybrid cube-mesh: two fully connected quads (0-3, 4-7) joined by 0-4, 1-5, 2-6, 3-7;
@@ -351,7 +409,14 @@ fn pcie_8gpu() -> Topology {
     let buses = [0x01, 0x02, 0x21, 0x22, 0x81, 0x82, 0xc1, 0xc2];
     for (i, bus) in (0u32..).zip(buses) {
         let node = i / 4;
-        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        let g = gpu(
+            &spec,
+            name,
+            i,
+            bus,
+            Some(node),
+            &cpus[usize::try_from(node).unwrap_or(0)],
+        );
         t.gpus.push(g);
     }
     // Socket 0: two switches under one root port (PIX in a pair, PXB across);
@@ -395,12 +460,23 @@ fn bridge_pairs() -> Topology {
     };
     for (i, bus) in (0u32..).zip([0x17u8, 0x65, 0xca, 0xe3]) {
         let node = i / 2;
-        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        let g = gpu(
+            &spec,
+            name,
+            i,
+            bus,
+            Some(node),
+            &cpus[usize::try_from(node).unwrap_or(0)],
+        );
         t.gpus.push(g);
     }
     nvlink(&mut t, 0, 1, 4, 3);
     nvlink(&mut t, 2, 3, 4, 3);
-    pcie_pairs(&mut t, 0..4, two_socket(2, PathClass::Node, PathClass::Node));
+    pcie_pairs(
+        &mut t,
+        0..4,
+        two_socket(2, PathClass::Node, PathClass::Node),
+    );
     t
 }
 
@@ -460,7 +536,10 @@ fn riscv_fusion() -> Topology {
             "numa_node is -1: the device tree gives the PCIe host bridge no numa-node-id",
         );
     }
-    t.gap("iommu groups", "no IOMMU group links: the kernel has no RISC-V IOMMU driver bound");
+    t.gap(
+        "iommu groups",
+        "no IOMMU group links: the kernel has no RISC-V IOMMU driver bound",
+    );
     t
 }
 
@@ -499,7 +578,14 @@ fn nvl72() -> Topology {
         let first = t.gpus.len();
         for (i, bus) in (0u32..).zip([0x01u8, 0x02, 0x41, 0x42]) {
             let node = i / 2;
-            let mut g = gpu(&spec, &name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+            let mut g = gpu(
+                &spec,
+                &name,
+                i,
+                bus,
+                Some(node),
+                &cpus[usize::try_from(node).unwrap_or(0)],
+            );
             g.gpu_numa_id = Some(2 + i);
             g.fabric = Some(FabricMembership {
                 cluster_uuid: cluster_uuid.to_string(),
@@ -536,7 +622,11 @@ fn nvl72() -> Topology {
             t.links.push(l);
         }
         pcie_pairs(&mut t, first..first + 4, |i, j| {
-            if i / 2 == j / 2 { PathClass::Node } else { PathClass::Sys }
+            if i / 2 == j / 2 {
+                PathClass::Node
+            } else {
+                PathClass::Sys
+            }
         });
     }
     t
@@ -551,11 +641,9 @@ fn degraded() -> Topology {
     }
     // GPU5 loses one of its five links to nvswitch0: 4 up, 1 down.
     let g5: GpuId = t.gpus[5].id.clone();
-    if let Some(pos) = t
-        .links
-        .iter()
-        .position(|l| l.a == Endpoint::Gpu(g5.clone()) && l.b == Endpoint::Switch("nvswitch0".to_string()))
-    {
+    if let Some(pos) = t.links.iter().position(|l| {
+        l.a == Endpoint::Gpu(g5.clone()) && l.b == Endpoint::Switch("nvswitch0".to_string())
+    }) {
         let a = t.links[pos].a.clone();
         let b = t.links[pos].b.clone();
         t.links[pos] = Link::new(

@@ -6,7 +6,9 @@ use crate::render;
 
 /// Discover the fabric and print it.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  linkwise discover                               # this machine (NVML or sysfs)\n  linkwise discover --source profile:dgx-h100     # a built-in profile, no GPU needed\n  linkwise discover --source profile:nvl72 -o yaml > nvl72.yaml\n  linkwise discover --source snapshot:nvl72.yaml\n  linkwise discover --source topo-text:topo.txt -o json")]
+#[command(
+    after_help = "Examples:\n  linkwise discover                               # this machine (NVML or sysfs)\n  linkwise discover --source profile:dgx-h100     # a built-in profile, no GPU needed\n  linkwise discover --source profile:nvl72 -o yaml > nvl72.yaml\n  linkwise discover --source snapshot:nvl72.yaml\n  linkwise discover --source topo-text:topo.txt -o json"
+)]
 pub struct Args {
     #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
     source: String,

@@ -6,7 +6,9 @@ use linkwise_discovery::profiles::PROFILES;
 ///
 /// No header line, so scripts can loop: `for p in $(linkwise profiles | cut -d' ' -f1)`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  linkwise profiles\n  linkwise profiles -o json\n  for p in $(linkwise profiles | cut -d' ' -f1); do linkwise topo --source profile:$p; done")]
+#[command(
+    after_help = "Examples:\n  linkwise profiles\n  linkwise profiles -o json\n  for p in $(linkwise profiles | cut -d' ' -f1); do linkwise topo --source profile:$p; done"
+)]
 pub struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]

@@ -42,9 +42,8 @@ pub fn table(topo: &Topology) -> String {
         .links
         .iter()
         .filter_map(|l| match (&l.kind, &l.a, &l.b) {
-            (LinkKind::Pcie { class }, e, Endpoint::Nic(n)) | (LinkKind::Pcie { class }, Endpoint::Nic(n), e) => {
-                Some(((e, n.as_str()), *class))
-            }
+            (LinkKind::Pcie { class }, e, Endpoint::Nic(n))
+            | (LinkKind::Pcie { class }, Endpoint::Nic(n), e) => Some(((e, n.as_str()), *class)),
             _ => None,
         })
         .collect();
@@ -68,7 +67,11 @@ pub fn table(topo: &Topology) -> String {
         r.extend((0..m.len()).map(|j| m.cell(i, j).label()));
         let me = Endpoint::Gpu(g.id.clone());
         r.extend(topo.nics.iter().map(|n| nic_cell(&me, &n.id)));
-        r.push(g.cpu_affinity.as_ref().map_or_else(|| "N/A".to_string(), |c| c.to_string()));
+        r.push(
+            g.cpu_affinity
+                .as_ref()
+                .map_or_else(|| "N/A".to_string(), |c| c.to_string()),
+        );
         r.push(na(g.numa_node));
         r.push(na(g.gpu_numa_id));
         rows.push(r);
@@ -76,7 +79,11 @@ pub fn table(topo: &Topology) -> String {
     for n in &topo.nics {
         let me = Endpoint::Nic(n.id.clone());
         let mut r = vec![n.id.clone()];
-        r.extend(topo.gpus.iter().map(|g| nic_cell(&Endpoint::Gpu(g.id.clone()), &n.id)));
+        r.extend(
+            topo.gpus
+                .iter()
+                .map(|g| nic_cell(&Endpoint::Gpu(g.id.clone()), &n.id)),
+        );
         r.extend(topo.nics.iter().map(|o| nic_cell(&me, &o.id)));
         rows.push(r);
     }
@@ -87,7 +94,11 @@ pub fn table(topo: &Topology) -> String {
     if !named.is_empty() {
         out.push_str("\nNIC Legend:\n\n");
         for n in named {
-            out.push_str(&format!("  {}: {}\n", n.id, n.name.as_deref().unwrap_or_default()));
+            out.push_str(&format!(
+                "  {}: {}\n",
+                n.id,
+                n.name.as_deref().unwrap_or_default()
+            ));
         }
     }
     out

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn columns_keep_two_spaces() {
-        let t = columns(&[vec!["a".into(), "bbb".into()], vec!["cccc".into(), "d".into()]]);
+        let t = columns(&[
+            vec!["a".into(), "bbb".into()],
+            vec!["cccc".into(), "d".into()],
+        ]);
         assert_eq!(t, "a     bbb\ncccc  d\n");
     }
 }

@@ -13,7 +13,10 @@ pub fn render(topo: &Topology) -> String {
     let _ = writeln!(o, "Source: {}", topo.source);
     for h in &topo.hosts {
         let mut facts = Vec::new();
-        facts.push(h.arch.map_or_else(|| "arch unknown".to_string(), |a| a.to_string()));
+        facts.push(
+            h.arch
+                .map_or_else(|| "arch unknown".to_string(), |a| a.to_string()),
+        );
         if let Some(m) = &h.cpu_model {
             facts.push(m.clone());
         }
@@ -37,7 +40,10 @@ pub fn render(topo: &Topology) -> String {
             let _ = writeln!(o, "  NUMA: none reported");
         }
         for n in &h.numa_nodes {
-            let mem = n.memory_bytes.map(|m| format!(", {}", bytes(m))).unwrap_or_default();
+            let mem = n
+                .memory_bytes
+                .map(|m| format!(", {}", bytes(m)))
+                .unwrap_or_default();
             let _ = writeln!(o, "  NUMA node {}: CPUs {}{}", n.id, n.cpus, mem);
         }
     }
@@ -54,19 +60,25 @@ pub fn render(topo: &Topology) -> String {
         let multi = topo.is_multi_host();
         let _ = writeln!(o, "GPUs ({}):", topo.gpus.len());
         let mut rows = vec![
-            ["GPU", "ID", "PCI", "MODEL", "MEMORY", "NUMA", "CPUS", "HEALTH", "ISLAND"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "GPU", "ID", "PCI", "MODEL", "MEMORY", "NUMA", "CPUS", "HEALTH", "ISLAND",
+            ]
+            .map(String::from)
+            .to_vec(),
         ];
         for g in &topo.gpus {
             rows.push(vec![
                 g.label(multi),
                 g.id.to_string(),
-                g.pci_bus_id.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                g.pci_bus_id
+                    .map_or_else(|| "-".to_string(), |p| p.to_string()),
                 g.model.clone(),
                 g.memory_bytes.map_or_else(|| "-".to_string(), bytes),
-                g.numa_node.map_or_else(|| "?".to_string(), |n| n.to_string()),
-                g.cpu_affinity.as_ref().map_or_else(|| "?".to_string(), |c| c.to_string()),
+                g.numa_node
+                    .map_or_else(|| "?".to_string(), |n| n.to_string()),
+                g.cpu_affinity
+                    .as_ref()
+                    .map_or_else(|| "?".to_string(), |c| c.to_string()),
                 match &g.health {
                     Health::Healthy => "healthy".to_string(),
                     Health::Unhealthy { reason } => format!("UNHEALTHY ({reason})"),
@@ -79,7 +91,8 @@ pub fn render(topo: &Topology) -> String {
         }
         o.push('\n');
         let label = |id: &linkwise_core::GpuId| {
-            topo.gpu(id).map_or_else(|| id.to_string(), |g| g.label(multi))
+            topo.gpu(id)
+                .map_or_else(|| id.to_string(), |g| g.label(multi))
         };
         let nv: Vec<_> = islands.iter().filter(|i| i.gpus.len() > 1).collect();
         let _ = writeln!(o, "NVLink islands ({}):", nv.len());
@@ -103,11 +116,21 @@ pub fn render(topo: &Topology) -> String {
                 abbreviate(&members)
             );
         }
-        let fabric: Vec<_> = topo.domains().into_iter().filter(|d| d.hosts.len() > 1 || !d.id.starts_with("island")).collect();
+        let fabric: Vec<_> = topo
+            .domains()
+            .into_iter()
+            .filter(|d| d.hosts.len() > 1 || !d.id.starts_with("island"))
+            .collect();
         if !fabric.is_empty() {
             let _ = writeln!(o, "Multi-node NVLink domains ({}):", fabric.len());
             for d in fabric {
-                let _ = writeln!(o, "  {}: {} GPUs on {} hosts", d.id, d.gpus.len(), d.hosts.len());
+                let _ = writeln!(
+                    o,
+                    "  {}: {} GPUs on {} hosts",
+                    d.id,
+                    d.gpus.len(),
+                    d.hosts.len()
+                );
             }
         }
         o.push('\n');
@@ -116,7 +139,10 @@ pub fn render(topo: &Topology) -> String {
             let k = match l.kind {
                 LinkKind::Nvlink { .. } => "NVLink GPU-GPU",
                 LinkKind::NvswitchPort { .. } => "NVLink GPU-NVSwitch",
-                LinkKind::C2c { flavor: linkwise_core::C2cFlavor::NvlinkFusion, .. } => "NVLink Fusion CPU-GPU",
+                LinkKind::C2c {
+                    flavor: linkwise_core::C2cFlavor::NvlinkFusion,
+                    ..
+                } => "NVLink Fusion CPU-GPU",
                 LinkKind::C2c { .. } => "NVLink-C2C CPU-GPU",
                 LinkKind::Pcie { .. } => "PCIe paths",
             };
@@ -129,8 +155,16 @@ pub fn render(topo: &Topology) -> String {
         }
         let _ = writeln!(o, "Links:");
         for (k, (count, lanes, down)) in &kinds {
-            let lanes = if *lanes > 0 { format!(", {lanes} lanes") } else { String::new() };
-            let down = if *down > 0 { format!(", {down} DOWN") } else { String::new() };
+            let lanes = if *lanes > 0 {
+                format!(", {lanes} lanes")
+            } else {
+                String::new()
+            };
+            let down = if *down > 0 {
+                format!(", {down} DOWN")
+            } else {
+                String::new()
+            };
             let _ = writeln!(o, "  {k}: {count}{lanes}{down}");
         }
         if !topo.switches.is_empty() {
@@ -162,6 +196,11 @@ fn abbreviate(items: &[String]) -> String {
     if items.len() <= 12 {
         items.join(" ")
     } else {
-        format!("{} ... {} ({} more)", items[..4].join(" "), items[items.len() - 2..].join(" "), items.len() - 6)
+        format!(
+            "{} ... {} ({} more)",
+            items[..4].join(" "),
+            items[items.len() - 2..].join(" "),
+            items.len() - 6
+        )
     }
 }

@@ -14,11 +14,16 @@ use linkwise_core::{C2cFlavor, Endpoint, Gpu, GpuId, LinkKind, Topology};
 
 use super::bytes;
 
-const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7"];
+const PALETTE: [&str; 8] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
+];
 const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 struct Geo {
@@ -38,9 +43,19 @@ struct BoxPos {
 pub fn render(topo: &Topology) -> String {
     let multi = topo.is_multi_host();
     let geo = if multi {
-        Geo { w: 104.0, h: 58.0, gap: 14.0, font: 11.0 }
+        Geo {
+            w: 104.0,
+            h: 58.0,
+            gap: 14.0,
+            font: 11.0,
+        }
     } else {
-        Geo { w: 150.0, h: 70.0, gap: 26.0, font: 12.0 }
+        Geo {
+            w: 150.0,
+            h: 70.0,
+            gap: 26.0,
+            font: 12.0,
+        }
     };
     // Panels: (title, cpu endpoint, gpus).
     let mut panels: Vec<(String, Option<Endpoint>, Vec<&Gpu>)> = Vec::new();
@@ -80,11 +95,20 @@ pub fn render(topo: &Topology) -> String {
     let margin = 24.0;
     let title_h = 64.0;
     let rows = panels.len().div_ceil(per_row).max(1);
-    let has_direct = topo.links.iter().any(|l| matches!(l.kind, LinkKind::Nvlink { .. }));
+    let has_direct = topo
+        .links
+        .iter()
+        .any(|l| matches!(l.kind, LinkKind::Nvlink { .. }));
     let arc_room = if has_direct && !multi { 150.0 } else { 0.0 };
     let has_switch = !topo.switches.is_empty();
     let bar_h = if has_switch { 64.0 } else { 0.0 };
-    let switch_room = if has_switch && !multi { 70.0 } else if has_switch { 24.0 } else { 0.0 };
+    let switch_room = if has_switch && !multi {
+        70.0
+    } else if has_switch {
+        24.0
+    } else {
+        0.0
+    };
     let per_row_f = f64::from(u32::try_from(per_row).unwrap_or(1));
     let rows_f = f64::from(u32::try_from(rows).unwrap_or(1));
     let width = margin * 2.0 + per_row_f * panel_w + (per_row_f - 1.0) * 24.0;
@@ -147,7 +171,11 @@ pub fn render(topo: &Topology) -> String {
         ))
     );
     if topo.gpus.is_empty() {
-        let _ = writeln!(o, "<text x=\"{margin}\" y=\"{:.0}\" font-size=\"14\" fill=\"#56606b\">No NVIDIA GPU found.</text>", title_h + 20.0);
+        let _ = writeln!(
+            o,
+            "<text x=\"{margin}\" y=\"{:.0}\" font-size=\"14\" fill=\"#56606b\">No NVIDIA GPU found.</text>",
+            title_h + 20.0
+        );
     }
 
     // Panels and GPU positions.
@@ -202,7 +230,13 @@ pub fn render(topo: &Topology) -> String {
     // PCIe attachment to the CPU (thin grey) and C2C / Fusion (violet), under the boxes.
     for g in &topo.gpus {
         let Some(b) = pos.get(&g.id) else { continue };
-        let key = format!("{:?}", Endpoint::Cpu { host: g.host.clone(), numa: g.numa_node });
+        let key = format!(
+            "{:?}",
+            Endpoint::Cpu {
+                host: g.host.clone(),
+                numa: g.numa_node
+            }
+        );
         if let Some((_, cy, _)) = cpu_pos.get(&key) {
             let cx = b.x + geo.w / 2.0;
             let c2c = topo.links.iter().find(|l| {
@@ -212,7 +246,10 @@ pub fn render(topo: &Topology) -> String {
             match c2c {
                 Some(l) => {
                     let label = match l.kind {
-                        LinkKind::C2c { flavor: C2cFlavor::NvlinkFusion, .. } => "NVLink Fusion",
+                        LinkKind::C2c {
+                            flavor: C2cFlavor::NvlinkFusion,
+                            ..
+                        } => "NVLink Fusion",
                         _ => "NVLink-C2C",
                     };
                     let _ = writeln!(
@@ -242,7 +279,11 @@ pub fn render(topo: &Topology) -> String {
     if has_switch {
         let mut lanes: BTreeMap<&GpuId, (u32, u32, Option<u32>)> = BTreeMap::new();
         for l in &topo.links {
-            if let LinkKind::NvswitchPort { lanes: n, generation } = l.kind {
+            if let LinkKind::NvswitchPort {
+                lanes: n,
+                generation,
+            } = l.kind
+            {
                 let g = match (&l.a, &l.b) {
                     (Endpoint::Gpu(g), _) | (_, Endpoint::Gpu(g)) => g,
                     _ => continue,
@@ -260,7 +301,11 @@ pub fn render(topo: &Topology) -> String {
             let x = b.x + geo.w / 2.0;
             let y1 = b.y + geo.h;
             let sw = 1.0 + f64::from((*up).min(18)) * 0.35;
-            let (color, dash) = if *down > 0 { ("#c0392b", " stroke-dasharray=\"6 3\"") } else { ("#3c9a5f", "") };
+            let (color, dash) = if *down > 0 {
+                ("#c0392b", " stroke-dasharray=\"6 3\"")
+            } else {
+                ("#3c9a5f", "")
+            };
             // Several hosts: a stub under each GPU instead of lines across other panels.
             let y2 = if multi { y1 + 12.0 } else { bar_y };
             let _ = writeln!(
@@ -312,12 +357,17 @@ pub fn render(topo: &Topology) -> String {
                 "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{chip_w:.1}\" height=\"22\" rx=\"4\" fill=\"#c7e8d0\" stroke=\"#2e7d4a\"/>",
                 bar_y + 28.0
             );
-            let label: String = if chip_w >= 6.0 * f64::from(u32::try_from(s.id.len()).unwrap_or(99)) {
-                s.id.clone()
-            } else {
-                let digits: String = s.id.chars().rev().take_while(char::is_ascii_digit).collect();
-                digits.chars().rev().collect()
-            };
+            let label: String =
+                if chip_w >= 6.0 * f64::from(u32::try_from(s.id.len()).unwrap_or(99)) {
+                    s.id.clone()
+                } else {
+                    let digits: String =
+                        s.id.chars()
+                            .rev()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                    digits.chars().rev().collect()
+                };
             if chip_w >= 16.0 {
                 let _ = writeln!(
                     o,
@@ -328,20 +378,30 @@ pub fn render(topo: &Topology) -> String {
                 );
             }
         }
-        let clique = topo.gpus.iter().find_map(|g| g.fabric.as_ref()).map(|f| format!(" · clique {}", f.clique())).unwrap_or_default();
+        let clique = topo
+            .gpus
+            .iter()
+            .find_map(|g| g.fabric.as_ref())
+            .map(|f| format!(" · clique {}", f.clique()))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"bold\" fill=\"#1e5631\">{}</text>",
             bx + 20.0,
             bar_y + 19.0,
-            esc(&format!("NVSwitch fabric · {n} chip{}{clique}", if n == 1 { "" } else { "s" }))
+            esc(&format!(
+                "NVSwitch fabric · {n} chip{}{clique}",
+                if n == 1 { "" } else { "s" }
+            ))
         );
     }
 
     // Direct NVLinks as arcs below the GPU row.
     let mut direct: BTreeMap<(&GpuId, &GpuId), (u32, u32)> = BTreeMap::new();
     for l in &topo.links {
-        if let (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) = (&l.kind, &l.a, &l.b) {
+        if let (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) =
+            (&l.kind, &l.a, &l.b)
+        {
             let key = if a <= b { (a, b) } else { (b, a) };
             let e = direct.entry(key).or_insert((0, 0));
             if l.is_up() {
@@ -363,10 +423,14 @@ pub fn render(topo: &Topology) -> String {
         xs.sort_by(f64::total_cmp);
         let k = xs.iter().position(|x| *x == peer_x).unwrap_or(0);
         let n = xs.len();
-        (f64::from(u32::try_from(k).unwrap_or(0)) - f64::from(u32::try_from(n).unwrap_or(1).saturating_sub(1)) / 2.0) * 9.0
+        (f64::from(u32::try_from(k).unwrap_or(0))
+            - f64::from(u32::try_from(n).unwrap_or(1).saturating_sub(1)) / 2.0)
+            * 9.0
     };
     for ((a, b), (up, down)) in &direct {
-        let (Some(pa), Some(pb)) = (pos.get(a), pos.get(b)) else { continue };
+        let (Some(pa), Some(pb)) = (pos.get(a), pos.get(b)) else {
+            continue;
+        };
         let x1 = pa.x + geo.w / 2.0 + offset(a, pb.x);
         let x2 = pb.x + geo.w / 2.0 + offset(b, pa.x);
         let y1 = pa.y + geo.h;
@@ -376,7 +440,11 @@ pub fn render(topo: &Topology) -> String {
         let cx = (x1 + x2) / 2.0;
         let lanes = up + down;
         let w = 1.5 + f64::from(lanes.min(12)) * 1.6;
-        let (color, dash) = if *down > 0 { ("#c0392b", " stroke-dasharray=\"6 3\"") } else { ("#2a6f97", "") };
+        let (color, dash) = if *down > 0 {
+            ("#c0392b", " stroke-dasharray=\"6 3\"")
+        } else {
+            ("#2a6f97", "")
+        };
         let _ = writeln!(
             o,
             "<path d=\"M {x1:.1} {y1:.1} Q {cx:.1} {cy:.1} {x2:.1} {y2:.1}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"{w:.1}\" stroke-opacity=\"0.8\"{dash}/>"
@@ -384,7 +452,11 @@ pub fn render(topo: &Topology) -> String {
         // Label at the curve's midpoint (t = 0.5).
         let mx = cx;
         let my = 0.25 * y1 + 0.5 * cy + 0.25 * y2;
-        let label = if *down > 0 { format!("NV{up} +{down} down") } else { format!("NV{up}") };
+        let label = if *down > 0 {
+            format!("NV{up} +{down} down")
+        } else {
+            format!("NV{up}")
+        };
         let lw = 8.0 + 6.5 * f64::from(u32::try_from(label.len()).unwrap_or(4));
         let _ = writeln!(
             o,
@@ -403,7 +475,11 @@ pub fn render(topo: &Topology) -> String {
     for g in &topo.gpus {
         let Some(b) = pos.get(&g.id) else { continue };
         let color = color_of(&g.id);
-        let (fill, stroke) = if g.health.is_healthy() { ("#ffffff", color) } else { ("#fde0e0", "#c0392b") };
+        let (fill, stroke) = if g.health.is_healthy() {
+            ("#ffffff", color)
+        } else {
+            ("#fde0e0", "#c0392b")
+        };
         let _ = writeln!(
             o,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"7\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"2.5\"><title>{}</title></rect>",
@@ -413,7 +489,13 @@ pub fn render(topo: &Topology) -> String {
             geo.h,
             esc(&format!("{} {} ({})", g.label(multi), g.model, g.id))
         );
-        let _ = writeln!(o, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"6\" rx=\"3\" fill=\"{color}\"/>", b.x + 2.0, b.y + 2.0, geo.w - 4.0);
+        let _ = writeln!(
+            o,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"6\" rx=\"3\" fill=\"{color}\"/>",
+            b.x + 2.0,
+            b.y + 2.0,
+            geo.w - 4.0
+        );
         let _ = writeln!(
             o,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{:.0}\" font-weight=\"bold\" text-anchor=\"middle\" fill=\"#1d2733\">GPU{}</text>",
@@ -422,8 +504,12 @@ pub fn render(topo: &Topology) -> String {
             geo.font + 2.0,
             g.index
         );
-        let short = g.model.trim_start_matches("NVIDIA ").trim_start_matches("Tesla ");
-        let max_chars = usize::try_from((geo.w / (geo.font * 0.55)) as i64).unwrap_or(12);
+        let short = g
+            .model
+            .trim_start_matches("NVIDIA ")
+            .trim_start_matches("Tesla ");
+        // About 0.55 em per character: 17 fit the small box, 22 the large one.
+        let max_chars = if multi { 17 } else { 22 };
         let short: String = short.chars().take(max_chars).collect();
         let _ = writeln!(
             o,
@@ -438,14 +524,22 @@ pub fn render(topo: &Topology) -> String {
         } else {
             g.memory_bytes.map(bytes).unwrap_or_default()
         };
-        let third_color = if g.health.is_healthy() { "#6b7580" } else { "#c0392b" };
+        let third_color = if g.health.is_healthy() {
+            "#6b7580"
+        } else {
+            "#c0392b"
+        };
         let _ = writeln!(
             o,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{:.0}\" text-anchor=\"middle\" fill=\"{third_color}\" font-weight=\"{}\">{}</text>",
             b.x + geo.w / 2.0,
             b.y + 55.0,
             geo.font - 1.0,
-            if g.health.is_healthy() { "normal" } else { "bold" },
+            if g.health.is_healthy() {
+                "normal"
+            } else {
+                "bold"
+            },
             esc(&third)
         );
     }
@@ -458,14 +552,25 @@ pub fn render(topo: &Topology) -> String {
         ("#3c9a5f", 5.0, "", "NVLink to NVSwitch"),
         ("#8e44ad", 5.0, "", "NVLink-C2C / Fusion"),
         ("#9aa3ad", 1.5, " stroke-dasharray=\"3 3\"", "PCIe to CPU"),
-        ("#c0392b", 3.0, " stroke-dasharray=\"6 3\"", "down / unhealthy"),
+        (
+            "#c0392b",
+            3.0,
+            " stroke-dasharray=\"6 3\"",
+            "down / unhealthy",
+        ),
     ] {
         let _ = writeln!(
             o,
             "<line x1=\"{lx:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"{width}\"{dash}/>",
             lx + 28.0
         );
-        let _ = writeln!(o, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#45505c\">{}</text>", lx + 34.0, ly + 4.0, esc(text));
+        let _ = writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#45505c\">{}</text>",
+            lx + 34.0,
+            ly + 4.0,
+            esc(text)
+        );
         lx += 44.0 + 6.2 * f64::from(u32::try_from(text.len()).unwrap_or(10));
     }
     let _ = writeln!(

@@ -12,11 +12,14 @@ fn profile(name: &str) -> Topology {
 
 fn labels(t: &Topology) -> Vec<Vec<String>> {
     let m = t.pair_matrix();
-    (0..m.len()).map(|i| (0..m.len()).map(|j| m.cell(i, j).label()).collect()).collect()
+    (0..m.len())
+        .map(|i| (0..m.len()).map(|j| m.cell(i, j).label()).collect())
+        .collect()
 }
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(crate::repo_root().join("docs/snapshot.schema.json")).unwrap();
+    let text =
+        std::fs::read_to_string(crate::repo_root().join("docs/snapshot.schema.json")).unwrap();
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }
@@ -28,13 +31,18 @@ fn every_profile_round_trips_exactly_and_validates_against_the_schema() {
         let t = profile(name);
         for format in [Format::Json, Format::Yaml] {
             let text = snapshot::to_string(&t, format).unwrap();
-            let back = snapshot::from_str(&text).unwrap_or_else(|e| panic!("{name} {format:?}: {e}"));
+            let back =
+                snapshot::from_str(&text).unwrap_or_else(|e| panic!("{name} {format:?}: {e}"));
             assert_eq!(back, t, "{name} {format:?}: snapshot in != snapshot out");
             let again = snapshot::to_string(&back, format).unwrap();
             assert_eq!(again, text, "{name} {format:?}: second write differs");
         }
-        let json: serde_json::Value = serde_json::from_str(&snapshot::to_string(&t, Format::Json).unwrap()).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        let json: serde_json::Value =
+            serde_json::from_str(&snapshot::to_string(&t, Format::Json).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
         assert!(errors.is_empty(), "{name} does not validate: {errors:#?}");
     }
 }
@@ -43,17 +51,30 @@ fn every_profile_round_trips_exactly_and_validates_against_the_schema() {
 fn the_schema_rejects_what_the_reader_rejects() {
     let validator = schema();
     let t = profile("dgx-h100");
-    let good: serde_json::Value = serde_json::from_str(&snapshot::to_string(&t, Format::Json).unwrap()).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&snapshot::to_string(&t, Format::Json).unwrap()).unwrap();
     let mut unknown_field = good.clone();
     unknown_field["gpus"][0]["colour"] = "green".into();
     let mut bad_class = good.clone();
-    let pcie = bad_class["links"].as_array().unwrap().iter().position(|l| l["kind"]["type"] == "pcie").unwrap();
+    let pcie = bad_class["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l["kind"]["type"] == "pcie")
+        .unwrap();
     bad_class["links"][pcie]["kind"]["class"] = "QPI".into();
     let mut bad_version = good.clone();
     bad_version["schemaVersion"] = 2.into();
-    for (what, v) in [("unknown field", unknown_field), ("bad class", bad_class), ("bad version", bad_version)] {
+    for (what, v) in [
+        ("unknown field", unknown_field),
+        ("bad class", bad_class),
+        ("bad version", bad_version),
+    ] {
         assert!(!validator.is_valid(&v), "schema accepted {what}");
-        assert!(snapshot::from_str(&v.to_string()).is_err(), "reader accepted {what}");
+        assert!(
+            snapshot::from_str(&v.to_string()).is_err(),
+            "reader accepted {what}"
+        );
     }
 }
 
@@ -63,10 +84,9 @@ fn dgx_h100_is_all_to_all_nv18_through_four_switches() {
     assert_eq!(t.gpus.len(), 8);
     assert_eq!(t.switches.len(), 4);
     assert_eq!(t.hosts[0].numa_nodes.len(), 2);
-    let l = labels(&t);
-    for i in 0..8 {
-        for j in 0..8 {
-            assert_eq!(l[i][j], if i == j { "X" } else { "NV18" }, "GPU{i}-GPU{j}");
+    for (i, row) in labels(&t).iter().enumerate() {
+        for (j, cell) in row.iter().enumerate() {
+            assert_eq!(cell, if i == j { "X" } else { "NV18" }, "GPU{i}-GPU{j}");
         }
     }
     assert_eq!(t.islands().len(), 1);
@@ -87,11 +107,18 @@ fn dgx1_v100_is_the_hybrid_cube_mesh() {
         ["SYS", "SYS", "NV1", "SYS", "NV1", "NV2", "X", "NV2"],
         ["SYS", "SYS", "SYS", "NV1", "NV2", "NV1", "NV2", "X"],
     ];
-    assert_eq!(labels(&t), expected.map(|r| r.map(String::from).to_vec()).to_vec());
+    assert_eq!(
+        labels(&t),
+        expected.map(|r| r.map(String::from).to_vec()).to_vec()
+    );
     // Six NVLink2 lanes per GPU.
     let m = t.pair_matrix();
     for i in 0..8 {
-        assert_eq!((0..8).map(|j| m.cell(i, j).nvlink_lanes()).sum::<u32>(), 6, "GPU{i}");
+        assert_eq!(
+            (0..8).map(|j| m.cell(i, j).nvlink_lanes()).sum::<u32>(),
+            6,
+            "GPU{i}"
+        );
     }
 }
 
@@ -112,7 +139,11 @@ fn bridge_pairs_are_two_islands_of_two() {
     let t = profile("nvlink-bridge-pairs");
     let islands = t.islands();
     assert_eq!(islands.len(), 2);
-    assert!(islands.iter().all(|i| i.gpus.len() == 2 && i.min_lanes == 4));
+    assert!(
+        islands
+            .iter()
+            .all(|i| i.gpus.len() == 2 && i.min_lanes == 4)
+    );
     assert_eq!(labels(&t)[0][2], "SYS");
 }
 
@@ -123,10 +154,22 @@ fn riscv_fusion_has_fusion_host_links_and_unknown_numa() {
     let fusion = t
         .links
         .iter()
-        .filter(|l| matches!(l.kind, LinkKind::C2c { flavor: C2cFlavor::NvlinkFusion, .. }))
+        .filter(|l| {
+            matches!(
+                l.kind,
+                LinkKind::C2c {
+                    flavor: C2cFlavor::NvlinkFusion,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(fusion, 4);
-    assert!(t.gpus.iter().all(|g| g.numa_node.is_none() && g.iommu_group.is_none()));
+    assert!(
+        t.gpus
+            .iter()
+            .all(|g| g.numa_node.is_none() && g.iommu_group.is_none())
+    );
     let l = labels(&t);
     assert!((0..4).all(|i| (0..4).all(|j| i == j || l[i][j] == "NV6")));
     assert!(t.gaps.iter().any(|g| g.why.contains("numa-node-id")));
@@ -137,14 +180,21 @@ fn nvl72_is_one_domain_of_72_gpus_over_18_hosts() {
     let t = profile("nvl72");
     assert_eq!(t.gpus.len(), 72);
     assert_eq!(t.hosts.len(), 18);
-    assert!(t.switches.iter().all(|s| s.host.is_none()), "switch trays are not enumerated by compute hosts");
+    assert!(
+        t.switches.iter().all(|s| s.host.is_none()),
+        "switch trays are not enumerated by compute hosts"
+    );
     let islands = t.islands();
     assert_eq!(islands.len(), 1);
     assert_eq!(islands[0].hosts.len(), 18);
     assert_eq!(islands[0].min_lanes, 18);
     let domains = t.domains();
     assert_eq!(domains.len(), 1);
-    assert!(domains[0].id.ends_with(".1"), "clique id string: {}", domains[0].id);
+    assert!(
+        domains[0].id.ends_with(".1"),
+        "clique id string: {}",
+        domains[0].id
+    );
     let m = t.pair_matrix();
     assert_eq!(m.cell(0, 71).label(), "NV18");
     assert_eq!(m.bandwidth_mbps(0, 71), 900_000);
@@ -154,7 +204,13 @@ fn nvl72_is_one_domain_of_72_gpus_over_18_hosts() {
 fn degraded_has_an_unhealthy_gpu_and_a_link_down() {
     let t = profile("degraded");
     assert!(matches!(&t.gpus[3].health, Health::Unhealthy { reason } if reason.contains("79")));
-    assert_eq!(t.links.iter().filter(|l| l.state == LinkState::Down).count(), 1);
+    assert_eq!(
+        t.links
+            .iter()
+            .filter(|l| l.state == LinkState::Down)
+            .count(),
+        1
+    );
     let l = labels(&t);
     assert_eq!(l[5][0], "NV17", "GPU5 lost one of its 18 lanes");
     assert_eq!(l[0][1], "NV18");

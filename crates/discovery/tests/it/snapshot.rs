@@ -17,7 +17,9 @@ fn snapshot_source_reads_back_what_discover_wrote() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let e = SnapshotSource::new("/nonexistent/x.json").discover().unwrap_err();
+    let e = SnapshotSource::new("/nonexistent/x.json")
+        .discover()
+        .unwrap_err();
     assert!(matches!(e, Error::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/x.json"), "{e}");
 }
@@ -32,7 +34,11 @@ fn broken_snapshots_fail_with_line_and_reason() {
         ("trailing-comma.json", 6, "hosts: expected value"),
         ("wrong-type.json", 6, "gpus[0].index"),
         ("unknown-field.yaml", 9, "gpus[0].colour: unknown field"),
-        ("bad-cpulist.yaml", 6, "hosts[0].numaNodes[0].cpus: invalid CPU list"),
+        (
+            "bad-cpulist.yaml",
+            6,
+            "hosts[0].numaNodes[0].cpus: invalid CPU list",
+        ),
         ("bad-pci.yaml", 6, "gpus[0].pciBusId: invalid PCI address"),
         ("bad-indent.yaml", 5, "mapping values are not allowed"),
         ("missing-version.json", 1, "schemaVersion"),
@@ -47,15 +53,24 @@ fn broken_snapshots_fail_with_line_and_reason() {
         let path = dir.join(file);
         let e = SnapshotSource::new(&path).discover().expect_err(file);
         let msg = e.to_string();
-        assert!(msg.contains(file), "{file}: error does not name the file: {msg}");
+        assert!(
+            msg.contains(file),
+            "{file}: error does not name the file: {msg}"
+        );
         assert!(msg.contains(phrase), "{file}: expected {phrase:?} in {msg}");
         if *line > 0 {
-            assert!(msg.contains(&format!("line {line},")), "{file}: expected line {line} in {msg}");
+            assert!(
+                msg.contains(&format!("line {line},")),
+                "{file}: expected line {line} in {msg}"
+            );
         }
         seen += 1;
     }
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(files, seen, "every file in fixtures/snapshot-bad has a case here");
+    assert_eq!(
+        files, seen,
+        "every file in fixtures/snapshot-bad has a case here"
+    );
 }
 
 proptest::proptest! {
