@@ -5,26 +5,21 @@ pub mod matrix;
 pub mod summary;
 pub mod svg;
 
-/// Bytes as a short human string (binary units).
+/// Bytes as a short human string in binary units: whole numbers print bare
+/// (`80 GiB`), others with one decimal (`125.5 GiB`).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut u = 0;
-    while v >= 1024 && v % 1024 == 0 && u + 1 < UNITS.len() {
-        v /= 1024;
-        u += 1;
+    let mut unit = 0;
+    let mut scale: u64 = 1;
+    while unit + 1 < UNITS.len() && n / scale >= 1024 {
+        scale *= 1024;
+        unit += 1;
     }
-    if u == 0 && n >= 1024 {
-        // Not a round number of KiB: show one decimal in the largest unit.
-        let mut f = n;
-        let mut unit = 0;
-        while f >= 1024 * 1024 && unit + 2 < UNITS.len() {
-            f /= 1024;
-            unit += 1;
-        }
-        return format!("{:.1} {}", f as f64 / 1024.0, UNITS[unit + 1]);
+    if n % scale == 0 {
+        format!("{} {}", n / scale, UNITS[unit])
+    } else {
+        format!("{:.1} {}", n as f64 / scale as f64, UNITS[unit])
     }
-    format!("{v} {}", UNITS[u])
 }
 
 /// MB/s as GB/s text.
@@ -70,7 +65,8 @@ mod tests {
     fn bytes_are_short() {
         assert_eq!(bytes(80 << 30), "80 GiB");
         assert_eq!(bytes(2 << 40), "2 TiB");
-        assert_eq!(bytes(1536 << 20), "1536 MiB");
+        assert_eq!(bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(bytes(128_512 << 20), "125.5 GiB");
         assert_eq!(bytes(512), "512 B");
     }
 
