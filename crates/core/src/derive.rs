@@ -141,7 +141,10 @@ impl Topology {
             .collect();
         let mut direct = vec![(0u32, 0u64); n * n];
         let mut pcie: BTreeMap<(usize, usize), PathClass> = BTreeMap::new();
-        let mut switch_ports: Vec<BTreeMap<&str, (u32, u64)>> = vec![BTreeMap::new(); n];
+        // Switch ids interned to small numbers; per GPU a map switch -> (lanes, bandwidth).
+        let switch_no: BTreeMap<&str, usize> =
+            self.switches.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let mut switch_ports: Vec<BTreeMap<usize, (u32, u64)>> = vec![BTreeMap::new(); n];
         for l in self.links.iter().filter(|l| l.is_up()) {
             match (&l.kind, &l.a, &l.b) {
                 (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
@@ -156,8 +159,8 @@ impl Topology {
                 }
                 (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Gpu(g), Endpoint::Switch(s))
                 | (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Switch(s), Endpoint::Gpu(g)) => {
-                    if let Some(&i) = pos.get(g) {
-                        let e = switch_ports[i].entry(s.as_str()).or_default();
+                    if let (Some(&i), Some(&k)) = (pos.get(g), switch_no.get(s.as_str())) {
+                        let e = switch_ports[i].entry(k).or_default();
                         e.0 += lanes;
                         e.1 += l.bandwidth_mbps.unwrap_or(0);
                     }
@@ -170,9 +173,18 @@ impl Topology {
                 _ => {}
             }
         }
+        let switch_ports: Vec<Vec<(usize, u32, u64)>> = switch_ports
+            .into_iter()
+            .map(|m| m.into_iter().map(|(k, (l, b))| (k, l, b)).collect())
+            .collect();
         let totals: Vec<(u32, u64)> = switch_ports
             .iter()
-            .map(|m| m.values().fold((0, 0), |acc, v| (acc.0 + v.0, acc.1 + v.1)))
+            .map(|v| v.iter().fold((0, 0), |acc, p| (acc.0 + p.1, acc.1 + p.2)))
+            .collect();
+        let single_numa: BTreeMap<&str, bool> = self
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.numa_nodes.len() <= 1))
             .collect();
         let mut cells = vec![Cell::Own; n * n];
         let mut bandwidth = vec![0u64; n * n];
@@ -180,10 +192,19 @@ impl Topology {
             for j in (i + 1)..n {
                 let (mut lanes, mut bw) = direct[i * n + j];
                 let (mut sl, mut sb) = (0u32, 0u64);
-                for (s, (la, ba)) in &switch_ports[i] {
-                    if let Some((lb, bb)) = switch_ports[j].get(s) {
-                        sl += la.min(lb);
-                        sb += ba.min(bb);
+                // Both port lists are sorted by switch number: merge them.
+                let (pa, pb) = (&switch_ports[i], &switch_ports[j]);
+                let (mut x, mut y) = (0, 0);
+                while x < pa.len() && y < pb.len() {
+                    match pa[x].0.cmp(&pb[y].0) {
+                        std::cmp::Ordering::Less => x += 1,
+                        std::cmp::Ordering::Greater => y += 1,
+                        std::cmp::Ordering::Equal => {
+                            sl += pa[x].1.min(pb[y].1);
+                            sb += pa[x].2.min(pb[y].2);
+                            x += 1;
+                            y += 1;
+                        }
                     }
                 }
                 let (gi, gj) = (&self.gpus[i], &self.gpus[j]);
@@ -204,7 +225,7 @@ impl Topology {
                     let class = pcie
                         .get(&(i, j))
                         .copied()
-                        .unwrap_or_else(|| self.fallback_class(i, j));
+                        .unwrap_or_else(|| fallback_class(gi, gj, &single_numa));
                     bw = if class == PathClass::Net {
                         0
                     } else {
@@ -227,19 +248,6 @@ impl Topology {
             gpus: self.gpus.iter().map(|g| g.id.clone()).collect(),
             cells,
             bandwidth,
-        }
-    }
-
-    fn fallback_class(&self, i: usize, j: usize) -> PathClass {
-        let (a, b) = (&self.gpus[i], &self.gpus[j]);
-        if a.host != b.host {
-            return PathClass::Net;
-        }
-        let single_node = self.host(&a.host).is_none_or(|h| h.numa_nodes.len() <= 1);
-        match (a.numa_node, b.numa_node) {
-            (Some(x), Some(y)) if x == y => PathClass::Node,
-            _ if single_node => PathClass::Node,
-            _ => PathClass::Sys,
         }
     }
 
@@ -325,6 +333,19 @@ impl Topology {
                 hosts: hosts_of(members.iter().map(|&i| &self.gpus[i].host)),
             })
             .collect()
+    }
+}
+
+/// The class of a pair without NVLink or a recorded PCIe path.
+fn fallback_class(a: &crate::Gpu, b: &crate::Gpu, single_numa: &BTreeMap<&str, bool>) -> PathClass {
+    if a.host != b.host {
+        return PathClass::Net;
+    }
+    let single = single_numa.get(a.host.as_str()).copied().unwrap_or(true);
+    match (a.numa_node, b.numa_node) {
+        (Some(x), Some(y)) if x == y => PathClass::Node,
+        _ if single => PathClass::Node,
+        _ => PathClass::Sys,
     }
 }
 

@@ -25,7 +25,8 @@ fn profile(name: &str) -> Topology {
         .expect("built-in profile")
 }
 
-/// The per-pair scan a first implementation would write: for every pair, walk every link.
+/// The per-pair scan a first implementation would write: for every pair, walk every
+/// link once, collecting direct lanes and each end's switch ports, then intersect.
 fn naive_lanes(t: &Topology) -> u32 {
     let mut total = 0;
     for a in &t.gpus {
@@ -35,21 +36,27 @@ fn naive_lanes(t: &Topology) -> u32 {
             }
             let ea = Endpoint::Gpu(a.id.clone());
             let eb = Endpoint::Gpu(b.id.clone());
+            let mut ports_a: Vec<(&Endpoint, u32)> = Vec::new();
+            let mut ports_b: Vec<(&Endpoint, u32)> = Vec::new();
             for l in &t.links {
-                if let LinkKind::Nvlink { lanes, .. } = l.kind
-                    && ((l.a == ea && l.b == eb) || (l.a == eb && l.b == ea))
-                {
-                    total += lanes;
-                }
-                if let LinkKind::NvswitchPort { lanes, .. } = l.kind
-                    && (l.a == ea || l.b == ea)
-                {
-                    // Shared switch: look for b on the same switch.
-                    let sw = if l.a == ea { &l.b } else { &l.a };
-                    for m in &t.links {
-                        if (m.a == eb && &m.b == sw) || (m.b == eb && &m.a == sw) {
-                            total += lanes.min(m.nvlink_lanes());
+                match l.kind {
+                    LinkKind::Nvlink { lanes, .. } if (l.a == ea && l.b == eb) || (l.a == eb && l.b == ea) => {
+                        total += lanes;
+                    }
+                    LinkKind::NvswitchPort { lanes, .. } => {
+                        if l.a == ea {
+                            ports_a.push((&l.b, lanes));
+                        } else if l.a == eb {
+                            ports_b.push((&l.b, lanes));
                         }
+                    }
+                    _ => {}
+                }
+            }
+            for (sa, la) in &ports_a {
+                for (sb, lb) in &ports_b {
+                    if sa == sb {
+                        total += la.min(lb);
                     }
                 }
             }
