@@ -330,3 +330,28 @@ fn discover_on_this_machine_exits_0() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["schemaVersion"], 1);
 }
+
+#[test]
+fn sources_read_standard_input_with_a_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let table = ok(&["topo", "--source", "profile:nvlink-bridge-pairs"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+        .args(["topo", "--source", "topo-text:-", "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(table.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["matrix"][0][1], "NV4");
+    assert_eq!(v["matrix"][0][2], "SYS");
+}

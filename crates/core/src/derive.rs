@@ -142,8 +142,12 @@ impl Topology {
         let mut direct = vec![(0u32, 0u64); n * n];
         let mut pcie: BTreeMap<(usize, usize), PathClass> = BTreeMap::new();
         // Switch ids interned to small numbers; per GPU a map switch -> (lanes, bandwidth).
-        let switch_no: BTreeMap<&str, usize> =
-            self.switches.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let switch_no: BTreeMap<&str, usize> = self
+            .switches
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         let mut switch_ports: Vec<BTreeMap<usize, (u32, u64)>> = vec![BTreeMap::new(); n];
         for l in self.links.iter().filter(|l| l.is_up()) {
             match (&l.kind, &l.a, &l.b) {

@@ -40,7 +40,9 @@ fn naive_lanes(t: &Topology) -> u32 {
             let mut ports_b: Vec<(&Endpoint, u32)> = Vec::new();
             for l in &t.links {
                 match l.kind {
-                    LinkKind::Nvlink { lanes, .. } if (l.a == ea && l.b == eb) || (l.a == eb && l.b == ea) => {
+                    LinkKind::Nvlink { lanes, .. }
+                        if (l.a == ea && l.b == eb) || (l.a == eb && l.b == ea) =>
+                    {
                         total += lanes;
                     }
                     LinkKind::NvswitchPort { lanes, .. } => {

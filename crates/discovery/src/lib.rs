@@ -55,9 +55,9 @@ pub enum SourceSpec {
     Sysfs(PathBuf),
     /// `nvml`.
     Nvml,
-    /// `topo-text:FILE` (`-` for standard input is handled by the caller).
+    /// `topo-text:FILE` (`-` reads standard input).
     TopoText(PathBuf),
-    /// `snapshot:FILE`.
+    /// `snapshot:FILE` (`-` reads standard input).
     Snapshot(PathBuf),
     /// `profile:NAME`.
     Profile(String),
@@ -111,6 +111,21 @@ impl SourceSpec {
             SourceSpec::Profile(name) => Box::new(ProfileSource::new(name)?),
         })
     }
+}
+
+/// Reads a whole input file; `-` is standard input.
+pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let read = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    };
+    read.map_err(|error| Error::Read {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 #[cfg(feature = "nvml")]

@@ -31,9 +31,16 @@ impl SnapshotSource {
 
 impl TopologySource for SnapshotSource {
     fn discover(&self) -> Result<Topology> {
-        let text = std::fs::read_to_string(&self.path).map_err(|error| Error::Read {
+        let bytes = crate::read_input(&self.path)?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Read {
             path: self.path.clone(),
-            error,
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            ),
         })?;
         Self::parse(&text, &self.path)
     }

@@ -99,10 +99,7 @@ impl TopoTextSource {
 
 impl TopologySource for TopoTextSource {
     fn discover(&self) -> Result<Topology> {
-        let bytes = std::fs::read(&self.path).map_err(|error| Error::Read {
-            path: self.path.clone(),
-            error,
-        })?;
+        let bytes = crate::read_input(&self.path)?;
         // Saved terminal output may carry a stray non-UTF-8 byte in a prompt line; the
         // matrix itself is ASCII, so decode lossily and let the parser judge.
         parse(&String::from_utf8_lossy(&bytes), &self.path)

@@ -9,7 +9,8 @@ use linkwise_discovery::SourceSpec;
 
 /// Help text shared by every `--source` flag.
 pub const SOURCE_HELP: &str = "Where the facts come from: auto (NVML when it loads, else sysfs), sysfs[:ROOT], nvml, \
-topo-text:FILE (saved `nvidia-smi topo -m`), snapshot:FILE (JSON/YAML), profile:NAME (built in; see `linkwise profiles`)";
+topo-text:FILE (saved `nvidia-smi topo -m`), snapshot:FILE (JSON/YAML), profile:NAME (built in; see `linkwise profiles`). \
+FILE `-` reads standard input";
 
 /// Parses `--source`, opens it and discovers.
 pub fn discover(source: &str) -> anyhow::Result<Topology> {

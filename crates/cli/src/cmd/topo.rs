@@ -8,7 +8,7 @@ use crate::render;
     after_help = "Cells: X self, NV# a bonded set of # NVLinks (direct or through NVSwitch), \
 PIX at most one PCIe bridge, PXB several bridges, PHB through a host bridge, NODE between host bridges \
 of one NUMA node, SYS across NUMA nodes, NET different hosts without NVLink.\n\n\
-Examples:\n  linkwise topo --source profile:dgx1-v100\n  linkwise topo --source topo-text:topo.txt -o json\n  \
+Examples:\n  linkwise topo --source profile:dgx1-v100\n  nvidia-smi topo -m | linkwise topo --source topo-text:- -o json\n  \
 linkwise topo --source profile:dgx-h100 -o svg > dgx-h100.svg\n  linkwise topo --source profile:nvl72 -o dot | dot -Tpng > nvl72.png"
 )]
 pub struct Args {

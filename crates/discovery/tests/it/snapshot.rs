@@ -46,7 +46,7 @@ fn broken_snapshots_fail_with_line_and_reason() {
         ("dangling-link.yaml", 0, "links[0].b"),
         ("duplicate-gpu.yaml", 0, "appears twice"),
         ("zero-lanes.json", 0, "lanes"),
-        ("binary.json", 0, "valid UTF-8"),
+        ("binary.json", 0, "not UTF-8 text"),
     ];
     let mut seen = 0;
     for (file, line, phrase) in cases {
