@@ -55,6 +55,7 @@ pub struct PairMatrix {
     gpus: Vec<GpuId>,
     cells: Vec<Cell>,
     bandwidth: Vec<u64>,
+    pcie: Vec<PathClass>,
 }
 
 impl PairMatrix {
@@ -79,10 +80,18 @@ impl PairMatrix {
     }
 
     /// Bandwidth per direction between GPUs `i` and `j` in MB/s: the sum of NVLink lane
-    /// bandwidth for NVLink pairs, the narrower PCIe link for PCIe pairs, 0 across hosts
-    /// without NVLink and on the diagonal.
+    /// bandwidth for NVLink pairs; for PCIe pairs the narrower of the two PCIe links,
+    /// discounted by how far peer-to-peer traffic travels (see [`pcie_p2p_mbps`]); 0 across
+    /// hosts without NVLink and on the diagonal.
     pub fn bandwidth_mbps(&self, i: usize, j: usize) -> u64 {
         self.bandwidth[i * self.gpus.len() + j]
+    }
+
+    /// The PCIe path class between GPUs `i` and `j` whether or not they also share NVLink:
+    /// the recorded class, else the fallback (`NET` / `NODE` / `SYS`). Meaningless on the
+    /// diagonal.
+    pub fn pcie_class(&self, i: usize, j: usize) -> PathClass {
+        self.pcie[i * self.gpus.len() + j]
     }
 }
 
@@ -192,6 +201,7 @@ impl Topology {
             .collect();
         let mut cells = vec![Cell::Own; n * n];
         let mut bandwidth = vec![0u64; n * n];
+        let mut classes = vec![PathClass::Pix; n * n];
         for i in 0..n {
             for j in (i + 1)..n {
                 let (mut lanes, mut bw) = direct[i * n + j];
@@ -223,28 +233,25 @@ impl Topology {
                 }
                 lanes += sl;
                 bw += sb;
+                let class = pcie
+                    .get(&(i, j))
+                    .copied()
+                    .unwrap_or_else(|| fallback_class(gi, gj, &single_numa));
                 let cell = if lanes > 0 {
                     Cell::Nvlink { lanes }
                 } else {
-                    let class = pcie
-                        .get(&(i, j))
-                        .copied()
-                        .unwrap_or_else(|| fallback_class(gi, gj, &single_numa));
-                    bw = if class == PathClass::Net {
-                        0
-                    } else {
-                        let p = |g: &crate::Gpu| {
-                            g.pcie
-                                .and_then(|p| p.max_bandwidth_mbps())
-                                .unwrap_or(DEFAULT_PCIE_MBPS)
-                        };
-                        p(gi).min(p(gj))
+                    let link = |g: &crate::Gpu| {
+                        g.pcie
+                            .and_then(|p| p.max_bandwidth_mbps())
+                            .unwrap_or(DEFAULT_PCIE_MBPS)
                     };
+                    bw = pcie_p2p_mbps(class, link(gi).min(link(gj)));
                     Cell::Pcie(class)
                 };
                 for (x, y) in [(i, j), (j, i)] {
                     cells[x * n + y] = cell;
                     bandwidth[x * n + y] = bw;
+                    classes[x * n + y] = class;
                 }
             }
         }
@@ -252,6 +259,7 @@ impl Topology {
             gpus: self.gpus.iter().map(|g| g.id.clone()).collect(),
             cells,
             bandwidth,
+            pcie: classes,
         }
     }
 
@@ -337,6 +345,22 @@ impl Topology {
                 hosts: hosts_of(members.iter().map(|&i| &self.gpus[i].host)),
             })
             .collect()
+    }
+}
+
+/// Peer-to-peer bandwidth over PCIe in MB/s for a pair whose narrower link carries `link`:
+/// the full link under one switch or bridge tree (`PIX`, `PXB`), 80% through the host
+/// bridge (`PHB`), 60% between host bridges of one NUMA node (`NODE`), 40% across the
+/// SMP interconnect (`SYS`, where P2P is often bounced through host memory), 0 across
+/// hosts (`NET`). The factors order the classes the way `nvidia-smi` does and keep every
+/// PCIe pair below its own link rate; they are estimates, not measurements.
+pub fn pcie_p2p_mbps(class: PathClass, link: u64) -> u64 {
+    match class {
+        PathClass::Pix | PathClass::Pxb => link,
+        PathClass::Phb => link * 4 / 5,
+        PathClass::Node => link * 3 / 5,
+        PathClass::Sys => link * 2 / 5,
+        PathClass::Net => 0,
     }
 }
 

@@ -14,13 +14,14 @@
 
 mod cpuset;
 mod derive;
+pub mod alloc;
 mod error;
 mod model;
 mod pci;
 pub mod snapshot;
 
 pub use cpuset::CpuSet;
-pub use derive::{Cell, Island, NvlinkDomain, PairMatrix};
+pub use derive::{Cell, Island, NvlinkDomain, PairMatrix, pcie_p2p_mbps};
 pub use error::{Error, Result};
 pub use model::*;
 pub use pci::PciAddress;

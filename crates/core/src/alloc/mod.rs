@@ -1,0 +1,459 @@
+//! The allocator: choose the best `k` GPUs of a node (or of a multi-node NVLink domain).
+//!
+//! The objective is written down, with worked examples, in `docs/allocation.md`; this
+//! module follows it. In short, a candidate set is scored by a [`Score`] whose components
+//! are compared lexicographically in the order the [`Policy`] gives:
+//!
+//! - `islands`: NVLink islands the set spans (fewer is better);
+//! - `hosts`: hosts the set spans (fewer is better; only multi-host domains have several);
+//! - `numa_misses`: GPUs outside the requested NUMA node / CPU set (fewer is better);
+//! - `bottleneck_mbps`: the weakest link on the set's best ring (higher is better);
+//! - `total_mbps`: the sum of pairwise bandwidth inside the set (higher is better);
+//! - `cut_mbps`: bandwidth from the set to the GPUs that stay free (lower is better:
+//!   the set does not tear NVLink pairs or islands apart);
+//! - `opened`: intact islands and hosts the set breaks into (fewer is better);
+//!
+//! and then the lowest GPU positions win, so answers are deterministic.
+//!
+//! Search: exhaustive enumeration of candidate sets with lazy scoring when there are at
+//! most [`EXACT_BUDGET`] of them (every node of up to 16 GPUs), which gives the exact
+//! optimum; otherwise a decomposition by island and host that shrinks the candidates to a
+//! pool that can be enumerated, falling back to a greedy start plus swap search.
+//!
+//! [`Allocator`] is built once per topology and then answers requests without touching
+//! the topology again (the device plugin's hot path).
+
+mod frac;
+mod ring;
+mod search;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{CpuSet, Endpoint, GpuId, LinkKind, PathClass, Topology};
+
+pub use frac::{FracError, FracPlacement, MigProfile, MigState, place_fraction, place_mig};
+pub use ring::ring_bottleneck;
+
+/// Candidate sets enumerated exhaustively at most (above it, decomposition).
+pub const EXACT_BUDGET: u64 = 5_000;
+
+/// What the caller optimises for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Best interconnect inside the set, then least damage to what stays free.
+    #[default]
+    Default,
+    /// Least damage to what stays free first (bin packing), then interconnect.
+    Pack,
+    /// Most NUMA nodes (host bandwidth) first, then interconnect.
+    Spread,
+}
+
+/// How candidate sets are scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// linkwise's objective (`docs/allocation.md`).
+    #[default]
+    Default,
+    /// The prior art's pair weights summed over the set (SYS 10, NODE 20, PHB 30, PXB 40,
+    /// PIX 50, plus 100 per NVLink lane), for comparisons on its own objective.
+    LegacyPairwise,
+}
+
+/// A request, with kubelet `GetPreferredAllocation` semantics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllocRequest {
+    /// Devices that may be chosen.
+    pub available: Vec<GpuId>,
+    /// Devices that must be in the answer.
+    pub must_include: Vec<GpuId>,
+    /// How many devices to return.
+    pub size: usize,
+    /// What to optimise for.
+    pub policy: Policy,
+    /// How to score.
+    pub scoring: Scoring,
+    /// Preferred NUMA node.
+    pub numa: Option<u32>,
+    /// Preferred CPUs (a GPU is local when its CPU affinity meets them).
+    pub cpus: Option<CpuSet>,
+}
+
+/// Why a request cannot be answered. Every variant is a property of the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// `size` is 0.
+    #[error("requested 0 devices; ask for at least 1")]
+    ZeroSize,
+    /// Fewer available devices than requested.
+    #[error("requested {requested} devices but only {available} are available")]
+    Insufficient {
+        /// Requested size.
+        requested: usize,
+        /// Available devices.
+        available: usize,
+    },
+    /// More must-include devices than the size.
+    #[error("{must} devices must be included but only {requested} were requested")]
+    TooManyRequired {
+        /// Must-include count.
+        must: usize,
+        /// Requested size.
+        requested: usize,
+    },
+    /// A must-include device is not in the available list.
+    #[error("must-include device {id} is not available")]
+    RequiredUnavailable {
+        /// The device.
+        id: GpuId,
+    },
+    /// A device id is not in the topology.
+    #[error("unknown device {id}")]
+    UnknownDevice {
+        /// The device.
+        id: GpuId,
+    },
+    /// A device id appears twice in one list.
+    #[error("device {id} is listed twice")]
+    Duplicate {
+        /// The device.
+        id: GpuId,
+    },
+}
+
+/// The components of a set's score (see the module docs for their order and meaning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Score {
+    /// NVLink islands spanned.
+    pub islands: u32,
+    /// Hosts spanned.
+    pub hosts: u32,
+    /// NUMA nodes spanned (GPUs with unknown NUMA count as one node).
+    pub numa_nodes: u32,
+    /// GPUs outside the requested NUMA node / CPU set (0 without a preference).
+    pub numa_misses: u32,
+    /// Weakest link on the best ring through the set, MB/s (0 for one GPU).
+    pub bottleneck_mbps: u64,
+    /// Sum of pairwise bandwidth inside the set, MB/s.
+    pub total_mbps: u64,
+    /// Bandwidth from the set to the GPUs that stay available, MB/s.
+    pub cut_mbps: u64,
+    /// Intact islands and hosts the set breaks into.
+    pub opened: u32,
+    /// The prior art's pairwise score of the set.
+    pub legacy: u64,
+}
+
+impl Score {
+    /// The comparison key under a policy and scoring mode: higher is better.
+    pub fn key(&self, policy: Policy, scoring: Scoring) -> [i128; 7] {
+        let (i, h, nm, b, t, c, o) = (
+            -i128::from(self.islands),
+            -i128::from(self.hosts),
+            -i128::from(self.numa_misses),
+            i128::from(self.bottleneck_mbps),
+            i128::from(self.total_mbps),
+            -i128::from(self.cut_mbps),
+            -i128::from(self.opened),
+        );
+        match (scoring, policy) {
+            (Scoring::LegacyPairwise, _) => [i128::from(self.legacy), 0, 0, 0, 0, 0, 0],
+            (Scoring::Default, Policy::Default) => [i, h, nm, b, t, c, o],
+            (Scoring::Default, Policy::Pack) => [i, h, nm, o, c, b, t],
+            (Scoring::Default, Policy::Spread) => [h, i128::from(self.numa_nodes), nm, b, t, c, o],
+        }
+    }
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Allocation {
+    /// The chosen devices, in topology order.
+    pub devices: Vec<GpuId>,
+    /// Their positions in the topology (matrix order).
+    pub positions: Vec<usize>,
+    /// The chosen set's score.
+    pub score: Score,
+    /// True when the search was exhaustive, so the answer is the optimum.
+    pub exact: bool,
+    /// How many candidate sets were scored.
+    pub evaluated: u64,
+    /// The best set that lost, with its score, when there was one.
+    pub runner_up: Option<(Vec<usize>, Score)>,
+}
+
+/// Per-topology tables the search reads: built once, then requests are pure lookups.
+#[derive(Debug, Clone)]
+pub struct Allocator {
+    ids: Vec<GpuId>,
+    pos: BTreeMap<GpuId, usize>,
+    labels: Vec<String>,
+    n: usize,
+    /// Pairwise bandwidth, MB/s, row-major.
+    w: Vec<u64>,
+    /// NVLink lanes per pair, row-major.
+    lanes: Vec<u32>,
+    /// The prior art's pair weight, row-major.
+    legacy: Vec<u64>,
+    island: Vec<usize>,
+    island_size: Vec<usize>,
+    host: Vec<usize>,
+    host_size: Vec<usize>,
+    /// NUMA nodes a GPU is local to: its PCIe NUMA node and C2C / Fusion CPU nodes.
+    numa: Vec<Vec<u32>>,
+    cpus: Vec<Option<CpuSet>>,
+    healthy: Vec<bool>,
+    budget: u64,
+}
+
+/// The prior art's weight of a PCIe level.
+fn legacy_pcie_weight(c: PathClass) -> u64 {
+    match c {
+        PathClass::Pix => 50,
+        PathClass::Pxb => 40,
+        PathClass::Phb => 30,
+        PathClass::Node => 20,
+        PathClass::Sys => 10,
+        PathClass::Net => 0,
+    }
+}
+
+// === impl Allocator ===
+
+impl Allocator {
+    /// Builds the tables for `topo`.
+    pub fn new(topo: &Topology) -> Self {
+        let m = topo.pair_matrix();
+        let n = m.len();
+        let mut w = vec![0; n * n];
+        let mut lanes = vec![0; n * n];
+        let mut legacy = vec![0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    w[i * n + j] = m.bandwidth_mbps(i, j);
+                    let l = m.cell(i, j).nvlink_lanes();
+                    lanes[i * n + j] = l;
+                    legacy[i * n + j] = legacy_pcie_weight(m.pcie_class(i, j)) + 100 * u64::from(l);
+                }
+            }
+        }
+        let islands = topo.islands_of(&m);
+        let ids: Vec<GpuId> = topo.gpus.iter().map(|g| g.id.clone()).collect();
+        let pos: BTreeMap<GpuId, usize> = ids.iter().cloned().enumerate().map(|(i, g)| (g, i)).collect();
+        let mut island = vec![0; n];
+        let mut island_size = Vec::new();
+        for is in &islands {
+            for g in &is.gpus {
+                if let Some(&p) = pos.get(g) {
+                    island[p] = island_size.len();
+                }
+            }
+            island_size.push(is.gpus.len());
+        }
+        let host_no: BTreeMap<&str, usize> = topo.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
+        let host: Vec<usize> = topo.gpus.iter().map(|g| host_no.get(g.host.as_str()).copied().unwrap_or(0)).collect();
+        let mut host_size = vec![0; topo.hosts.len().max(1)];
+        for &h in &host {
+            host_size[h] += 1;
+        }
+        let mut numa: Vec<Vec<u32>> = topo.gpus.iter().map(|g| g.numa_node.into_iter().collect()).collect();
+        for l in &topo.links {
+            if let (LinkKind::C2c { .. }, Endpoint::Gpu(g), Endpoint::Cpu { numa: Some(c), .. })
+            | (LinkKind::C2c { .. }, Endpoint::Cpu { numa: Some(c), .. }, Endpoint::Gpu(g)) = (&l.kind, &l.a, &l.b)
+                && let Some(&p) = pos.get(g)
+                && !numa[p].contains(c)
+            {
+                numa[p].push(*c);
+            }
+        }
+        let multi = topo.is_multi_host();
+        Allocator {
+            labels: topo.gpus.iter().map(|g| g.label(multi)).collect(),
+            pos,
+            ids,
+            n,
+            w,
+            lanes,
+            legacy,
+            island,
+            island_size,
+            host,
+            host_size,
+            numa,
+            cpus: topo.gpus.iter().map(|g| g.cpu_affinity.clone()).collect(),
+            healthy: topo.gpus.iter().map(|g| g.health.is_healthy()).collect(),
+            budget: EXACT_BUDGET,
+        }
+    }
+
+    /// The same allocator with another limit on exhaustive enumeration of the whole
+    /// request (pools found by the decomposition keep [`EXACT_BUDGET`]): tests and
+    /// benchmarks use 0 to force the decomposition, `u64::MAX` to force exhaustion.
+    pub fn with_budget(mut self, budget: u64) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Number of GPUs in the topology.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when the topology has no GPU.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// GPU ids in position order.
+    pub fn ids(&self) -> &[GpuId] {
+        &self.ids
+    }
+
+    /// The display label (`GPU3`) of a position.
+    pub fn label(&self, p: usize) -> &str {
+        self.labels.get(p).map_or("?", String::as_str)
+    }
+
+    /// The position of a GPU id.
+    pub fn position(&self, id: &GpuId) -> Option<usize> {
+        self.pos.get(id).copied()
+    }
+
+    /// Every healthy GPU: the default `available` list.
+    pub fn healthy(&self) -> Vec<GpuId> {
+        (0..self.n).filter(|&p| self.healthy[p]).map(|p| self.ids[p].clone()).collect()
+    }
+
+    fn w(&self, a: usize, b: usize) -> u64 {
+        self.w[a * self.n + b]
+    }
+
+    /// NVLink lanes between two positions.
+    pub fn lanes(&self, a: usize, b: usize) -> u32 {
+        self.lanes[a * self.n + b]
+    }
+
+    /// Bandwidth between two positions, MB/s.
+    pub fn bandwidth(&self, a: usize, b: usize) -> u64 {
+        self.w(a, b)
+    }
+
+    fn positions(&self, ids: &[GpuId]) -> Result<Vec<usize>, AllocError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let p = self.position(id).ok_or_else(|| AllocError::UnknownDevice { id: id.clone() })?;
+            if out.contains(&p) {
+                return Err(AllocError::Duplicate { id: id.clone() });
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// Answers a request. Infeasible requests are errors; a success always holds exactly
+    /// `size` distinct available devices including every must-include device.
+    pub fn allocate(&self, req: &AllocRequest) -> Result<Allocation, AllocError> {
+        if req.size == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        let mut available = self.positions(&req.available)?;
+        let must = self.positions(&req.must_include)?;
+        if must.len() > req.size {
+            return Err(AllocError::TooManyRequired {
+                must: must.len(),
+                requested: req.size,
+            });
+        }
+        for (&p, id) in must.iter().zip(&req.must_include) {
+            if !available.contains(&p) {
+                return Err(AllocError::RequiredUnavailable { id: id.clone() });
+            }
+        }
+        if available.len() < req.size {
+            return Err(AllocError::Insufficient {
+                requested: req.size,
+                available: available.len(),
+            });
+        }
+        available.sort_unstable();
+        let ctx = search::Ctx::new(self, req, &available, &must);
+        let mut out = ctx.solve();
+        out.positions.sort_unstable();
+        out.devices = out.positions.iter().map(|&p| self.ids[p].clone()).collect();
+        debug_assert_eq!(out.positions.len(), req.size);
+        Ok(out)
+    }
+
+    /// Scores a given set against an availability (for explanations and tests).
+    pub fn score(&self, set: &[usize], available: &[usize], req: &AllocRequest) -> Score {
+        search::Ctx::new(self, req, available, &[]).score(set)
+    }
+
+    /// A sentence explaining an allocation: its components and why it beat the runner-up.
+    pub fn explain(&self, a: &Allocation, req: &AllocRequest) -> String {
+        let names = |ps: &[usize]| ps.iter().map(|&p| self.label(p)).collect::<Vec<_>>().join(",");
+        let s = &a.score;
+        let gb = |x: u64| format!("{:.1} GB/s", x as f64 / 1000.0);
+        let mut out = format!(
+            "chose {} ({} of {} candidate sets scored{}): {} NVLink island{}, {} host{}, ",
+            names(&a.positions),
+            a.evaluated,
+            if a.exact { "all" } else { "a decomposition's" },
+            if a.exact { ", exact optimum" } else { "" },
+            s.islands,
+            if s.islands == 1 { "" } else { "s" },
+            s.hosts,
+            if s.hosts == 1 { "" } else { "s" },
+        );
+        if req.numa.is_some() || req.cpus.is_some() {
+            out.push_str(&format!("{} GPU(s) outside the preferred NUMA node/CPUs, ", s.numa_misses));
+        }
+        if a.positions.len() > 1 {
+            out.push_str(&format!("ring bottleneck {}, total pairwise {}, ", gb(s.bottleneck_mbps), gb(s.total_mbps)));
+        }
+        out.push_str(&format!(
+            "leaves {} of bandwidth to free GPUs torn, breaks {} intact island(s)/host(s)",
+            gb(s.cut_mbps),
+            s.opened
+        ));
+        if req.scoring == Scoring::LegacyPairwise {
+            out.push_str(&format!("; legacy pairwise score {}", s.legacy));
+        }
+        if let Some((set, r)) = &a.runner_up {
+            let (ka, kb) = (s.key(req.policy, req.scoring), r.key(req.policy, req.scoring));
+            let names_c = ["islands", "hosts", "NUMA misses", "ring bottleneck", "total bandwidth", "torn bandwidth", "broken islands/hosts"];
+            let names_c = match (req.scoring, req.policy) {
+                (Scoring::LegacyPairwise, _) => ["legacy score", "", "", "", "", "", ""],
+                (_, Policy::Default) => names_c,
+                (_, Policy::Pack) => ["islands", "hosts", "NUMA misses", "broken islands/hosts", "torn bandwidth", "ring bottleneck", "total bandwidth"],
+                (_, Policy::Spread) => ["hosts", "NUMA nodes", "NUMA misses", "ring bottleneck", "total bandwidth", "torn bandwidth", "broken islands/hosts"],
+            };
+            let why = ka
+                .iter()
+                .zip(kb.iter())
+                .position(|(x, y)| x != y)
+                .map_or_else(|| "equal score, lower GPU numbers".to_string(), |i| format!("better {}", names_c[i]));
+            out.push_str(&format!("; runner-up {} lost on {}", names(set), why));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Policy::Default => "default",
+            Policy::Pack => "pack",
+            Policy::Spread => "spread",
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The weakest link on a set's best ring: the bottleneck Hamiltonian cycle.
+//!
+//! For a threshold `t`, a ring whose every hop carries at least `t` exists exactly when
+//! the graph of pairs with bandwidth `>= t` has a Hamiltonian cycle. The answer is the
+//! largest such `t`, searched over the distinct pair bandwidths of the set from an upper
+//! bound down: every GPU on a ring uses two of its links, so no ring beats the smallest
+//! "second-best link" over the set's GPUs. Each threshold is checked by Dirac's theorem
+//! (every vertex joined to at least half the others: a cycle exists) and otherwise by an
+//! exact dynamic programme over subsets with bit-set rows, `O(2^k * k)` words for up to
+//! [`EXACT_RING_MAX`] GPUs. Larger sets (never asked for by the promises) use Dirac alone
+//! and so return a lower bound; sets over 32 GPUs return their weakest pair.
+
+/// Largest set whose ring is computed exactly.
+pub const EXACT_RING_MAX: usize = 16;
+
+/// The bottleneck of the best ring through `set`, with `w(a, b)` the pair bandwidth:
+/// 0 for fewer than two GPUs, the pair's bandwidth for two.
+pub fn ring_bottleneck(set: &[usize], w: impl Fn(usize, usize) -> u64) -> u64 {
+    let k = set.len();
+    match k {
+        0 | 1 => return 0,
+        2 => return w(set[0], set[1]),
+        _ => {}
+    }
+    if k > 32 {
+        // Rows are 32-bit masks; beyond that only the weakest pair is a safe answer.
+        let mut min = u64::MAX;
+        for (x, &a) in set.iter().enumerate() {
+            for &b in &set[x + 1..] {
+                min = min.min(w(a, b));
+            }
+        }
+        return min;
+    }
+    let mut weights = Vec::with_capacity(k * (k - 1) / 2);
+    let mut upper = u64::MAX;
+    for (x, &a) in set.iter().enumerate() {
+        let (mut best, mut second) = (0u64, 0u64);
+        for (y, &b) in set.iter().enumerate() {
+            if x == y {
+                continue;
+            }
+            let v = w(a, b);
+            if y > x {
+                weights.push(v);
+            }
+            if v > best {
+                second = best;
+                best = v;
+            } else if v > second {
+                second = v;
+            }
+        }
+        upper = upper.min(second);
+    }
+    weights.sort_unstable_by(|a, b| b.cmp(a));
+    weights.dedup();
+    for &t in weights.iter().filter(|&&t| t <= upper) {
+        let adj: Vec<u32> = (0..k)
+            .map(|x| {
+                (0..k)
+                    .filter(|&y| y != x && w(set[x], set[y]) >= t)
+                    .fold(0u32, |m, y| m | (1 << (y % 32)))
+            })
+            .collect();
+        if hamiltonian(&adj) {
+            return t;
+        }
+    }
+    // Every pair meets the smallest weight: the complete graph has a ring.
+    weights.last().copied().unwrap_or(0)
+}
+
+/// Whether the graph (adjacency bit rows, `k >= 3`) has a Hamiltonian cycle.
+fn hamiltonian(adj: &[u32]) -> bool {
+    let k = adj.len();
+    let min_degree = adj.iter().map(|r| r.count_ones()).min().unwrap_or(0) as usize;
+    if 2 * min_degree >= k {
+        return true; // Dirac
+    }
+    if min_degree < 2 || k > EXACT_RING_MAX {
+        return false;
+    }
+    // paths[mask] = the set of end vertices v such that a path starts at vertex 0,
+    // visits exactly `mask` (which contains 0 and v) and ends at v.
+    let full = (1usize << k) - 1;
+    let mut paths = vec![0u32; 1 << k];
+    paths[1] = 1;
+    for mask in 1..=full {
+        if mask & 1 == 0 {
+            continue;
+        }
+        let ends = paths[mask];
+        if ends == 0 {
+            continue;
+        }
+        for v in 0..k {
+            if ends & (1 << v) == 0 {
+                continue;
+            }
+            let mut next = adj[v] & !(mask as u32);
+            while next != 0 {
+                let u = next.trailing_zeros() as usize;
+                next &= next - 1;
+                paths[mask | (1 << u)] |= 1 << u;
+            }
+        }
+    }
+    paths[full] & adj[0] != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(m: &[&[u64]]) -> impl Fn(usize, usize) -> u64 + '_ {
+        move |a, b| m[a][b]
+    }
+
+    #[test]
+    fn dgx1_quad_ring_is_limited_by_an_nv1_hop() {
+        // GPUs 0-3 of the hybrid cube-mesh: NV2 on 0-3, 1-2, 2-3; NV1 elsewhere.
+        let m: &[&[u64]] = &[&[0, 25, 25, 50], &[25, 0, 50, 25], &[25, 50, 0, 50], &[50, 25, 50, 0]];
+        assert_eq!(ring_bottleneck(&[0, 1, 2, 3], from(m)), 25);
+        assert_eq!(ring_bottleneck(&[0, 3], from(m)), 50);
+        assert_eq!(ring_bottleneck(&[2], from(m)), 0);
+    }
+
+    #[test]
+    fn a_ring_of_strong_links_beats_a_weak_chord() {
+        // Ring 0-1-2-3-4-0 at 100, every chord at 10.
+        let mut m = vec![vec![10u64; 5]; 5];
+        for i in 0..5 {
+            m[i][(i + 1) % 5] = 100;
+            m[(i + 1) % 5][i] = 100;
+        }
+        let f = |a: usize, b: usize| m[a][b];
+        assert_eq!(ring_bottleneck(&[0, 1, 2, 3, 4], f), 100);
+        // Drop one ring edge: the best ring must use a chord.
+        m[0][1] = 10;
+        m[1][0] = 10;
+        let f = |a: usize, b: usize| m[a][b];
+        assert_eq!(ring_bottleneck(&[0, 1, 2, 3, 4], f), 10);
+    }
+
+    #[test]
+    fn two_cliques_joined_by_one_bridge_have_no_strong_ring() {
+        // {0,1,2} and {3,4,5} at 100 inside, one 100 bridge 2-3, 1 elsewhere.
+        let mut m = vec![vec![1u64; 6]; 6];
+        for (a, b) in [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5), (2, 3)] {
+            m[a][b] = 100;
+            m[b][a] = 100;
+        }
+        let f = |a: usize, b: usize| m[a][b];
+        assert_eq!(ring_bottleneck(&[0, 1, 2, 3, 4, 5], f), 1);
+    }
+}
