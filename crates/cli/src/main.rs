@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
     name = "linkwise",
     version,
     propagate_version = true,
-    after_help = "Examples:\n  linkwise discover --source profile:dgx-h100\n  linkwise topo --source profile:dgx1-v100\n  linkwise topo --source topo-text:topo.txt -o json\n  linkwise profiles"
+    after_help = "Examples:\n  linkwise discover --source profile:dgx-h100\n  linkwise topo --source profile:dgx1-v100\n  linkwise topo --source topo-text:topo.txt -o json\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  linkwise profiles"
 )]
 struct Cli {
     /// Log format on stderr.
@@ -40,6 +40,8 @@ enum Command {
     Topo(cmd::topo::Args),
     /// List the built-in profiles, one per line (name, then description).
     Profiles(cmd::profiles::Args),
+    /// Choose the best GPUs for a request (NVLink-, NUMA- and fragmentation-aware).
+    Alloc(cmd::alloc::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Discover(a) => cmd::discover::run(a),
         Command::Topo(a) => cmd::topo::run(a),
         Command::Profiles(a) => cmd::profiles::run(a),
+        Command::Alloc(a) => cmd::alloc::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

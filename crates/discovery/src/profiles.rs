@@ -38,8 +38,16 @@ pub const PROFILES: &[(&str, &str)] = &[
         "riscv64 host, 4x B200 each on NVLink Fusion to the CPU and NV6 to each other",
     ),
     (
+        "dgx2-v100",
+        "16x V100 SXM3 32GB, all-to-all NV6 through 6 trunked NVSwitch planes, 2 NUMA nodes (x86_64)",
+    ),
+    (
         "nvl72",
         "72x GB200 in one NVLink domain: 18 compute trays of 4 GPUs, 18 NVSwitch chips, one clique",
+    ),
+    (
+        "nvl144",
+        "144x GB300 in one NVLink domain: 36 compute trays of 4 GPUs, 18 NVSwitch chips, one clique",
     ),
     (
         "degraded",
@@ -81,7 +89,9 @@ impl TopologySource for ProfileSource {
             "pcie-8gpu" => pcie_8gpu(),
             "nvlink-bridge-pairs" => bridge_pairs(),
             "riscv-fusion" => riscv_fusion(),
-            "nvl72" => nvl72(),
+            "dgx2-v100" => dgx2_v100(),
+            "nvl72" => rack("nvl72", 18, "NVIDIA GB200", 186, "0d3c5b8e-6a57-4c2e-9f4a-72a1b2c3d4e5"),
+            "nvl144" => rack("nvl144", 36, "NVIDIA GB300", 279, "5e1f0c2d-8b3a-4d6e-9c7b-144a2b3c4d5e"),
             "degraded" => degraded(),
             other => {
                 return Err(Error::UnknownProfile {
@@ -543,33 +553,36 @@ fn riscv_fusion() -> Topology {
     t
 }
 
-fn nvl72() -> Topology {
+/// A rack-scale NVLink domain: `trays` compute trays of 4 GPUs (2 Grace CPUs each), every
+/// GPU with one NVLink5 link to each of 18 switch chips in separate switch trays.
+fn rack(name: &str, trays: u32, model: &str, mem_gib: u64, cluster_uuid: &str) -> Topology {
     let mut t = Topology::default();
-    let cluster_uuid = "0d3c5b8e-6a57-4c2e-9f4a-72a1b2c3d4e5";
     for s in 0..18 {
         t.switches.push(NvSwitch {
-            id: format!("nvl72-switch{:02}", s),
+            id: format!("{name}-switch{:02}", s),
             host: None,
             pci_bus_id: None,
             model: Some("NVIDIA NVLink5 Switch".to_string()),
         });
     }
-    for tray in 1..=18u32 {
-        let name = format!("nvl72-tray{tray:02}");
+    for tray in 1..=trays {
+        let host_name = format!("{name}-tray{tray:02}");
+        let name_ = name;
+        let name = host_name;
         let mut h = host(
             &name,
             Arch::Aarch64,
             "NVIDIA Grace (Neoverse-V2)",
-            "NVIDIA GB200 NVL72 compute tray",
+            &format!("{model} {} compute tray", name_.to_uppercase()),
             &[("0-71", 480 * GIB), ("72-143", 480 * GIB)],
         );
-        h.rack = Some("nvl72-rack1".to_string());
+        h.rack = Some(format!("{name_}-rack1"));
         let cpus: Vec<CpuSet> = h.numa_nodes.iter().map(|n| n.cpus.clone()).collect();
         t.hosts.push(h);
         let spec = GpuSpec {
             host: &name,
-            model: "NVIDIA GB200",
-            memory: 186 * GIB,
+            model,
+            memory: mem_gib * GIB,
             driver: "570.133.20",
             vbios: "97.00.82.00.0f",
             pcie: (32_000, 16),
@@ -598,7 +611,7 @@ fn nvl72() -> Topology {
             for s in 0..18 {
                 let l = Link::new(
                     ep(&t, k),
-                    Endpoint::Switch(format!("nvl72-switch{:02}", s)),
+                    Endpoint::Switch(format!("{name_}-switch{:02}", s)),
                     LinkKind::NvswitchPort {
                         lanes: 1,
                         generation: Some(5),
@@ -629,6 +642,77 @@ fn nvl72() -> Topology {
             }
         });
     }
+    t
+}
+
+/// DGX-2: two baseboards of 8 V100s, each GPU with one NVLink2 link to each of its board's
+/// 6 NVSwitches; switch `i` of one board is trunked to switch `i` of the other, so each
+/// trunked pair acts as one switch plane and every GPU pair gets NV6 (as `nvidia-smi topo
+/// -m` shows on this machine). The model has the 6 planes, not the 12 chips.
+fn dgx2_v100() -> Topology {
+    let name = "dgx2-v100";
+    let h = host(
+        name,
+        Arch::X86_64,
+        "Intel(R) Xeon(R) Platinum 8168 CPU @ 2.70GHz",
+        "NVIDIA DGX-2",
+        &[("0-23,48-71", 768 * GIB), ("24-47,72-95", 768 * GIB)],
+    );
+    let cpus: Vec<CpuSet> = h.numa_nodes.iter().map(|n| n.cpus.clone()).collect();
+    let mut t = Topology {
+        hosts: vec![h],
+        ..Topology::default()
+    };
+    let spec = GpuSpec {
+        host: name,
+        model: "Tesla V100-SXM3-32GB",
+        memory: 32 * GIB,
+        driver: "535.183.01",
+        vbios: "88.00.5a.00.03",
+        pcie: (8_000, 16),
+        mig: MigMode::Unsupported,
+    };
+    let buses = [
+        0x34, 0x36, 0x39, 0x3b, 0x57, 0x59, 0x5c, 0x5e, 0xb7, 0xb9, 0xbc, 0xbe, 0xe0, 0xe2, 0xe5, 0xe7,
+    ];
+    for (i, bus) in (0u32..).zip(buses) {
+        let node = i / 8;
+        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        t.gpus.push(g);
+    }
+    for s in 0..6 {
+        t.switches.push(NvSwitch {
+            id: format!("nvswitch-plane{s}"),
+            host: Some(name.to_string()),
+            pci_bus_id: None,
+            model: Some("NVIDIA NVSwitch (2 chips, trunked)".to_string()),
+        });
+    }
+    for i in 0..16 {
+        for s in 0..6 {
+            let l = Link::new(
+                ep(&t, i),
+                Endpoint::Switch(format!("nvswitch-plane{s}")),
+                LinkKind::NvswitchPort {
+                    lanes: 1,
+                    generation: Some(2),
+                },
+            );
+            t.links.push(l);
+        }
+    }
+    // Two GPUs per PCIe switch, four per root port, eight per socket.
+    pcie_pairs(&mut t, 0..16, |i, j| {
+        if i / 8 != j / 8 {
+            PathClass::Sys
+        } else if i / 2 == j / 2 {
+            PathClass::Pix
+        } else if i / 4 == j / 4 {
+            PathClass::Pxb
+        } else {
+            PathClass::Node
+        }
+    });
     t
 }
 

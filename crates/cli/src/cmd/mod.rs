@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alloc;
 pub mod discover;
 pub mod profiles;
 pub mod topo;

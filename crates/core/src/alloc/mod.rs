@@ -441,7 +441,7 @@ impl Allocator {
                 .iter()
                 .zip(kb.iter())
                 .position(|(x, y)| x != y)
-                .map_or_else(|| "equal score, lower GPU numbers".to_string(), |i| format!("better {}", names_c[i]));
+                .map_or_else(|| "the tie-break (equal score, lower GPU numbers)".to_string(), |i| names_c[i].to_string());
             out.push_str(&format!("; runner-up {} lost on {}", names(set), why));
         }
         out

@@ -1,0 +1,455 @@
+//! `linkwise alloc`: choose GPUs on a node (or an NVLink domain), with an explanation.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use linkwise_core::alloc::{
+    AllocError, AllocRequest, Allocation, Allocator, FracPlacement, MigProfile, MigState, Policy, Scoring,
+    place_fraction, place_mig,
+};
+use linkwise_core::{CpuSet, GpuId, Topology};
+use serde::Deserialize;
+
+use crate::exit::{BadInput, Infeasible};
+
+/// Choose the best GPUs for a request: NVLink- and NUMA-aware, fragmentation-aware.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels (GPU3, \
+tray01/GPU3) or ids (UUIDs / PCI bus ids), comma-separated. On topologies spanning hosts a bare number is a \
+position in topology order.\n\n\
+Exit codes: 0 an answer, 1 the request cannot be met (the reason is printed), 2 bad input.\n\n\
+Examples:\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  \
+linkwise alloc --source profile:dgx1-v100 --count 1 --available 0,1,2,4,5,6,7\n  \
+linkwise alloc --source profile:dgx-h100 --count 4 --numa 1 -o json\n  \
+linkwise alloc --source profile:nvl72 --count 16 --policy pack\n  \
+linkwise alloc --source profile:dgx1-v100 --count 4 --score legacy-pairwise\n  \
+linkwise alloc --source profile:pcie-8gpu --milli 500 --used 0:250,3:750\n  \
+linkwise alloc --source profile:dgx-h100 --mig 3g.40gb --mig-used 0:0-3\n  \
+linkwise alloc --source profile:dgx-h100 --batch requests.jsonl > answers.jsonl")]
+pub struct Args {
+    #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
+    source: String,
+    /// Number of whole GPUs to choose.
+    #[arg(short = 'k', long, required_unless_present_any = ["milli", "mig", "batch"])]
+    count: Option<usize>,
+    /// GPUs that may be chosen (default: every healthy GPU).
+    #[arg(long, value_delimiter = ',')]
+    available: Vec<String>,
+    /// GPUs that must be in the answer.
+    #[arg(long, value_delimiter = ',')]
+    must_include: Vec<String>,
+    /// What to optimise for.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Default)]
+    policy: PolicyArg,
+    /// How to score sets: linkwise's objective, or the prior art's pair weights.
+    #[arg(long = "score", value_enum, default_value_t = ScoreArg::Default)]
+    scoring: ScoreArg,
+    /// Prefer GPUs local to this NUMA node.
+    #[arg(long)]
+    numa: Option<u32>,
+    /// Prefer GPUs close to these CPUs (cpulist, e.g. 0-15,32-47).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Place a fractional share of one GPU, in milli-GPU (1..1000).
+    #[arg(long, conflicts_with_all = ["count", "mig"])]
+    milli: Option<u32>,
+    /// Milli-GPU already in use, as GPU:MILLI pairs (with --milli).
+    #[arg(long, value_delimiter = ',', requires = "milli")]
+    used: Vec<String>,
+    /// Place a MIG profile (1g, 2g, 3g, 4g, 7g; e.g. 3g.40gb) on the MIG GPUs.
+    #[arg(long, conflicts_with_all = ["count", "milli"])]
+    mig: Option<String>,
+    /// MIG slices in use, as GPU:SLICES (slices 0-6 as a list, e.g. 0:0-3); repeatable.
+    #[arg(long, requires = "mig")]
+    mig_used: Vec<String>,
+    /// Answer one JSON request per line of FILE (- for stdin) with one JSON line each.
+    #[arg(long, conflicts_with_all = ["count", "milli", "mig"])]
+    batch: Option<PathBuf>,
+    /// Say why this set won.
+    #[arg(long)]
+    explain: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PolicyArg {
+    Default,
+    Pack,
+    Spread,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ScoreArg {
+    Default,
+    LegacyPairwise,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Default => Policy::Default,
+            PolicyArg::Pack => Policy::Pack,
+            PolicyArg::Spread => Policy::Spread,
+        }
+    }
+}
+
+impl From<ScoreArg> for Scoring {
+    fn from(s: ScoreArg) -> Self {
+        match s {
+            ScoreArg::Default => Scoring::Default,
+            ScoreArg::LegacyPairwise => Scoring::LegacyPairwise,
+        }
+    }
+}
+
+/// Resolves a device reference: an id, a label (`GPU3`, `host/GPU3`), or a number (the
+/// GPU index on a single host; the position on several hosts).
+fn resolve(topo: &Topology, al: &Allocator, s: &str) -> Result<GpuId, BadInput> {
+    let s = s.trim();
+    let id = GpuId(s.to_string());
+    if al.position(&id).is_some() {
+        return Ok(id);
+    }
+    let multi = topo.is_multi_host();
+    if let Some(g) = topo.gpus.iter().find(|g| g.label(multi) == s || g.label(false) == s && !multi) {
+        return Ok(g.id.clone());
+    }
+    if let Ok(n) = s.parse::<u32>() {
+        let found = if multi {
+            usize::try_from(n).ok().and_then(|p| topo.gpus.get(p))
+        } else {
+            topo.gpus.iter().find(|g| g.index == n)
+        };
+        if let Some(g) = found {
+            return Ok(g.id.clone());
+        }
+    }
+    Err(BadInput(format!(
+        "no GPU {s:?} in {} (use an index 0..{}, a label such as GPU0, or an id)",
+        topo.source,
+        topo.gpus.len().saturating_sub(1)
+    )))
+}
+
+fn resolve_all(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
+    list.iter().filter(|s| !s.trim().is_empty()).map(|s| resolve(topo, al, s)).collect()
+}
+
+/// One request, from flags or a batch line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Line {
+    count: Option<usize>,
+    #[serde(default)]
+    available: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    must_include: Vec<serde_json::Value>,
+    policy: Option<PolicyArg>,
+    score: Option<ScoreArg>,
+    numa: Option<u32>,
+    cpus: Option<String>,
+    milli: Option<u32>,
+    #[serde(default)]
+    used: Vec<(serde_json::Value, u32)>,
+}
+
+fn value_str(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn whole_request(
+    topo: &Topology,
+    al: &Allocator,
+    count: usize,
+    available: Option<&[String]>,
+    must: &[String],
+    policy: Policy,
+    scoring: Scoring,
+    numa: Option<u32>,
+    cpus: Option<&str>,
+) -> Result<AllocRequest, BadInput> {
+    let available = match available {
+        Some(list) if !list.is_empty() => resolve_all(topo, al, list)?,
+        _ => al.healthy(),
+    };
+    let cpus = cpus
+        .map(|c| c.parse::<CpuSet>().map_err(|e| BadInput(format!("--cpus: {e}"))))
+        .transpose()?;
+    Ok(AllocRequest {
+        available,
+        must_include: resolve_all(topo, al, must)?,
+        size: count,
+        policy,
+        scoring,
+        numa,
+        cpus,
+    })
+}
+
+fn parse_used(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadInput> {
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let (g, m) = s
+                .rsplit_once(':')
+                .ok_or_else(|| BadInput(format!("--used {s:?}: expected GPU:MILLI")))?;
+            let m: u32 = m.trim().parse().map_err(|_| BadInput(format!("--used {s:?}: {m:?} is not a number")))?;
+            Ok((resolve(topo, al, g)?, m))
+        })
+        .collect()
+}
+
+fn parse_mig_used(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
+    let mut out: Vec<(GpuId, MigState)> = Vec::new();
+    for s in list {
+        let (g, slices) = s
+            .split_once(':')
+            .ok_or_else(|| BadInput(format!("--mig-used {s:?}: expected GPU:SLICES, e.g. 0:0-3")))?;
+        let set: CpuSet = slices.parse().map_err(|e| BadInput(format!("--mig-used {s:?}: {e}")))?;
+        if set.cpus().iter().any(|&c| c > 6) {
+            return Err(BadInput(format!("--mig-used {s:?}: slices are 0..6")));
+        }
+        let mask = set.cpus().iter().fold(0u8, |m, &c| m | (1 << c));
+        let id = resolve(topo, al, g)?;
+        match out.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, st)) => st.0 |= mask,
+            None => out.push((id, MigState(mask))),
+        }
+    }
+    Ok(out)
+}
+
+fn answer_json(topo: &Topology, al: &Allocator, req: &AllocRequest, a: &Allocation) -> serde_json::Value {
+    let multi = topo.is_multi_host();
+    let gpus: Vec<&linkwise_core::Gpu> = a.positions.iter().map(|&p| &topo.gpus[p]).collect();
+    serde_json::json!({
+        "devices": gpus.iter().map(|g| g.index).collect::<Vec<_>>(),
+        "ids": a.devices,
+        "labels": gpus.iter().map(|g| g.label(multi)).collect::<Vec<_>>(),
+        "score": a.score,
+        "exact": a.exact,
+        "explain": al.explain(a, req),
+    })
+}
+
+fn frac_json(topo: &Topology, p: &FracPlacement, what: serde_json::Value) -> serde_json::Value {
+    let g = &topo.gpus[p.position];
+    serde_json::json!({
+        "devices": [g.index],
+        "ids": [p.device],
+        "labels": [g.label(topo.is_multi_host())],
+        "placement": what,
+        "usedAfter": p.used_after,
+        "migStart": p.mig_start,
+        "explain": p.reason,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let topo = super::discover(&args.source)?;
+    let al = Allocator::new(&topo);
+    if let Some(path) = &args.batch {
+        return batch(&topo, &al, path);
+    }
+    if let Some(milli) = args.milli {
+        let available = if args.available.is_empty() { al.healthy() } else { resolve_all(&topo, &al, &args.available)? };
+        let used = parse_used(&topo, &al, &args.used)?;
+        let p = place_fraction(&al, &available, &used, milli).map_err(|e| match e {
+            linkwise_core::alloc::FracError::NoFit { .. } => anyhow::Error::new(Infeasible(e.to_string())),
+            other => anyhow::Error::new(BadInput(other.to_string())),
+        })?;
+        return print_frac(&topo, &p, serde_json::json!({"milli": milli}), args.output);
+    }
+    if let Some(profile) = &args.mig {
+        let prof = MigProfile::parse(profile)
+            .ok_or_else(|| BadInput(format!("--mig {profile:?}: expected 1g, 2g, 3g, 4g or 7g (e.g. 3g.40gb)")))?;
+        let available = if args.available.is_empty() {
+            let mig: Vec<GpuId> = topo
+                .gpus
+                .iter()
+                .filter(|g| g.health.is_healthy() && g.mig_mode != Some(linkwise_core::MigMode::Unsupported))
+                .map(|g| g.id.clone())
+                .collect();
+            mig
+        } else {
+            resolve_all(&topo, &al, &args.available)?
+        };
+        let state = parse_mig_used(&topo, &al, &args.mig_used)?;
+        let p = place_mig(&al, &available, &state, prof).map_err(|e| match e {
+            linkwise_core::alloc::FracError::NoFit { .. } => anyhow::Error::new(Infeasible(e.to_string())),
+            other => anyhow::Error::new(BadInput(other.to_string())),
+        })?;
+        return print_frac(&topo, &p, serde_json::json!({"mig": format!("{}g", prof.slices)}), args.output);
+    }
+    let count = args.count.unwrap_or(1);
+    let req = whole_request(
+        &topo,
+        &al,
+        count,
+        Some(&args.available),
+        &args.must_include,
+        args.policy.into(),
+        args.scoring.into(),
+        args.numa,
+        args.cpus.as_deref(),
+    )?;
+    let a = al.allocate(&req).map_err(alloc_error)?;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&answer_json(&topo, &al, &req, &a))?),
+        Output::Table => {
+            let multi = topo.is_multi_host();
+            let names: Vec<String> = a.positions.iter().map(|&p| topo.gpus[p].label(multi)).collect();
+            println!("{}", names.join(" "));
+            for &p in &a.positions {
+                let g = &topo.gpus[p];
+                println!("  {}  {}", g.label(multi), g.id);
+            }
+            let s = &a.score;
+            let links = if a.positions.len() > 1 {
+                format!(
+                    ", ring bottleneck {}, total {}",
+                    crate::render::gbps(s.bottleneck_mbps),
+                    crate::render::gbps(s.total_mbps)
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "score: islands {}, hosts {}{links}, torn {}, broken islands/hosts {}{}{}",
+                s.islands,
+                s.hosts,
+                crate::render::gbps(s.cut_mbps),
+                s.opened,
+                if req.numa.is_some() || req.cpus.is_some() { format!(", NUMA misses {}", s.numa_misses) } else { String::new() },
+                if req.scoring == Scoring::LegacyPairwise { format!(", legacy {}", s.legacy) } else { String::new() },
+            );
+            if args.explain {
+                println!("{}", al.explain(&a, &req));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn alloc_error(e: AllocError) -> anyhow::Error {
+    match e {
+        AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. } => anyhow::Error::new(BadInput(e.to_string())),
+        other => anyhow::Error::new(Infeasible(other.to_string())),
+    }
+}
+
+fn print_frac(topo: &Topology, p: &FracPlacement, what: serde_json::Value, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&frac_json(topo, p, what))?),
+        Output::Table => {
+            let g = &topo.gpus[p.position];
+            let at = p.mig_start.map(|s| format!(" at slice {s}")).unwrap_or_default();
+            println!("{}{at}  {}", g.label(topo.is_multi_host()), g.id);
+            println!("{}", p.reason);
+        }
+    }
+    Ok(())
+}
+
+/// Answers one request line; `Err` is the line's error object.
+fn answer_line(topo: &Topology, al: &Allocator, text: &str) -> Result<serde_json::Value, (bool, String)> {
+    let line: Line = serde_json::from_str(text).map_err(|e| (true, format!("column {}: {e}", e.column())))?;
+    let strs = |v: &[serde_json::Value]| v.iter().map(value_str).collect::<Vec<_>>();
+    if let Some(milli) = line.milli {
+        let available = match &line.available {
+            Some(v) => resolve_all(topo, al, &strs(v)).map_err(|e| (true, e.0))?,
+            None => al.healthy(),
+        };
+        let used: Vec<String> = line.used.iter().map(|(g, m)| format!("{}:{m}", value_str(g))).collect();
+        let used = parse_used(topo, al, &used).map_err(|e| (true, e.0))?;
+        let p = place_fraction(al, &available, &used, milli).map_err(|e| (false, e.to_string()))?;
+        return Ok(frac_json(topo, &p, serde_json::json!({"milli": milli})));
+    }
+    let count = line.count.ok_or_else(|| (true, "a request needs \"count\" or \"milli\"".to_string()))?;
+    let available = line.available.as_deref().map(strs);
+    let req = whole_request(
+        topo,
+        al,
+        count,
+        available.as_deref(),
+        &strs(&line.must_include),
+        line.policy.unwrap_or(PolicyArg::Default).into(),
+        line.score.unwrap_or(ScoreArg::Default).into(),
+        line.numa,
+        line.cpus.as_deref(),
+    )
+    .map_err(|e| (true, e.0))?;
+    let a = al.allocate(&req).map_err(|e| (matches!(e, AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. }), e.to_string()))?;
+    Ok(answer_json(topo, al, &req, &a))
+}
+
+fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut times = Vec::new();
+    let (mut malformed, mut infeasible) = (0usize, 0usize);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let start = Instant::now();
+        let answer = answer_line(topo, al, &line);
+        times.push(start.elapsed());
+        let v = match answer {
+            Ok(v) => v,
+            Err((bad, msg)) => {
+                if bad {
+                    malformed += 1;
+                } else {
+                    infeasible += 1;
+                }
+                serde_json::json!({"line": n + 1, "error": msg, "badInput": bad})
+            }
+        };
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+    }
+    out.flush()?;
+    if !times.is_empty() {
+        times.sort_unstable();
+        let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        let total: f64 = times.iter().map(|d| micros(*d)).sum();
+        let pct = |q: usize| micros(times[(times.len() - 1) * q / 100]);
+        eprintln!(
+            "linkwise alloc: {} requests ({} infeasible, {} malformed) in {:.1} ms: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs per request",
+            times.len(),
+            infeasible,
+            malformed,
+            total / 1000.0,
+            total / times.len() as f64,
+            pct(50),
+            pct(99),
+            micros(times[times.len() - 1]),
+        );
+    }
+    if malformed > 0 {
+        return Err(BadInput(format!("{malformed} malformed request line(s) in {}; see their \"error\" answers", path.display())).into());
+    }
+    Ok(())
+}
