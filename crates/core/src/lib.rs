@@ -12,9 +12,9 @@
 //! Where to start: [`Topology`] and [`Topology::pair_matrix`].
 #![warn(missing_docs)]
 
+pub mod alloc;
 mod cpuset;
 mod derive;
-pub mod alloc;
 mod error;
 mod model;
 mod pci;

@@ -6,7 +6,8 @@
 
 use linkwise_core::alloc::{AllocError, AllocRequest, Allocator, Policy, Scoring};
 use linkwise_core::{
-    Endpoint, FabricMembership, Gpu, GpuId, Host, Link, LinkKind, NumaNode, NvSwitch, PathClass, Topology,
+    Endpoint, FabricMembership, Gpu, GpuId, Host, Link, LinkKind, NumaNode, NvSwitch, PathClass,
+    Topology,
 };
 use proptest::prelude::*;
 
@@ -25,18 +26,35 @@ struct Spec {
 
 fn build(spec: &Spec) -> Topology {
     let n = spec.hosts * spec.per_host;
-    let mut t = Topology { source: "test".into(), ..Topology::default() };
+    let mut t = Topology {
+        source: "test".into(),
+        ..Topology::default()
+    };
     for h in 0..spec.hosts {
         let mut host = Host::named(format!("h{h}"));
-        host.numa_nodes = (0..2).map(|id| NumaNode { id, cpus: linkwise_core::CpuSet::range(id * 8, id * 8 + 7), memory_bytes: None }).collect();
+        host.numa_nodes = (0..2)
+            .map(|id| NumaNode {
+                id,
+                cpus: linkwise_core::CpuSet::range(id * 8, id * 8 + 7),
+                memory_bytes: None,
+            })
+            .collect();
         t.hosts.push(host);
     }
     for p in 0..n {
         let h = p / spec.per_host;
-        let mut g = Gpu::new(format!("GPU-{p:02}"), u32::try_from(p % spec.per_host).unwrap(), format!("h{h}"), "test");
+        let mut g = Gpu::new(
+            format!("GPU-{p:02}"),
+            u32::try_from(p % spec.per_host).unwrap(),
+            format!("h{h}"),
+            "test",
+        );
         g.numa_node = Some(spec.numa[p % spec.numa.len()] % 2);
         if spec.fabric {
-            g.fabric = Some(FabricMembership { cluster_uuid: "c".into(), clique_id: 1 });
+            g.fabric = Some(FabricMembership {
+                cluster_uuid: "c".into(),
+                clique_id: 1,
+            });
         }
         t.gpus.push(g);
     }
@@ -44,22 +62,49 @@ fn build(spec: &Spec) -> Topology {
     for &(a, b, lanes) in &spec.nvlinks {
         let (a, b) = (a % n, b % n);
         if a != b && a / spec.per_host == b / spec.per_host {
-            t.links.push(Link::new(id(a), id(b), LinkKind::Nvlink { lanes, generation: Some(3) }));
+            t.links.push(Link::new(
+                id(a),
+                id(b),
+                LinkKind::Nvlink {
+                    lanes,
+                    generation: Some(3),
+                },
+            ));
         }
     }
     if !spec.switch_ports.is_empty() {
-        t.switches.push(NvSwitch { id: "sw".into(), host: None, pci_bus_id: None, model: None });
+        t.switches.push(NvSwitch {
+            id: "sw".into(),
+            host: None,
+            pci_bus_id: None,
+            model: None,
+        });
         for &(p, lanes) in &spec.switch_ports {
-            t.links.push(Link::new(id(p % n), Endpoint::Switch("sw".into()), LinkKind::NvswitchPort { lanes, generation: Some(4) }));
+            t.links.push(Link::new(
+                id(p % n),
+                Endpoint::Switch("sw".into()),
+                LinkKind::NvswitchPort {
+                    lanes,
+                    generation: Some(4),
+                },
+            ));
         }
     }
-    let classes = [PathClass::Pix, PathClass::Pxb, PathClass::Phb, PathClass::Node, PathClass::Sys];
+    let classes = [
+        PathClass::Pix,
+        PathClass::Pxb,
+        PathClass::Phb,
+        PathClass::Node,
+        PathClass::Sys,
+    ];
     let mut c = 0;
     for a in 0..n {
         for b in a + 1..n {
             if a / spec.per_host == b / spec.per_host {
-                let class = classes[usize::from(spec.classes[c % spec.classes.len()]) % classes.len()];
-                t.links.push(Link::new(id(a), id(b), LinkKind::Pcie { class }));
+                let class =
+                    classes[usize::from(spec.classes[c % spec.classes.len()]) % classes.len()];
+                t.links
+                    .push(Link::new(id(a), id(b), LinkKind::Pcie { class }));
                 c += 1;
             }
         }
@@ -68,7 +113,10 @@ fn build(spec: &Spec) -> Topology {
     t
 }
 
-fn spec(max_hosts: usize, per_host: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Spec> {
+fn spec(
+    max_hosts: usize,
+    per_host: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Spec> {
     (1..=max_hosts, per_host).prop_flat_map(|(hosts, per_host)| {
         let n = hosts * per_host;
         (
@@ -103,23 +151,37 @@ fn policy() -> impl Strategy<Value = (Policy, Scoring)> {
 /// must-include ones, best key, lowest set on ties.
 fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 7]) {
     let avail: Vec<usize> = {
-        let mut v: Vec<usize> = req.available.iter().map(|id| al.position(id).unwrap()).collect();
+        let mut v: Vec<usize> = req
+            .available
+            .iter()
+            .map(|id| al.position(id).unwrap())
+            .collect();
         v.sort_unstable();
         v
     };
-    let must: Vec<usize> = req.must_include.iter().map(|id| al.position(id).unwrap()).collect();
+    let must: Vec<usize> = req
+        .must_include
+        .iter()
+        .map(|id| al.position(id).unwrap())
+        .collect();
     let mut best: Option<(Vec<usize>, [i128; 7])> = None;
     let n = avail.len();
     for mask in 0u32..(1 << n) {
         if mask.count_ones() as usize != req.size {
             continue;
         }
-        let set: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).map(|i| avail[i]).collect();
+        let set: Vec<usize> = (0..n)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| avail[i])
+            .collect();
         if !must.iter().all(|m| set.contains(m)) {
             continue;
         }
         let key = al.score(&set, &avail, req).key(req.policy, req.scoring);
-        if best.as_ref().is_none_or(|(s, k)| key > *k || (key == *k && set < *s)) {
+        if best
+            .as_ref()
+            .is_none_or(|(s, k)| key > *k || (key == *k && set < *s))
+        {
             best = Some((set, key));
         }
     }
@@ -127,7 +189,9 @@ fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 7]) {
 }
 
 /// A random request over `n` GPUs: availability, must-include, size, policy, NUMA preference.
-fn request(n: usize) -> impl Strategy<Value = (Vec<bool>, Vec<bool>, usize, (Policy, Scoring), Option<u32>)> {
+fn request(
+    n: usize,
+) -> impl Strategy<Value = (Vec<bool>, Vec<bool>, usize, (Policy, Scoring), Option<u32>)> {
     (
         proptest::collection::vec(proptest::bool::weighted(0.8), n),
         proptest::collection::vec(proptest::bool::weighted(0.15), n),
@@ -139,14 +203,37 @@ fn request(n: usize) -> impl Strategy<Value = (Vec<bool>, Vec<bool>, usize, (Pol
 
 fn make_request(
     al: &Allocator,
-    (avail, must, size, (policy, scoring), numa): (Vec<bool>, Vec<bool>, usize, (Policy, Scoring), Option<u32>),
+    (avail, must, size, (policy, scoring), numa): (
+        Vec<bool>,
+        Vec<bool>,
+        usize,
+        (Policy, Scoring),
+        Option<u32>,
+    ),
 ) -> Option<AllocRequest> {
     let ids = al.ids();
-    let available: Vec<GpuId> = ids.iter().zip(&avail).filter(|(_, a)| **a).map(|(i, _)| i.clone()).collect();
-    let must_include: Vec<GpuId> =
-        ids.iter().zip(avail.iter().zip(&must)).filter(|(_, (a, m))| **a && **m).map(|(i, _)| i.clone()).collect();
+    let available: Vec<GpuId> = ids
+        .iter()
+        .zip(&avail)
+        .filter(|(_, a)| **a)
+        .map(|(i, _)| i.clone())
+        .collect();
+    let must_include: Vec<GpuId> = ids
+        .iter()
+        .zip(avail.iter().zip(&must))
+        .filter(|(_, (a, m))| **a && **m)
+        .map(|(i, _)| i.clone())
+        .collect();
     let size = size.min(available.len());
-    (size >= 1 && must_include.len() <= size).then_some(AllocRequest { available, must_include, size, policy, scoring, numa, cpus: None })
+    (size >= 1 && must_include.len() <= size).then_some(AllocRequest {
+        available,
+        must_include,
+        size,
+        policy,
+        scoring,
+        numa,
+        cpus: None,
+    })
 }
 
 proptest! {
@@ -202,7 +289,15 @@ proptest! {
 }
 
 fn line(n: usize) -> Topology {
-    build(&Spec { hosts: 1, per_host: n, nvlinks: vec![(0, 1, 2), (2, 3, 2)], switch_ports: vec![], classes: vec![4], numa: vec![0], fabric: false })
+    build(&Spec {
+        hosts: 1,
+        per_host: n,
+        nvlinks: vec![(0, 1, 2), (2, 3, 2)],
+        switch_ports: vec![],
+        classes: vec![4],
+        numa: vec![0],
+        fabric: false,
+    })
 }
 
 #[test]
@@ -210,24 +305,61 @@ fn invalid_requests_are_errors_with_reasons() {
     let t = line(4);
     let al = Allocator::new(&t);
     let ids = al.ids().to_vec();
-    let base = AllocRequest { available: ids.clone(), size: 2, ..AllocRequest::default() };
+    let base = AllocRequest {
+        available: ids.clone(),
+        size: 2,
+        ..AllocRequest::default()
+    };
     let cases: Vec<(AllocRequest, AllocError)> = vec![
-        (AllocRequest { size: 0, ..base.clone() }, AllocError::ZeroSize),
-        (AllocRequest { size: 5, ..base.clone() }, AllocError::Insufficient { requested: 5, available: 4 }),
         (
-            AllocRequest { must_include: ids[..3].to_vec(), ..base.clone() },
-            AllocError::TooManyRequired { must: 3, requested: 2 },
+            AllocRequest {
+                size: 0,
+                ..base.clone()
+            },
+            AllocError::ZeroSize,
         ),
         (
-            AllocRequest { available: ids[1..].to_vec(), must_include: vec![ids[0].clone()], ..base.clone() },
+            AllocRequest {
+                size: 5,
+                ..base.clone()
+            },
+            AllocError::Insufficient {
+                requested: 5,
+                available: 4,
+            },
+        ),
+        (
+            AllocRequest {
+                must_include: ids[..3].to_vec(),
+                ..base.clone()
+            },
+            AllocError::TooManyRequired {
+                must: 3,
+                requested: 2,
+            },
+        ),
+        (
+            AllocRequest {
+                available: ids[1..].to_vec(),
+                must_include: vec![ids[0].clone()],
+                ..base.clone()
+            },
             AllocError::RequiredUnavailable { id: ids[0].clone() },
         ),
         (
-            AllocRequest { available: vec![ids[0].clone(), GpuId("GPU-nope".into())], ..base.clone() },
-            AllocError::UnknownDevice { id: GpuId("GPU-nope".into()) },
+            AllocRequest {
+                available: vec![ids[0].clone(), GpuId("GPU-nope".into())],
+                ..base.clone()
+            },
+            AllocError::UnknownDevice {
+                id: GpuId("GPU-nope".into()),
+            },
         ),
         (
-            AllocRequest { available: vec![ids[0].clone(), ids[0].clone(), ids[1].clone()], ..base.clone() },
+            AllocRequest {
+                available: vec![ids[0].clone(), ids[0].clone(), ids[1].clone()],
+                ..base.clone()
+            },
             AllocError::Duplicate { id: ids[0].clone() },
         ),
     ];
@@ -242,7 +374,11 @@ fn invalid_requests_are_errors_with_reasons() {
 fn size_equal_to_available_returns_all_of_them() {
     let t = line(4);
     let al = Allocator::new(&t);
-    let req = AllocRequest { available: al.ids()[1..].to_vec(), size: 3, ..AllocRequest::default() };
+    let req = AllocRequest {
+        available: al.ids()[1..].to_vec(),
+        size: 3,
+        ..AllocRequest::default()
+    };
     assert_eq!(al.allocate(&req).unwrap().devices, al.ids()[1..].to_vec());
 }
 
@@ -252,6 +388,73 @@ fn one_gpu_requests_take_the_orphan_not_half_a_pair() {
     let t = line(4);
     let al = Allocator::new(&t);
     let ids = al.ids();
-    let req = AllocRequest { available: vec![ids[0].clone(), ids[2].clone(), ids[3].clone()], size: 1, ..AllocRequest::default() };
+    let req = AllocRequest {
+        available: vec![ids[0].clone(), ids[2].clone(), ids[3].clone()],
+        size: 1,
+        ..AllocRequest::default()
+    };
     assert_eq!(al.allocate(&req).unwrap().devices, vec![ids[0].clone()]);
+}
+
+mod prior_art {
+    use super::*;
+    use linkwise_core::alloc::legacy::partition_search;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// On the prior art's own objective (summed pair weights), linkwise's exact search
+        /// never does worse than the prior art's best-set-of-best-partition answer.
+        #[test]
+        fn legacy_scoring_never_loses_to_the_partition_search(
+            (s, r) in spec(1, 2..=8).prop_flat_map(|s| { let n = s.hosts * s.per_host; (Just(s), request(n)) })
+        ) {
+            let t = build(&s);
+            let al = Allocator::new(&t);
+            let Some(mut req) = make_request(&al, r) else { return Ok(()) };
+            req.scoring = Scoring::LegacyPairwise;
+            let avail: Vec<usize> = req.available.iter().map(|id| al.position(id).unwrap()).collect();
+            let must: Vec<usize> = req.must_include.iter().map(|id| al.position(id).unwrap()).collect();
+            let ours = al.allocate(&req).unwrap();
+            if let Some(theirs) = partition_search(&al, &avail, &must, req.size) {
+                if theirs.iter().all(Option::is_some) {
+                    let set: Vec<usize> = theirs.iter().flatten().copied().collect();
+                    let their_score = al.score(&set, &avail, &req).legacy;
+                    prop_assert!(ours.score.legacy >= their_score, "{} < {}", ours.score.legacy, their_score);
+                }
+            }
+        }
+    }
+
+    /// Regression guard for the prior art's padded-set defect: 5 GPUs, k = 3, one NV18
+    /// pair (0-1) and an NV1 triangle (2-3-4). The best partition is {0,1,pad} + {2,3,4},
+    /// and its best set is the padded one. linkwise returns three real GPUs.
+    #[test]
+    fn padded_set_defect_is_reproduced_and_avoided() {
+        let t = build(&Spec {
+            hosts: 1,
+            per_host: 5,
+            nvlinks: vec![(0, 1, 18), (2, 3, 1), (2, 4, 1), (3, 4, 1)],
+            switch_ports: vec![],
+            classes: vec![4],
+            numa: vec![0],
+            fabric: false,
+        });
+        let al = Allocator::new(&t);
+        let avail: Vec<usize> = (0..5).collect();
+        let theirs = partition_search(&al, &avail, &[], 3).unwrap();
+        assert!(
+            theirs.contains(&None),
+            "prior art should return a padded set here: {theirs:?}"
+        );
+        let req = AllocRequest {
+            available: al.ids().to_vec(),
+            size: 3,
+            scoring: Scoring::LegacyPairwise,
+            ..AllocRequest::default()
+        };
+        let ours = al.allocate(&req).unwrap();
+        assert_eq!(ours.devices.len(), 3);
+        assert!(ours.positions.contains(&0) && ours.positions.contains(&1));
+    }
 }

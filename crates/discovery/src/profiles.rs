@@ -90,8 +90,20 @@ impl TopologySource for ProfileSource {
             "nvlink-bridge-pairs" => bridge_pairs(),
             "riscv-fusion" => riscv_fusion(),
             "dgx2-v100" => dgx2_v100(),
-            "nvl72" => rack("nvl72", 18, "NVIDIA GB200", 186, "0d3c5b8e-6a57-4c2e-9f4a-72a1b2c3d4e5"),
-            "nvl144" => rack("nvl144", 36, "NVIDIA GB300", 279, "5e1f0c2d-8b3a-4d6e-9c7b-144a2b3c4d5e"),
+            "nvl72" => rack(
+                "nvl72",
+                18,
+                "NVIDIA GB200",
+                186,
+                "0d3c5b8e-6a57-4c2e-9f4a-72a1b2c3d4e5",
+            ),
+            "nvl144" => rack(
+                "nvl144",
+                36,
+                "NVIDIA GB300",
+                279,
+                "5e1f0c2d-8b3a-4d6e-9c7b-144a2b3c4d5e",
+            ),
             "degraded" => degraded(),
             other => {
                 return Err(Error::UnknownProfile {
@@ -673,11 +685,19 @@ fn dgx2_v100() -> Topology {
         mig: MigMode::Unsupported,
     };
     let buses = [
-        0x34, 0x36, 0x39, 0x3b, 0x57, 0x59, 0x5c, 0x5e, 0xb7, 0xb9, 0xbc, 0xbe, 0xe0, 0xe2, 0xe5, 0xe7,
+        0x34, 0x36, 0x39, 0x3b, 0x57, 0x59, 0x5c, 0x5e, 0xb7, 0xb9, 0xbc, 0xbe, 0xe0, 0xe2, 0xe5,
+        0xe7,
     ];
     for (i, bus) in (0u32..).zip(buses) {
         let node = i / 8;
-        let g = gpu(&spec, name, i, bus, Some(node), &cpus[usize::try_from(node).unwrap_or(0)]);
+        let g = gpu(
+            &spec,
+            name,
+            i,
+            bus,
+            Some(node),
+            &cpus[usize::try_from(node).unwrap_or(0)],
+        );
         t.gpus.push(g);
     }
     for s in 0..6 {

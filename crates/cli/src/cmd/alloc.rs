@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use linkwise_core::alloc::{
-    AllocError, AllocRequest, Allocation, Allocator, FracPlacement, MigProfile, MigState, Policy, Scoring,
-    place_fraction, place_mig,
+    AllocError, AllocRequest, Allocation, Allocator, FracPlacement, MigProfile, MigState, Policy,
+    Scoring, place_fraction, place_mig,
 };
 use linkwise_core::{CpuSet, GpuId, Topology};
 use serde::Deserialize;
@@ -15,7 +15,8 @@ use crate::exit::{BadInput, Infeasible};
 
 /// Choose the best GPUs for a request: NVLink- and NUMA-aware, fragmentation-aware.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels (GPU3, \
+#[command(
+    after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels (GPU3, \
 tray01/GPU3) or ids (UUIDs / PCI bus ids), comma-separated. On topologies spanning hosts a bare number is a \
 position in topology order.\n\n\
 Exit codes: 0 an answer, 1 the request cannot be met (the reason is printed), 2 bad input.\n\n\
@@ -26,7 +27,8 @@ linkwise alloc --source profile:nvl72 --count 16 --policy pack\n  \
 linkwise alloc --source profile:dgx1-v100 --count 4 --score legacy-pairwise\n  \
 linkwise alloc --source profile:pcie-8gpu --milli 500 --used 0:250,3:750\n  \
 linkwise alloc --source profile:dgx-h100 --mig 3g.40gb --mig-used 0:0-3\n  \
-linkwise alloc --source profile:dgx-h100 --batch requests.jsonl > answers.jsonl")]
+linkwise alloc --source profile:dgx-h100 --batch requests.jsonl > answers.jsonl"
+)]
 pub struct Args {
     #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
     source: String,
@@ -123,7 +125,11 @@ fn resolve(topo: &Topology, al: &Allocator, s: &str) -> Result<GpuId, BadInput> 
         return Ok(id);
     }
     let multi = topo.is_multi_host();
-    if let Some(g) = topo.gpus.iter().find(|g| g.label(multi) == s || g.label(false) == s && !multi) {
+    if let Some(g) = topo
+        .gpus
+        .iter()
+        .find(|g| g.label(multi) == s || g.label(false) == s && !multi)
+    {
         return Ok(g.id.clone());
     }
     if let Ok(n) = s.parse::<u32>() {
@@ -144,7 +150,10 @@ fn resolve(topo: &Topology, al: &Allocator, s: &str) -> Result<GpuId, BadInput> 
 }
 
 fn resolve_all(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
-    list.iter().filter(|s| !s.trim().is_empty()).map(|s| resolve(topo, al, s)).collect()
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| resolve(topo, al, s))
+        .collect()
 }
 
 /// One request, from flags or a batch line.
@@ -188,7 +197,10 @@ fn whole_request(
         _ => al.healthy(),
     };
     let cpus = cpus
-        .map(|c| c.parse::<CpuSet>().map_err(|e| BadInput(format!("--cpus: {e}"))))
+        .map(|c| {
+            c.parse::<CpuSet>()
+                .map_err(|e| BadInput(format!("--cpus: {e}")))
+        })
         .transpose()?;
     Ok(AllocRequest {
         available,
@@ -201,26 +213,39 @@ fn whole_request(
     })
 }
 
-fn parse_used(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadInput> {
+fn parse_used(
+    topo: &Topology,
+    al: &Allocator,
+    list: &[String],
+) -> Result<Vec<(GpuId, u32)>, BadInput> {
     list.iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
             let (g, m) = s
                 .rsplit_once(':')
                 .ok_or_else(|| BadInput(format!("--used {s:?}: expected GPU:MILLI")))?;
-            let m: u32 = m.trim().parse().map_err(|_| BadInput(format!("--used {s:?}: {m:?} is not a number")))?;
+            let m: u32 = m
+                .trim()
+                .parse()
+                .map_err(|_| BadInput(format!("--used {s:?}: {m:?} is not a number")))?;
             Ok((resolve(topo, al, g)?, m))
         })
         .collect()
 }
 
-fn parse_mig_used(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
+fn parse_mig_used(
+    topo: &Topology,
+    al: &Allocator,
+    list: &[String],
+) -> Result<Vec<(GpuId, MigState)>, BadInput> {
     let mut out: Vec<(GpuId, MigState)> = Vec::new();
     for s in list {
-        let (g, slices) = s
-            .split_once(':')
-            .ok_or_else(|| BadInput(format!("--mig-used {s:?}: expected GPU:SLICES, e.g. 0:0-3")))?;
-        let set: CpuSet = slices.parse().map_err(|e| BadInput(format!("--mig-used {s:?}: {e}")))?;
+        let (g, slices) = s.split_once(':').ok_or_else(|| {
+            BadInput(format!("--mig-used {s:?}: expected GPU:SLICES, e.g. 0:0-3"))
+        })?;
+        let set: CpuSet = slices
+            .parse()
+            .map_err(|e| BadInput(format!("--mig-used {s:?}: {e}")))?;
         if set.cpus().iter().any(|&c| c > 6) {
             return Err(BadInput(format!("--mig-used {s:?}: slices are 0..6")));
         }
@@ -234,7 +259,12 @@ fn parse_mig_used(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Ve
     Ok(out)
 }
 
-fn answer_json(topo: &Topology, al: &Allocator, req: &AllocRequest, a: &Allocation) -> serde_json::Value {
+fn answer_json(
+    topo: &Topology,
+    al: &Allocator,
+    req: &AllocRequest,
+    a: &Allocation,
+) -> serde_json::Value {
     let multi = topo.is_multi_host();
     let gpus: Vec<&linkwise_core::Gpu> = a.positions.iter().map(|&p| &topo.gpus[p]).collect();
     serde_json::json!({
@@ -267,22 +297,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return batch(&topo, &al, path);
     }
     if let Some(milli) = args.milli {
-        let available = if args.available.is_empty() { al.healthy() } else { resolve_all(&topo, &al, &args.available)? };
+        let available = if args.available.is_empty() {
+            al.healthy()
+        } else {
+            resolve_all(&topo, &al, &args.available)?
+        };
         let used = parse_used(&topo, &al, &args.used)?;
         let p = place_fraction(&al, &available, &used, milli).map_err(|e| match e {
-            linkwise_core::alloc::FracError::NoFit { .. } => anyhow::Error::new(Infeasible(e.to_string())),
+            linkwise_core::alloc::FracError::NoFit { .. } => {
+                anyhow::Error::new(Infeasible(e.to_string()))
+            }
             other => anyhow::Error::new(BadInput(other.to_string())),
         })?;
         return print_frac(&topo, &p, serde_json::json!({"milli": milli}), args.output);
     }
     if let Some(profile) = &args.mig {
-        let prof = MigProfile::parse(profile)
-            .ok_or_else(|| BadInput(format!("--mig {profile:?}: expected 1g, 2g, 3g, 4g or 7g (e.g. 3g.40gb)")))?;
+        let prof = MigProfile::parse(profile).ok_or_else(|| {
+            BadInput(format!(
+                "--mig {profile:?}: expected 1g, 2g, 3g, 4g or 7g (e.g. 3g.40gb)"
+            ))
+        })?;
         let available = if args.available.is_empty() {
             let mig: Vec<GpuId> = topo
                 .gpus
                 .iter()
-                .filter(|g| g.health.is_healthy() && g.mig_mode != Some(linkwise_core::MigMode::Unsupported))
+                .filter(|g| {
+                    g.health.is_healthy() && g.mig_mode != Some(linkwise_core::MigMode::Unsupported)
+                })
                 .map(|g| g.id.clone())
                 .collect();
             mig
@@ -291,10 +332,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let state = parse_mig_used(&topo, &al, &args.mig_used)?;
         let p = place_mig(&al, &available, &state, prof).map_err(|e| match e {
-            linkwise_core::alloc::FracError::NoFit { .. } => anyhow::Error::new(Infeasible(e.to_string())),
+            linkwise_core::alloc::FracError::NoFit { .. } => {
+                anyhow::Error::new(Infeasible(e.to_string()))
+            }
             other => anyhow::Error::new(BadInput(other.to_string())),
         })?;
-        return print_frac(&topo, &p, serde_json::json!({"mig": format!("{}g", prof.slices)}), args.output);
+        return print_frac(
+            &topo,
+            &p,
+            serde_json::json!({"mig": format!("{}g", prof.slices)}),
+            args.output,
+        );
     }
     let count = args.count.unwrap_or(1);
     let req = whole_request(
@@ -310,10 +358,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let a = al.allocate(&req).map_err(alloc_error)?;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&answer_json(&topo, &al, &req, &a))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&answer_json(&topo, &al, &req, &a))?
+        ),
         Output::Table => {
             let multi = topo.is_multi_host();
-            let names: Vec<String> = a.positions.iter().map(|&p| topo.gpus[p].label(multi)).collect();
+            let names: Vec<String> = a
+                .positions
+                .iter()
+                .map(|&p| topo.gpus[p].label(multi))
+                .collect();
             println!("{}", names.join(" "));
             for &p in &a.positions {
                 let g = &topo.gpus[p];
@@ -335,8 +390,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 s.hosts,
                 crate::render::gbps(s.cut_mbps),
                 s.opened,
-                if req.numa.is_some() || req.cpus.is_some() { format!(", NUMA misses {}", s.numa_misses) } else { String::new() },
-                if req.scoring == Scoring::LegacyPairwise { format!(", legacy {}", s.legacy) } else { String::new() },
+                if req.numa.is_some() || req.cpus.is_some() {
+                    format!(", NUMA misses {}", s.numa_misses)
+                } else {
+                    String::new()
+                },
+                if req.scoring == Scoring::LegacyPairwise {
+                    format!(", legacy {}", s.legacy)
+                } else {
+                    String::new()
+                },
             );
             if args.explain {
                 println!("{}", al.explain(&a, &req));
@@ -348,17 +411,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn alloc_error(e: AllocError) -> anyhow::Error {
     match e {
-        AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. } => anyhow::Error::new(BadInput(e.to_string())),
+        AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. } => {
+            anyhow::Error::new(BadInput(e.to_string()))
+        }
         other => anyhow::Error::new(Infeasible(other.to_string())),
     }
 }
 
-fn print_frac(topo: &Topology, p: &FracPlacement, what: serde_json::Value, output: Output) -> anyhow::Result<()> {
+fn print_frac(
+    topo: &Topology,
+    p: &FracPlacement,
+    what: serde_json::Value,
+    output: Output,
+) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&frac_json(topo, p, what))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&frac_json(topo, p, what))?
+        ),
         Output::Table => {
             let g = &topo.gpus[p.position];
-            let at = p.mig_start.map(|s| format!(" at slice {s}")).unwrap_or_default();
+            let at = p
+                .mig_start
+                .map(|s| format!(" at slice {s}"))
+                .unwrap_or_default();
             println!("{}{at}  {}", g.label(topo.is_multi_host()), g.id);
             println!("{}", p.reason);
         }
@@ -367,20 +443,31 @@ fn print_frac(topo: &Topology, p: &FracPlacement, what: serde_json::Value, outpu
 }
 
 /// Answers one request line; `Err` is the line's error object.
-fn answer_line(topo: &Topology, al: &Allocator, text: &str) -> Result<serde_json::Value, (bool, String)> {
-    let line: Line = serde_json::from_str(text).map_err(|e| (true, format!("column {}: {e}", e.column())))?;
+fn answer_line(
+    topo: &Topology,
+    al: &Allocator,
+    text: &str,
+) -> Result<serde_json::Value, (bool, String)> {
+    let line: Line =
+        serde_json::from_str(text).map_err(|e| (true, format!("column {}: {e}", e.column())))?;
     let strs = |v: &[serde_json::Value]| v.iter().map(value_str).collect::<Vec<_>>();
     if let Some(milli) = line.milli {
         let available = match &line.available {
             Some(v) => resolve_all(topo, al, &strs(v)).map_err(|e| (true, e.0))?,
             None => al.healthy(),
         };
-        let used: Vec<String> = line.used.iter().map(|(g, m)| format!("{}:{m}", value_str(g))).collect();
+        let used: Vec<String> = line
+            .used
+            .iter()
+            .map(|(g, m)| format!("{}:{m}", value_str(g)))
+            .collect();
         let used = parse_used(topo, al, &used).map_err(|e| (true, e.0))?;
         let p = place_fraction(al, &available, &used, milli).map_err(|e| (false, e.to_string()))?;
         return Ok(frac_json(topo, &p, serde_json::json!({"milli": milli})));
     }
-    let count = line.count.ok_or_else(|| (true, "a request needs \"count\" or \"milli\"".to_string()))?;
+    let count = line
+        .count
+        .ok_or_else(|| (true, "a request needs \"count\" or \"milli\"".to_string()))?;
     let available = line.available.as_deref().map(strs);
     let req = whole_request(
         topo,
@@ -394,7 +481,15 @@ fn answer_line(topo: &Topology, al: &Allocator, text: &str) -> Result<serde_json
         line.cpus.as_deref(),
     )
     .map_err(|e| (true, e.0))?;
-    let a = al.allocate(&req).map_err(|e| (matches!(e, AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. }), e.to_string()))?;
+    let a = al.allocate(&req).map_err(|e| {
+        (
+            matches!(
+                e,
+                AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. }
+            ),
+            e.to_string(),
+        )
+    })?;
     Ok(answer_json(topo, al, &req, &a))
 }
 
@@ -402,7 +497,8 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        let f =
+            std::fs::File::open(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
         Box::new(std::io::BufReader::new(f))
     };
     let stdout = std::io::stdout();
@@ -410,7 +506,8 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
     let mut times = Vec::new();
     let (mut malformed, mut infeasible) = (0usize, 0usize);
     for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
+        let line =
+            line.map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -449,7 +546,11 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
         );
     }
     if malformed > 0 {
-        return Err(BadInput(format!("{malformed} malformed request line(s) in {}; see their \"error\" answers", path.display())).into());
+        return Err(BadInput(format!(
+            "{malformed} malformed request line(s) in {}; see their \"error\" answers",
+            path.display()
+        ))
+        .into());
     }
     Ok(())
 }

@@ -72,7 +72,8 @@ pub struct FracPlacement {
 }
 
 fn position(al: &Allocator, id: &GpuId) -> Result<usize, FracError> {
-    al.position(id).ok_or_else(|| FracError::UnknownDevice { id: id.clone() })
+    al.position(id)
+        .ok_or_else(|| FracError::UnknownDevice { id: id.clone() })
 }
 
 /// The untouched GPU a one-GPU default request would take among `whole`.
@@ -82,7 +83,9 @@ fn orphan(al: &Allocator, whole: &[usize]) -> Option<usize> {
         size: 1,
         ..AllocRequest::default()
     };
-    al.allocate(&req).ok().and_then(|a| a.positions.first().copied())
+    al.allocate(&req)
+        .ok()
+        .and_then(|a| a.positions.first().copied())
 }
 
 /// Places a share of `milli` milli-GPU. `used` gives the milli-GPU already in use per
@@ -99,7 +102,11 @@ pub fn place_fraction(
     let mut use_of = vec![0u32; al.len()];
     for (id, u) in used {
         if *u > FULL {
-            return Err(FracError::BadUsage { id: id.clone(), value: *u, why: "more than 1000 milli-GPU" });
+            return Err(FracError::BadUsage {
+                id: id.clone(),
+                value: *u,
+                why: "more than 1000 milli-GPU",
+            });
         }
         use_of[position(al, id)?] = *u;
     }
@@ -115,10 +122,18 @@ pub fn place_fraction(
         .filter(|&p| use_of[p] > 0 && FULL - use_of[p] >= milli)
         .min_by_key(|&p| (FULL - use_of[p] - milli, p));
     let (p, reason) = match partial {
-        Some(p) => (p, format!("best fit on a partly used GPU ({} milli free before)", FULL - use_of[p])),
+        Some(p) => (
+            p,
+            format!(
+                "best fit on a partly used GPU ({} milli free before)",
+                FULL - use_of[p]
+            ),
+        ),
         None => {
             let whole: Vec<usize> = avail.iter().copied().filter(|&p| use_of[p] == 0).collect();
-            let p = orphan(al, &whole).ok_or_else(|| FracError::NoFit { what: format!("{milli} milli-GPU") })?;
+            let p = orphan(al, &whole).ok_or_else(|| FracError::NoFit {
+                what: format!("{milli} milli-GPU"),
+            })?;
             (p, "no partly used GPU fits; the untouched GPU whose loss tears the least NVLink bandwidth".to_string())
         }
     };
@@ -144,7 +159,8 @@ impl MigProfile {
         let digits: String = s.trim().chars().take_while(char::is_ascii_digit).collect();
         let slices: u32 = digits.parse().ok()?;
         let rest = &s.trim()[digits.len()..];
-        (rest.starts_with('g') && matches!(slices, 1 | 2 | 3 | 4 | 7)).then_some(MigProfile { slices })
+        (rest.starts_with('g') && matches!(slices, 1 | 2 | 3 | 4 | 7))
+            .then_some(MigProfile { slices })
     }
 
     /// First slices a profile may start at (A100 / H100 placement rules).
@@ -193,7 +209,11 @@ pub fn place_mig(
     let mut used = vec![0u8; al.len()];
     for (id, s) in state {
         if s.0 & 0x80 != 0 {
-            return Err(FracError::BadUsage { id: id.clone(), value: u32::from(s.0), why: "a GPU has 7 slices" });
+            return Err(FracError::BadUsage {
+                id: id.clone(),
+                value: u32::from(s.0),
+                why: "a GPU has 7 slices",
+            });
         }
         used[position(al, id)?] = s.0;
     }
@@ -219,11 +239,22 @@ pub fn place_mig(
         .filter_map(|p| best_start(p).map(|(l, st)| (p, l, st)))
         .min_by_key(|&(p, _, _)| (7 - used[p].count_ones(), p));
     let (p, st, reason) = match partial {
-        Some((p, _, st)) => (p, st, format!("tightest partly used GPU ({} slices free before)", 7 - used[p].count_ones())),
+        Some((p, _, st)) => (
+            p,
+            st,
+            format!(
+                "tightest partly used GPU ({} slices free before)",
+                7 - used[p].count_ones()
+            ),
+        ),
         None => {
             let whole: Vec<usize> = avail.iter().copied().filter(|&p| used[p] == 0).collect();
-            let p = orphan(al, &whole).ok_or_else(|| FracError::NoFit { what: format!("MIG {}g", profile.slices) })?;
-            let (_, st) = best_start(p).ok_or_else(|| FracError::NoFit { what: format!("MIG {}g", profile.slices) })?;
+            let p = orphan(al, &whole).ok_or_else(|| FracError::NoFit {
+                what: format!("MIG {}g", profile.slices),
+            })?;
+            let (_, st) = best_start(p).ok_or_else(|| FracError::NoFit {
+                what: format!("MIG {}g", profile.slices),
+            })?;
             (p, st, "no partly used GPU fits; the untouched GPU whose loss tears the least NVLink bandwidth".to_string())
         }
     };

@@ -24,6 +24,7 @@
 //! the topology again (the device plugin's hot path).
 
 mod frac;
+pub mod legacy;
 mod ring;
 mod search;
 
@@ -248,7 +249,12 @@ impl Allocator {
         }
         let islands = topo.islands_of(&m);
         let ids: Vec<GpuId> = topo.gpus.iter().map(|g| g.id.clone()).collect();
-        let pos: BTreeMap<GpuId, usize> = ids.iter().cloned().enumerate().map(|(i, g)| (g, i)).collect();
+        let pos: BTreeMap<GpuId, usize> = ids
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, g)| (g, i))
+            .collect();
         let mut island = vec![0; n];
         let mut island_size = Vec::new();
         for is in &islands {
@@ -259,16 +265,30 @@ impl Allocator {
             }
             island_size.push(is.gpus.len());
         }
-        let host_no: BTreeMap<&str, usize> = topo.hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
-        let host: Vec<usize> = topo.gpus.iter().map(|g| host_no.get(g.host.as_str()).copied().unwrap_or(0)).collect();
+        let host_no: BTreeMap<&str, usize> = topo
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.as_str(), i))
+            .collect();
+        let host: Vec<usize> = topo
+            .gpus
+            .iter()
+            .map(|g| host_no.get(g.host.as_str()).copied().unwrap_or(0))
+            .collect();
         let mut host_size = vec![0; topo.hosts.len().max(1)];
         for &h in &host {
             host_size[h] += 1;
         }
-        let mut numa: Vec<Vec<u32>> = topo.gpus.iter().map(|g| g.numa_node.into_iter().collect()).collect();
+        let mut numa: Vec<Vec<u32>> = topo
+            .gpus
+            .iter()
+            .map(|g| g.numa_node.into_iter().collect())
+            .collect();
         for l in &topo.links {
             if let (LinkKind::C2c { .. }, Endpoint::Gpu(g), Endpoint::Cpu { numa: Some(c), .. })
-            | (LinkKind::C2c { .. }, Endpoint::Cpu { numa: Some(c), .. }, Endpoint::Gpu(g)) = (&l.kind, &l.a, &l.b)
+            | (LinkKind::C2c { .. }, Endpoint::Cpu { numa: Some(c), .. }, Endpoint::Gpu(g)) =
+                (&l.kind, &l.a, &l.b)
                 && let Some(&p) = pos.get(g)
                 && !numa[p].contains(c)
             {
@@ -330,7 +350,10 @@ impl Allocator {
 
     /// Every healthy GPU: the default `available` list.
     pub fn healthy(&self) -> Vec<GpuId> {
-        (0..self.n).filter(|&p| self.healthy[p]).map(|p| self.ids[p].clone()).collect()
+        (0..self.n)
+            .filter(|&p| self.healthy[p])
+            .map(|p| self.ids[p].clone())
+            .collect()
     }
 
     fn w(&self, a: usize, b: usize) -> u64 {
@@ -342,6 +365,11 @@ impl Allocator {
         self.lanes[a * self.n + b]
     }
 
+    /// The prior art's pair weight between two positions.
+    pub fn legacy_weight(&self, a: usize, b: usize) -> u64 {
+        self.legacy[a * self.n + b]
+    }
+
     /// Bandwidth between two positions, MB/s.
     pub fn bandwidth(&self, a: usize, b: usize) -> u64 {
         self.w(a, b)
@@ -350,7 +378,9 @@ impl Allocator {
     fn positions(&self, ids: &[GpuId]) -> Result<Vec<usize>, AllocError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let p = self.position(id).ok_or_else(|| AllocError::UnknownDevice { id: id.clone() })?;
+            let p = self
+                .position(id)
+                .ok_or_else(|| AllocError::UnknownDevice { id: id.clone() })?;
             if out.contains(&p) {
                 return Err(AllocError::Duplicate { id: id.clone() });
             }
@@ -400,7 +430,12 @@ impl Allocator {
 
     /// A sentence explaining an allocation: its components and why it beat the runner-up.
     pub fn explain(&self, a: &Allocation, req: &AllocRequest) -> String {
-        let names = |ps: &[usize]| ps.iter().map(|&p| self.label(p)).collect::<Vec<_>>().join(",");
+        let names = |ps: &[usize]| {
+            ps.iter()
+                .map(|&p| self.label(p))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let s = &a.score;
         let gb = |x: u64| format!("{:.1} GB/s", x as f64 / 1000.0);
         let mut out = format!(
@@ -415,10 +450,17 @@ impl Allocator {
             if s.hosts == 1 { "" } else { "s" },
         );
         if req.numa.is_some() || req.cpus.is_some() {
-            out.push_str(&format!("{} GPU(s) outside the preferred NUMA node/CPUs, ", s.numa_misses));
+            out.push_str(&format!(
+                "{} GPU(s) outside the preferred NUMA node/CPUs, ",
+                s.numa_misses
+            ));
         }
         if a.positions.len() > 1 {
-            out.push_str(&format!("ring bottleneck {}, total pairwise {}, ", gb(s.bottleneck_mbps), gb(s.total_mbps)));
+            out.push_str(&format!(
+                "ring bottleneck {}, total pairwise {}, ",
+                gb(s.bottleneck_mbps),
+                gb(s.total_mbps)
+            ));
         }
         out.push_str(&format!(
             "leaves {} of bandwidth to free GPUs torn, breaks {} intact island(s)/host(s)",
@@ -429,19 +471,49 @@ impl Allocator {
             out.push_str(&format!("; legacy pairwise score {}", s.legacy));
         }
         if let Some((set, r)) = &a.runner_up {
-            let (ka, kb) = (s.key(req.policy, req.scoring), r.key(req.policy, req.scoring));
-            let names_c = ["islands", "hosts", "NUMA misses", "ring bottleneck", "total bandwidth", "torn bandwidth", "broken islands/hosts"];
+            let (ka, kb) = (
+                s.key(req.policy, req.scoring),
+                r.key(req.policy, req.scoring),
+            );
+            let names_c = [
+                "islands",
+                "hosts",
+                "NUMA misses",
+                "ring bottleneck",
+                "total bandwidth",
+                "torn bandwidth",
+                "broken islands/hosts",
+            ];
             let names_c = match (req.scoring, req.policy) {
                 (Scoring::LegacyPairwise, _) => ["legacy score", "", "", "", "", "", ""],
                 (_, Policy::Default) => names_c,
-                (_, Policy::Pack) => ["islands", "hosts", "NUMA misses", "broken islands/hosts", "torn bandwidth", "ring bottleneck", "total bandwidth"],
-                (_, Policy::Spread) => ["hosts", "NUMA nodes", "NUMA misses", "ring bottleneck", "total bandwidth", "torn bandwidth", "broken islands/hosts"],
+                (_, Policy::Pack) => [
+                    "islands",
+                    "hosts",
+                    "NUMA misses",
+                    "broken islands/hosts",
+                    "torn bandwidth",
+                    "ring bottleneck",
+                    "total bandwidth",
+                ],
+                (_, Policy::Spread) => [
+                    "hosts",
+                    "NUMA nodes",
+                    "NUMA misses",
+                    "ring bottleneck",
+                    "total bandwidth",
+                    "torn bandwidth",
+                    "broken islands/hosts",
+                ],
             };
             let why = ka
                 .iter()
                 .zip(kb.iter())
                 .position(|(x, y)| x != y)
-                .map_or_else(|| "the tie-break (equal score, lower GPU numbers)".to_string(), |i| names_c[i].to_string());
+                .map_or_else(
+                    || "the tie-break (equal score, lower GPU numbers)".to_string(),
+                    |i| names_c[i].to_string(),
+                );
             out.push_str(&format!("; runner-up {} lost on {}", names(set), why));
         }
         out

@@ -120,7 +120,12 @@ mod tests {
     #[test]
     fn dgx1_quad_ring_is_limited_by_an_nv1_hop() {
         // GPUs 0-3 of the hybrid cube-mesh: NV2 on 0-3, 1-2, 2-3; NV1 elsewhere.
-        let m: &[&[u64]] = &[&[0, 25, 25, 50], &[25, 0, 50, 25], &[25, 50, 0, 50], &[50, 25, 50, 0]];
+        let m: &[&[u64]] = &[
+            &[0, 25, 25, 50],
+            &[25, 0, 50, 25],
+            &[25, 50, 0, 50],
+            &[50, 25, 50, 0],
+        ];
         assert_eq!(ring_bottleneck(&[0, 1, 2, 3], from(m)), 25);
         assert_eq!(ring_bottleneck(&[0, 3], from(m)), 50);
         assert_eq!(ring_bottleneck(&[2], from(m)), 0);

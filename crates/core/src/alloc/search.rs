@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{AllocRequest, Allocation, Allocator, EXACT_BUDGET, Policy, Score, Scoring, ring_bottleneck};
+use super::{
+    AllocRequest, Allocation, Allocator, EXACT_BUDGET, Policy, Score, Scoring, ring_bottleneck,
+};
 
 /// Number of `m`-subsets of `n` items, saturating.
 pub(super) fn choose(n: usize, m: usize) -> u64 {
@@ -48,7 +50,11 @@ struct Best {
 
 impl Best {
     fn new() -> Self {
-        Best { set: None, runner: None, evaluated: 0 }
+        Best {
+            set: None,
+            runner: None,
+            evaluated: 0,
+        }
     }
 
     fn key(&self) -> Option<&Key> {
@@ -64,7 +70,11 @@ impl Best {
         if better {
             self.runner = self.set.take();
             self.set = Some((set.to_vec(), score, key));
-        } else if self.runner.as_ref().is_none_or(|(s, _, k)| key > *k || (key == *k && set < s.as_slice())) {
+        } else if self
+            .runner
+            .as_ref()
+            .is_none_or(|(s, _, k)| key > *k || (key == *k && set < s.as_slice()))
+        {
             self.runner = Some((set.to_vec(), score, key));
         }
     }
@@ -80,16 +90,25 @@ impl Best {
 // === impl Ctx ===
 
 impl<'a> Ctx<'a> {
-    pub(super) fn new(al: &'a Allocator, req: &'a AllocRequest, avail: &[usize], must: &[usize]) -> Self {
+    pub(super) fn new(
+        al: &'a Allocator,
+        req: &'a AllocRequest,
+        avail: &[usize],
+        must: &[usize],
+    ) -> Self {
         let n = al.n;
-        let to_avail: Vec<u64> = (0..n).map(|p| avail.iter().map(|&r| al.w(p, r)).sum()).collect();
+        let to_avail: Vec<u64> = (0..n)
+            .map(|p| avail.iter().map(|&r| al.w(p, r)).sum())
+            .collect();
         let local = (0..n)
             .map(|p| match (&req.numa, &req.cpus) {
                 (None, None) => true,
                 (numa, cpus) => {
                     numa.is_some_and(|x| al.numa[p].contains(&x))
                         || cpus.as_ref().is_some_and(|want| {
-                            al.cpus[p].as_ref().is_some_and(|have| have.cpus().iter().any(|c| want.contains(*c)))
+                            al.cpus[p]
+                                .as_ref()
+                                .is_some_and(|have| have.cpus().iter().any(|c| want.contains(*c)))
                         })
                 }
             })
@@ -177,12 +196,18 @@ impl<'a> Ctx<'a> {
         s.numa_nodes = count(numas.len());
         let island_opened = islands
             .iter()
-            .filter(|&&i| self.intact_island[i] && set.iter().filter(|&&p| al.island[p] == i).count() < al.island_size[i])
+            .filter(|&&i| {
+                self.intact_island[i]
+                    && set.iter().filter(|&&p| al.island[p] == i).count() < al.island_size[i]
+            })
             .count();
         let host_opened = if self.multi_host {
             hosts
                 .iter()
-                .filter(|&&h| self.intact_host[h] && set.iter().filter(|&&p| al.host[p] == h).count() < al.host_size[h])
+                .filter(|&&h| {
+                    self.intact_host[h]
+                        && set.iter().filter(|&&p| al.host[p] == h).count() < al.host_size[h]
+                })
                 .count()
         } else {
             0
@@ -211,7 +236,9 @@ impl<'a> Ctx<'a> {
             s.bottleneck_mbps = upper;
             let optimistic = self.key(&s);
             let beaten = |k: &Key| optimistic < *k;
-            if best.key().is_some_and(beaten) && best.runner.as_ref().is_some_and(|(_, _, k)| beaten(k)) {
+            if best.key().is_some_and(beaten)
+                && best.runner.as_ref().is_some_and(|(_, _, k)| beaten(k))
+            {
                 return;
             }
             s.bottleneck_mbps = ring_bottleneck(set, |a, b| self.al.w(a, b));
@@ -224,7 +251,11 @@ impl<'a> Ctx<'a> {
     fn exhaustive(&self, pool: &[usize]) -> Best {
         let mut best = Best::new();
         let k = self.req.size;
-        let free: Vec<usize> = pool.iter().copied().filter(|p| !self.must.contains(p)).collect();
+        let free: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|p| !self.must.contains(p))
+            .collect();
         let m = k - self.must.len();
         if free.len() < m {
             return best;
@@ -330,7 +361,10 @@ impl<'a> Ctx<'a> {
         let have: usize = forced.iter().map(|h| free.get(h).map_or(0, Vec::len)).sum();
         let k = self.req.size;
         let pool_of = |hosts: &[usize]| -> Vec<usize> {
-            let mut pool: Vec<usize> = hosts.iter().flat_map(|h| free.get(h).cloned().unwrap_or_default()).collect();
+            let mut pool: Vec<usize> = hosts
+                .iter()
+                .flat_map(|h| free.get(h).cloned().unwrap_or_default())
+                .collect();
             pool.sort_unstable();
             pool
         };
@@ -352,12 +386,24 @@ impl<'a> Ctx<'a> {
                 }
             }
             inner.sort_unstable();
-            let mut outer: Vec<(u64, bool)> = ps.iter().map(|&a| (self.to_avail[a], self.local[a])).collect();
+            let mut outer: Vec<(u64, bool)> = ps
+                .iter()
+                .map(|&a| (self.to_avail[a], self.local[a]))
+                .collect();
             outer.sort_unstable();
-            shapes.entry((ps.len(), self.intact_host[h], inner, outer)).or_default().push(h);
+            shapes
+                .entry((ps.len(), self.intact_host[h], inner, outer))
+                .or_default()
+                .push(h);
         }
-        let list: Vec<(usize, bool, usize)> = shapes.iter().map(|((c, intact, _, _), hs)| (*c, *intact, hs.len())).collect();
-        let mut counts: Vec<usize> = list.iter().flat_map(|(c, _, m)| std::iter::repeat_n(*c, *m)).collect();
+        let list: Vec<(usize, bool, usize)> = shapes
+            .iter()
+            .map(|((c, intact, _, _), hs)| (*c, *intact, hs.len()))
+            .collect();
+        let mut counts: Vec<usize> = list
+            .iter()
+            .flat_map(|(c, _, m)| std::iter::repeat_n(*c, *m))
+            .collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
         let (mut sum, mut h_min) = (0, 0);
         for c in counts {
@@ -381,9 +427,18 @@ impl<'a> Ctx<'a> {
                 return;
             }
             if i == list.len() {
-                let cap: usize = list.iter().zip(take.iter()).map(|((c, _, _), t)| c * t).sum();
+                let cap: usize = list
+                    .iter()
+                    .zip(take.iter())
+                    .map(|((c, _, _), t)| c * t)
+                    .sum();
                 if left == 0 && cap >= need {
-                    let opened: usize = list.iter().zip(take.iter()).filter(|((_, intact, _), _)| *intact).map(|(_, t)| t).sum();
+                    let opened: usize = list
+                        .iter()
+                        .zip(take.iter())
+                        .filter(|((_, intact, _), _)| *intact)
+                        .map(|(_, t)| t)
+                        .sum();
                     out.push(((opened, cap - need), take.clone()));
                 }
                 return;
@@ -413,48 +468,62 @@ impl<'a> Ctx<'a> {
     pub(super) fn solve(&self) -> Allocation {
         let al = self.al;
         let k = self.req.size;
-        let (mut best, exact) = if choose(self.avail.len() - self.must.len(), k - self.must.len()) <= self.al.budget {
-            (self.exhaustive(&self.avail), true)
-        } else {
-            // Islands that can hold the whole request (with every must-include device).
-            let mut by_island: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-            for &p in &self.avail {
-                by_island.entry(al.island[p]).or_default().push(p);
-            }
-            let must_islands: Vec<usize> = self.must.iter().map(|&p| al.island[p]).collect();
-            let candidates: Vec<&Vec<usize>> = if self.req.policy == Policy::Spread || self.req.scoring == Scoring::LegacyPairwise {
-                Vec::new()
+        let (mut best, exact) =
+            if choose(self.avail.len() - self.must.len(), k - self.must.len()) <= self.al.budget {
+                (self.exhaustive(&self.avail), true)
             } else {
-                by_island
-                    .iter()
-                    .filter(|(i, ps)| ps.len() >= k && must_islands.iter().all(|m| m == *i))
-                    .map(|(_, ps)| ps)
-                    .collect()
-            };
-            if candidates.is_empty() {
-                (self.greedy(&self.avail), false)
-            } else {
-                // Islands come first in the key, so the best single-island set beats every
-                // set spanning islands: solving each candidate island whole is exact.
-                let mut all = Best::new();
-                let mut exact = true;
-                for pool in candidates {
-                    let free = pool.iter().filter(|p| !self.must.contains(p)).count();
-                    let whole = choose(free, k - self.must.len()) <= EXACT_BUDGET || !self.multi_host;
-                    let pools = if whole { vec![pool.clone()] } else { self.host_pools(pool) };
-                    for pool in pools {
-                        let (b, exhaustive) = self.solve_pool(&pool);
-                        exact &= whole && exhaustive;
-                        all.merge(b);
-                    }
+                // Islands that can hold the whole request (with every must-include device).
+                let mut by_island: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for &p in &self.avail {
+                    by_island.entry(al.island[p]).or_default().push(p);
                 }
-                (all, exact)
-            }
-        };
+                let must_islands: Vec<usize> = self.must.iter().map(|&p| al.island[p]).collect();
+                let candidates: Vec<&Vec<usize>> = if self.req.policy == Policy::Spread
+                    || self.req.scoring == Scoring::LegacyPairwise
+                {
+                    Vec::new()
+                } else {
+                    by_island
+                        .iter()
+                        .filter(|(i, ps)| ps.len() >= k && must_islands.iter().all(|m| m == *i))
+                        .map(|(_, ps)| ps)
+                        .collect()
+                };
+                if candidates.is_empty() {
+                    (self.greedy(&self.avail), false)
+                } else {
+                    // Islands come first in the key, so the best single-island set beats every
+                    // set spanning islands: solving each candidate island whole is exact.
+                    let mut all = Best::new();
+                    let mut exact = true;
+                    for pool in candidates {
+                        let free = pool.iter().filter(|p| !self.must.contains(p)).count();
+                        let whole =
+                            choose(free, k - self.must.len()) <= EXACT_BUDGET || !self.multi_host;
+                        let pools = if whole {
+                            vec![pool.clone()]
+                        } else {
+                            self.host_pools(pool)
+                        };
+                        for pool in pools {
+                            let (b, exhaustive) = self.solve_pool(&pool);
+                            exact &= whole && exhaustive;
+                            all.merge(b);
+                        }
+                    }
+                    (all, exact)
+                }
+            };
         let (set, score, _) = best.set.take().unwrap_or_else(|| {
             // Unreachable for valid requests; fall back to the first k (must first).
             let mut s = self.must.clone();
-            s.extend(self.avail.iter().copied().filter(|p| !self.must.contains(p)).take(k - self.must.len()));
+            s.extend(
+                self.avail
+                    .iter()
+                    .copied()
+                    .filter(|p| !self.must.contains(p))
+                    .take(k - self.must.len()),
+            );
             s.sort_unstable();
             let sc = self.score(&s);
             let key = self.key(&sc);
