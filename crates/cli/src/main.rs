@@ -4,6 +4,24 @@
 //! command uses live in `render/`. Library crates never read argv or the environment.
 
 mod cmd;
+
+/// Writes to standard output; a closed pipe (`linkwise ... | head`) ends the command
+/// quietly with success instead of a panic.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(anyhow::Error::new)
+}
+
+/// `println!` through [`emit`].
+#[macro_export]
+macro_rules! emitln {
+    ($($arg:tt)*) => {
+        $crate::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
 mod exit;
 mod observability;
 mod render;
@@ -55,6 +73,14 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("linkwise: error: {e:#}");
             ExitCode::from(exit::code_for(&e))

@@ -149,7 +149,7 @@ fn policy() -> impl Strategy<Value = (Policy, Scoring)> {
 
 /// The optimum by brute force: every k-subset of the available GPUs holding the
 /// must-include ones, best key, lowest set on ties.
-fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 7]) {
+fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 8]) {
     let avail: Vec<usize> = {
         let mut v: Vec<usize> = req
             .available
@@ -164,7 +164,7 @@ fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 7]) {
         .iter()
         .map(|id| al.position(id).unwrap())
         .collect();
-    let mut best: Option<(Vec<usize>, [i128; 7])> = None;
+    let mut best: Option<(Vec<usize>, [i128; 8])> = None;
     let n = avail.len();
     for mask in 0u32..(1 << n) {
         if mask.count_ones() as usize != req.size {
@@ -188,10 +188,11 @@ fn brute_force(al: &Allocator, req: &AllocRequest) -> (Vec<usize>, [i128; 7]) {
     best.unwrap()
 }
 
+/// Availability, must-include flags, size, policy and scoring, NUMA preference.
+type RawRequest = (Vec<bool>, Vec<bool>, usize, (Policy, Scoring), Option<u32>);
+
 /// A random request over `n` GPUs: availability, must-include, size, policy, NUMA preference.
-fn request(
-    n: usize,
-) -> impl Strategy<Value = (Vec<bool>, Vec<bool>, usize, (Policy, Scoring), Option<u32>)> {
+fn request(n: usize) -> impl Strategy<Value = RawRequest> {
     (
         proptest::collection::vec(proptest::bool::weighted(0.8), n),
         proptest::collection::vec(proptest::bool::weighted(0.15), n),
@@ -203,13 +204,7 @@ fn request(
 
 fn make_request(
     al: &Allocator,
-    (avail, must, size, (policy, scoring), numa): (
-        Vec<bool>,
-        Vec<bool>,
-        usize,
-        (Policy, Scoring),
-        Option<u32>,
-    ),
+    (avail, must, size, (policy, scoring), numa): RawRequest,
 ) -> Option<AllocRequest> {
     let ids = al.ids();
     let available: Vec<GpuId> = ids

@@ -181,17 +181,27 @@ fn value_str(v: &serde_json::Value) -> String {
     }
 }
 
-fn whole_request(
-    topo: &Topology,
-    al: &Allocator,
+/// A whole-GPU request as typed: device references still unresolved.
+struct Wanted<'a> {
     count: usize,
-    available: Option<&[String]>,
-    must: &[String],
+    available: Option<&'a [String]>,
+    must: &'a [String],
     policy: Policy,
     scoring: Scoring,
     numa: Option<u32>,
-    cpus: Option<&str>,
-) -> Result<AllocRequest, BadInput> {
+    cpus: Option<&'a str>,
+}
+
+fn whole_request(topo: &Topology, al: &Allocator, w: Wanted<'_>) -> Result<AllocRequest, BadInput> {
+    let Wanted {
+        count,
+        available,
+        must,
+        policy,
+        scoring,
+        numa,
+        cpus,
+    } = w;
     let available = match available {
         Some(list) if !list.is_empty() => resolve_all(topo, al, list)?,
         _ => al.healthy(),
@@ -348,20 +358,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let req = whole_request(
         &topo,
         &al,
-        count,
-        Some(&args.available),
-        &args.must_include,
-        args.policy.into(),
-        args.scoring.into(),
-        args.numa,
-        args.cpus.as_deref(),
+        Wanted {
+            count,
+            available: Some(&args.available),
+            must: &args.must_include,
+            policy: args.policy.into(),
+            scoring: args.scoring.into(),
+            numa: args.numa,
+            cpus: args.cpus.as_deref(),
+        },
     )?;
     let a = al.allocate(&req).map_err(alloc_error)?;
     match args.output {
-        Output::Json => println!(
+        Output::Json => crate::emitln!(
             "{}",
             serde_json::to_string_pretty(&answer_json(&topo, &al, &req, &a))?
-        ),
+        )?,
         Output::Table => {
             let multi = topo.is_multi_host();
             let names: Vec<String> = a
@@ -369,10 +381,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|&p| topo.gpus[p].label(multi))
                 .collect();
-            println!("{}", names.join(" "));
+            crate::emitln!("{}", names.join(" "))?;
             for &p in &a.positions {
                 let g = &topo.gpus[p];
-                println!("  {}  {}", g.label(multi), g.id);
+                crate::emitln!("  {}  {}", g.label(multi), g.id)?;
             }
             let s = &a.score;
             let links = if a.positions.len() > 1 {
@@ -384,7 +396,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            crate::emitln!(
                 "score: islands {}, hosts {}{links}, torn {}, broken islands/hosts {}{}{}",
                 s.islands,
                 s.hosts,
@@ -400,9 +412,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 },
-            );
+            )?;
             if args.explain {
-                println!("{}", al.explain(&a, &req));
+                crate::emitln!("{}", al.explain(&a, &req))?;
             }
         }
     }
@@ -425,18 +437,18 @@ fn print_frac(
     output: Output,
 ) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!(
+        Output::Json => crate::emitln!(
             "{}",
             serde_json::to_string_pretty(&frac_json(topo, p, what))?
-        ),
+        )?,
         Output::Table => {
             let g = &topo.gpus[p.position];
             let at = p
                 .mig_start
                 .map(|s| format!(" at slice {s}"))
                 .unwrap_or_default();
-            println!("{}{at}  {}", g.label(topo.is_multi_host()), g.id);
-            println!("{}", p.reason);
+            crate::emitln!("{}{at}  {}", g.label(topo.is_multi_host()), g.id)?;
+            crate::emitln!("{}", p.reason)?;
         }
     }
     Ok(())
@@ -469,16 +481,19 @@ fn answer_line(
         .count
         .ok_or_else(|| (true, "a request needs \"count\" or \"milli\"".to_string()))?;
     let available = line.available.as_deref().map(strs);
+    let must = strs(&line.must_include);
     let req = whole_request(
         topo,
         al,
-        count,
-        available.as_deref(),
-        &strs(&line.must_include),
-        line.policy.unwrap_or(PolicyArg::Default).into(),
-        line.score.unwrap_or(ScoreArg::Default).into(),
-        line.numa,
-        line.cpus.as_deref(),
+        Wanted {
+            count,
+            available: available.as_deref(),
+            must: &must,
+            policy: line.policy.unwrap_or(PolicyArg::Default).into(),
+            scoring: line.score.unwrap_or(ScoreArg::Default).into(),
+            numa: line.numa,
+            cpus: line.cpus.as_deref(),
+        },
     )
     .map_err(|e| (true, e.0))?;
     let a = al.allocate(&req).map_err(|e| {

@@ -31,6 +31,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Output::Json => snapshot::to_string(&topo, Format::Json)?,
         Output::Yaml => snapshot::to_string(&topo, Format::Yaml)?,
     };
-    print!("{text}");
+    crate::emit(&text)?;
     Ok(())
 }

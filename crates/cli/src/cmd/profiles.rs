@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Output::Table => {
             let width = PROFILES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
             for (name, desc) in PROFILES {
-                println!("{name:<width$}  {desc}");
+                crate::emitln!("{name:<width$}  {desc}")?;
             }
         }
         Output::Json => {
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|(n, d)| serde_json::json!({"name": n, "description": d}))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            crate::emitln!("{}", serde_json::to_string_pretty(&v)?)?;
         }
     }
     Ok(())

@@ -35,6 +35,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Output::Dot => render::graph::dot(&topo),
         Output::Svg => render::svg::render(&topo),
     };
-    print!("{text}");
+    crate::emit(&text)?;
     Ok(())
 }

@@ -9,14 +9,17 @@
 //! - `numa_misses`: GPUs outside the requested NUMA node / CPU set (fewer is better);
 //! - `bottleneck_mbps`: the weakest link on the set's best ring (higher is better);
 //! - `total_mbps`: the sum of pairwise bandwidth inside the set (higher is better);
-//! - `cut_mbps`: bandwidth from the set to the GPUs that stay free (lower is better:
-//!   the set does not tear NVLink pairs or islands apart);
+//! - `leftover_mbps`: what stays behind, as the sum over the GPUs that stay free of the
+//!   bandwidth to their best free partner (higher is better: the set does not leave
+//!   NVLink pairs or islands half used);
+//! - `cut_mbps`: bandwidth from the set to the GPUs that stay free (lower is better: it
+//!   prefers GPUs already cut off from their partners, such as the orphan of a pair);
 //! - `opened`: intact islands and hosts the set breaks into (fewer is better);
 //!
 //! and then the lowest GPU positions win, so answers are deterministic.
 //!
 //! Search: exhaustive enumeration of candidate sets with lazy scoring when there are at
-//! most [`EXACT_BUDGET`] of them (every node of up to 16 GPUs), which gives the exact
+//! most [`EXACT_BUDGET`] of them (every request on a node of up to 16 GPUs), which gives the exact
 //! optimum; otherwise a decomposition by island and host that shrinks the candidates to a
 //! pool that can be enumerated, falling back to a greedy start plus swap search.
 //!
@@ -38,8 +41,9 @@ use crate::{CpuSet, Endpoint, GpuId, LinkKind, PathClass, Topology};
 pub use frac::{FracError, FracPlacement, MigProfile, MigState, place_fraction, place_mig};
 pub use ring::ring_bottleneck;
 
-/// Candidate sets enumerated exhaustively at most (above it, decomposition).
-pub const EXACT_BUDGET: u64 = 5_000;
+/// Candidate sets enumerated exhaustively at most (above it, decomposition). It covers
+/// C(16, 8) = 12,870, the most any request on a 16-GPU node can have.
+pub const EXACT_BUDGET: u64 = 13_000;
 
 /// What the caller optimises for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -144,8 +148,11 @@ pub struct Score {
     pub bottleneck_mbps: u64,
     /// Sum of pairwise bandwidth inside the set, MB/s.
     pub total_mbps: u64,
-    /// Bandwidth from the set to the GPUs that stay available, MB/s.
+    /// Bandwidth from the set to the GPUs that stay available, MB/s (reported, not ranked).
     pub cut_mbps: u64,
+    /// Over the GPUs that stay available, the sum of each one's bandwidth to its best
+    /// partner among them, MB/s.
+    pub leftover_mbps: u64,
     /// Intact islands and hosts the set breaks into.
     pub opened: u32,
     /// The prior art's pairwise score of the set.
@@ -154,21 +161,61 @@ pub struct Score {
 
 impl Score {
     /// The comparison key under a policy and scoring mode: higher is better.
-    pub fn key(&self, policy: Policy, scoring: Scoring) -> [i128; 7] {
-        let (i, h, nm, b, t, c, o) = (
+    pub fn key(&self, policy: Policy, scoring: Scoring) -> [i128; 8] {
+        let (i, h, nm, b, t, l, c, o) = (
             -i128::from(self.islands),
             -i128::from(self.hosts),
             -i128::from(self.numa_misses),
             i128::from(self.bottleneck_mbps),
             i128::from(self.total_mbps),
+            i128::from(self.leftover_mbps),
             -i128::from(self.cut_mbps),
             -i128::from(self.opened),
         );
         match (scoring, policy) {
-            (Scoring::LegacyPairwise, _) => [i128::from(self.legacy), 0, 0, 0, 0, 0, 0],
-            (Scoring::Default, Policy::Default) => [i, h, nm, b, t, c, o],
-            (Scoring::Default, Policy::Pack) => [i, h, nm, o, c, b, t],
-            (Scoring::Default, Policy::Spread) => [h, i128::from(self.numa_nodes), nm, b, t, c, o],
+            (Scoring::LegacyPairwise, _) => [i128::from(self.legacy), 0, 0, 0, 0, 0, 0, 0],
+            (Scoring::Default, Policy::Default) => [i, h, nm, b, t, l, c, o],
+            (Scoring::Default, Policy::Pack) => [i, h, nm, o, l, c, b, t],
+            (Scoring::Default, Policy::Spread) => {
+                [h, i128::from(self.numa_nodes), nm, b, t, l, c, o]
+            }
+        }
+    }
+
+    /// The names of the key's components under a policy and scoring mode, in order.
+    pub fn key_names(policy: Policy, scoring: Scoring) -> [&'static str; 8] {
+        match (scoring, policy) {
+            (Scoring::LegacyPairwise, _) => ["legacy score", "", "", "", "", "", "", ""],
+            (_, Policy::Default) => [
+                "islands",
+                "hosts",
+                "NUMA misses",
+                "ring bottleneck",
+                "total bandwidth",
+                "what stays free",
+                "torn bandwidth",
+                "broken islands/hosts",
+            ],
+            (_, Policy::Pack) => [
+                "islands",
+                "hosts",
+                "NUMA misses",
+                "broken islands/hosts",
+                "what stays free",
+                "torn bandwidth",
+                "ring bottleneck",
+                "total bandwidth",
+            ],
+            (_, Policy::Spread) => [
+                "hosts",
+                "NUMA nodes",
+                "NUMA misses",
+                "ring bottleneck",
+                "total bandwidth",
+                "what stays free",
+                "torn bandwidth",
+                "broken islands/hosts",
+            ],
         }
     }
 }
@@ -212,6 +259,8 @@ pub struct Allocator {
     numa: Vec<Vec<u32>>,
     cpus: Vec<Option<CpuSet>>,
     healthy: Vec<bool>,
+    /// Per GPU, every other GPU by bandwidth, best first (ties: lower position).
+    partners: Vec<Vec<usize>>,
     budget: u64,
 }
 
@@ -296,7 +345,15 @@ impl Allocator {
             }
         }
         let multi = topo.is_multi_host();
+        let partners = (0..n)
+            .map(|a| {
+                let mut v: Vec<usize> = (0..n).filter(|&b| b != a).collect();
+                v.sort_by(|&x, &y| w[a * n + y].cmp(&w[a * n + x]).then(x.cmp(&y)));
+                v
+            })
+            .collect();
         Allocator {
+            partners,
             labels: topo.gpus.iter().map(|g| g.label(multi)).collect(),
             pos,
             ids,
@@ -463,7 +520,8 @@ impl Allocator {
             ));
         }
         out.push_str(&format!(
-            "leaves {} of bandwidth to free GPUs torn, breaks {} intact island(s)/host(s)",
+            "leaves the free GPUs {} of best-partner bandwidth ({} torn from the set), breaks {} intact island(s)/host(s)",
+            gb(s.leftover_mbps),
             gb(s.cut_mbps),
             s.opened
         ));
@@ -475,37 +533,7 @@ impl Allocator {
                 s.key(req.policy, req.scoring),
                 r.key(req.policy, req.scoring),
             );
-            let names_c = [
-                "islands",
-                "hosts",
-                "NUMA misses",
-                "ring bottleneck",
-                "total bandwidth",
-                "torn bandwidth",
-                "broken islands/hosts",
-            ];
-            let names_c = match (req.scoring, req.policy) {
-                (Scoring::LegacyPairwise, _) => ["legacy score", "", "", "", "", "", ""],
-                (_, Policy::Default) => names_c,
-                (_, Policy::Pack) => [
-                    "islands",
-                    "hosts",
-                    "NUMA misses",
-                    "broken islands/hosts",
-                    "torn bandwidth",
-                    "ring bottleneck",
-                    "total bandwidth",
-                ],
-                (_, Policy::Spread) => [
-                    "hosts",
-                    "NUMA nodes",
-                    "NUMA misses",
-                    "ring bottleneck",
-                    "total bandwidth",
-                    "torn bandwidth",
-                    "broken islands/hosts",
-                ],
-            };
+            let names_c = Score::key_names(req.policy, req.scoring);
             let why = ka
                 .iter()
                 .zip(kb.iter())

@@ -94,11 +94,13 @@ fn hamiltonian(adj: &[u32]) -> bool {
         if ends == 0 {
             continue;
         }
-        for v in 0..k {
+        // `mask < 2^k <= 2^16`, so it fits the 32-bit rows.
+        let visited = u32::try_from(mask).unwrap_or(u32::MAX);
+        for (v, row) in adj.iter().enumerate() {
             if ends & (1 << v) == 0 {
                 continue;
             }
-            let mut next = adj[v] & !(mask as u32);
+            let mut next = row & !visited;
             while next != 0 {
                 let u = next.trailing_zeros() as usize;
                 next &= next - 1;
@@ -113,7 +115,7 @@ fn hamiltonian(adj: &[u32]) -> bool {
 mod tests {
     use super::*;
 
-    fn from(m: &[&[u64]]) -> impl Fn(usize, usize) -> u64 + '_ {
+    fn from<'a>(m: &'a [&'a [u64]]) -> impl Fn(usize, usize) -> u64 + 'a {
         move |a, b| m[a][b]
     }
 

@@ -22,7 +22,7 @@ pub(super) fn choose(n: usize, m: usize) -> u64 {
     u64::try_from(c).unwrap_or(u64::MAX)
 }
 
-type Key = [i128; 7];
+type Key = [i128; 8];
 
 /// Host groups tried per island when the island is too large to enumerate.
 const MAX_HOST_GROUPS: usize = 16;
@@ -34,6 +34,13 @@ pub(super) struct Ctx<'a> {
     avail: Vec<usize>,
     /// Per GPU, its bandwidth to every available GPU (for the cut in O(k)).
     to_avail: Vec<u64>,
+    in_avail: Vec<bool>,
+    /// Per available GPU, its best available partner's bandwidth (0 when alone).
+    best_partner: Vec<u64>,
+    /// Per GPU, the available GPUs whose best available partner it is.
+    dependents: Vec<Vec<usize>>,
+    /// Sum of `best_partner` over the available GPUs.
+    potential: u64,
     must: Vec<usize>,
     local: Vec<bool>,
     intact_island: Vec<bool>,
@@ -55,10 +62,6 @@ impl Best {
             runner: None,
             evaluated: 0,
         }
-    }
-
-    fn key(&self) -> Option<&Key> {
-        self.set.as_ref().map(|(_, _, k)| k)
     }
 
     /// Offers a set; ties keep the earlier (lexicographically smaller) set.
@@ -100,6 +103,19 @@ impl<'a> Ctx<'a> {
         let to_avail: Vec<u64> = (0..n)
             .map(|p| avail.iter().map(|&r| al.w(p, r)).sum())
             .collect();
+        let mut in_avail = vec![false; n];
+        for &p in avail {
+            in_avail[p] = true;
+        }
+        let mut best_partner = vec![0u64; n];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &r in avail {
+            if let Some(&b) = al.partners[r].iter().find(|&&b| in_avail[b]) {
+                best_partner[r] = al.w(r, b);
+                dependents[b].push(r);
+            }
+        }
+        let potential = avail.iter().map(|&r| best_partner[r]).sum();
         let local = (0..n)
             .map(|p| match (&req.numa, &req.cpus) {
                 (None, None) => true,
@@ -133,6 +149,10 @@ impl<'a> Ctx<'a> {
             req,
             avail: avail.to_vec(),
             to_avail,
+            in_avail,
+            best_partner,
+            dependents,
+            potential,
             must,
             local,
             intact_island,
@@ -190,6 +210,22 @@ impl<'a> Ctx<'a> {
         // pairs inside it (counted from both ends).
         let to_all: u64 = set.iter().map(|&a| self.to_avail[a]).sum();
         s.cut_mbps = to_all.saturating_sub(2 * s.total_mbps);
+        // What stays: every available GPU's best-partner bandwidth, less the set's own,
+        // less what the GPUs whose best partner the set takes lose.
+        let mut lost: u64 = set.iter().map(|&a| self.best_partner[a]).sum();
+        for &a in set {
+            for &r in &self.dependents[a] {
+                if set.contains(&r) {
+                    continue;
+                }
+                let next = al.partners[r]
+                    .iter()
+                    .find(|&&b| self.in_avail[b] && !set.contains(&b))
+                    .map_or(0, |&b| al.w(r, b));
+                lost += self.best_partner[r] - next.min(self.best_partner[r]);
+            }
+        }
+        s.leftover_mbps = self.potential.saturating_sub(lost);
         let count = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         s.islands = count(islands.len());
         s.hosts = count(hosts.len());
@@ -235,10 +271,11 @@ impl<'a> Ctx<'a> {
         if self.req.scoring == Scoring::Default {
             s.bottleneck_mbps = upper;
             let optimistic = self.key(&s);
-            let beaten = |k: &Key| optimistic < *k;
-            if best.key().is_some_and(beaten)
-                && best.runner.as_ref().is_some_and(|(_, _, k)| beaten(k))
-            {
+            // The ring can only lower the key; ties go to the lower set.
+            let beaten = |(bs, _, bk): &(Vec<usize>, Score, Key)| {
+                optimistic < *bk || (optimistic == *bk && set > bs.as_slice())
+            };
+            if best.set.as_ref().is_some_and(beaten) && best.runner.as_ref().is_some_and(beaten) {
                 return;
             }
             s.bottleneck_mbps = ring_bottleneck(set, |a, b| self.al.w(a, b));
@@ -514,7 +551,7 @@ impl<'a> Ctx<'a> {
                     (all, exact)
                 }
             };
-        let (set, score, _) = best.set.take().unwrap_or_else(|| {
+        let (set, _, _) = best.set.take().unwrap_or_else(|| {
             // Unreachable for valid requests; fall back to the first k (must first).
             let mut s = self.must.clone();
             s.extend(
@@ -529,6 +566,8 @@ impl<'a> Ctx<'a> {
             let key = self.key(&sc);
             (s, sc, key)
         });
+        // The winner's full score (legacy scoring skips the ring during the search).
+        let score = self.score(&set);
         Allocation {
             devices: Vec::new(),
             positions: set,
