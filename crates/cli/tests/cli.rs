@@ -355,3 +355,253 @@ fn sources_read_standard_input_with_a_dash() {
     assert_eq!(v["matrix"][0][1], "NV4");
     assert_eq!(v["matrix"][0][2], "SYS");
 }
+
+#[test]
+fn alloc_json_has_devices_ids_score_and_explain() {
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx1-v100",
+        "--count",
+        "2",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let devices: Vec<u64> = serde_json::from_value(v["devices"].clone()).unwrap();
+    assert_eq!(devices.len(), 2);
+    assert_eq!(v["ids"].as_array().unwrap().len(), 2);
+    assert!(
+        v["score"]["bottleneckMbps"].as_u64().unwrap() >= 50_000,
+        "an NV2 pair: {v}"
+    );
+    assert!(v["explain"].as_str().unwrap().contains("exact optimum"));
+    // Devices print both ways: the ids are those of the indices.
+    let topo: serde_json::Value = serde_json::from_str(&ok(&[
+        "discover",
+        "--source",
+        "profile:dgx1-v100",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    for (d, id) in devices.iter().zip(v["ids"].as_array().unwrap()) {
+        let g = topo["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["index"] == *d)
+            .unwrap();
+        assert_eq!(&g["id"], id);
+    }
+}
+
+#[test]
+fn alloc_accepts_indices_labels_and_ids() {
+    let topo: serde_json::Value = serde_json::from_str(&ok(&[
+        "discover",
+        "--source",
+        "profile:dgx1-v100",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let id3 = topo["gpus"][3]["id"].as_str().unwrap().to_string();
+    let out = ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx1-v100",
+        "--count",
+        "2",
+        "--available",
+        &format!("GPU0,1,{id3}"),
+        "--must-include",
+        "1",
+    ]);
+    assert!(
+        out.starts_with("GPU0 GPU1") || out.starts_with("GPU1 GPU3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn alloc_infeasible_exits_1_and_bad_input_exits_2() {
+    for (args, code) in [
+        (
+            vec!["alloc", "--source", "profile:dgx1-v100", "--count", "9"],
+            1,
+        ),
+        (
+            vec!["alloc", "--source", "profile:dgx1-v100", "--count", "0"],
+            1,
+        ),
+        (
+            vec![
+                "alloc",
+                "--source",
+                "profile:dgx1-v100",
+                "--count",
+                "2",
+                "--available",
+                "0",
+                "--must-include",
+                "0",
+            ],
+            1,
+        ),
+        (
+            vec![
+                "alloc",
+                "--source",
+                "profile:dgx1-v100",
+                "--count",
+                "1",
+                "--available",
+                "0,1",
+                "--must-include",
+                "2",
+            ],
+            1,
+        ),
+        (
+            vec![
+                "alloc",
+                "--source",
+                "profile:dgx1-v100",
+                "--count",
+                "2",
+                "--available",
+                "0,99",
+            ],
+            2,
+        ),
+        (
+            vec![
+                "alloc",
+                "--source",
+                "profile:dgx1-v100",
+                "--count",
+                "2",
+                "--cpus",
+                "x",
+            ],
+            2,
+        ),
+        (
+            vec!["alloc", "--source", "profile:dgx1-v100", "--mig", "5g"],
+            2,
+        ),
+        (
+            vec!["alloc", "--source", "profile:dgx1-v100", "--milli", "2000"],
+            2,
+        ),
+    ] {
+        let o = linkwise(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).is_empty() && !stderr(&o).contains("panicked"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn alloc_batch_answers_every_line_and_reports_timing() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let input = "{\"count\":2}\n{\"count\":1,\"available\":[0,1,2,4,5,6,7]}\n{\"count\":9}\n\n{\"milli\":500,\"used\":[[0,250]]}\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+        .args(["alloc", "--source", "profile:dgx1-v100", "--batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "one answer per non-empty line");
+    assert_eq!(lines[0]["devices"].as_array().unwrap().len(), 2);
+    let orphan = lines[1]["devices"][0].as_u64().unwrap();
+    assert!(
+        orphan == 0 || orphan == 2,
+        "the orphan of GPU3's NV2 pairs, got {orphan}"
+    );
+    assert_eq!(lines[2]["line"], 3);
+    assert!(lines[2]["error"].as_str().unwrap().contains("only 8"));
+    assert_eq!(
+        lines[3]["devices"][0], 0,
+        "the share goes to the partly used GPU"
+    );
+    assert!(stderr(&o).contains("p99"), "{}", stderr(&o));
+    // A malformed line is answered with an error and makes the run exit 2.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), "{\"count\":2}\nnot json\n").unwrap();
+    let o = linkwise(&[
+        "alloc",
+        "--source",
+        "profile:dgx1-v100",
+        "--batch",
+        f.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o).lines().count(), 2);
+}
+
+#[test]
+fn alloc_places_fractions_and_mig_slices_on_partly_used_gpus() {
+    let out = ok(&[
+        "alloc",
+        "--source",
+        "profile:pcie-8gpu",
+        "--milli",
+        "500",
+        "--used",
+        "0:250,3:750",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["devices"][0], 0,
+        "best fit: GPU0 has 750 free, GPU3 only 250"
+    );
+    assert_eq!(v["usedAfter"], 750);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx-h100",
+        "--mig",
+        "3g.40gb",
+        "--mig-used",
+        "2:0-3",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["devices"][0], 2);
+    assert_eq!(v["migStart"], 4);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx-h100",
+        "--mig",
+        "3g",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        v["migStart"], 4,
+        "on an empty GPU 3g goes to slices 4-6, keeping 0-3 for a 4g"
+    );
+}

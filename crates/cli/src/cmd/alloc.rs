@@ -116,44 +116,53 @@ impl From<ScoreArg> for Scoring {
     }
 }
 
-/// Resolves a device reference: an id, a label (`GPU3`, `host/GPU3`), or a number (the
-/// GPU index on a single host; the position on several hosts).
-fn resolve(topo: &Topology, al: &Allocator, s: &str) -> Result<GpuId, BadInput> {
-    let s = s.trim();
-    let id = GpuId(s.to_string());
-    if al.position(&id).is_some() {
-        return Ok(id);
-    }
-    let multi = topo.is_multi_host();
-    if let Some(g) = topo
-        .gpus
-        .iter()
-        .find(|g| g.label(multi) == s || g.label(false) == s && !multi)
-    {
-        return Ok(g.id.clone());
-    }
-    if let Ok(n) = s.parse::<u32>() {
-        let found = if multi {
-            usize::try_from(n).ok().and_then(|p| topo.gpus.get(p))
-        } else {
-            topo.gpus.iter().find(|g| g.index == n)
-        };
-        if let Some(g) = found {
-            return Ok(g.id.clone());
-        }
-    }
-    Err(BadInput(format!(
-        "no GPU {s:?} in {} (use an index 0..{}, a label such as GPU0, or an id)",
-        topo.source,
-        topo.gpus.len().saturating_sub(1)
-    )))
+/// Resolves device references: ids, labels (`GPU3`, `host/GPU3`), or numbers (the GPU
+/// index on a single host; the position on several hosts). Built once per topology.
+struct Resolver<'a> {
+    topo: &'a Topology,
+    names: std::collections::HashMap<String, GpuId>,
 }
 
-fn resolve_all(topo: &Topology, al: &Allocator, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
-    list.iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| resolve(topo, al, s))
-        .collect()
+impl<'a> Resolver<'a> {
+    fn new(topo: &'a Topology) -> Self {
+        let multi = topo.is_multi_host();
+        let mut names = std::collections::HashMap::new();
+        for (p, g) in topo.gpus.iter().enumerate() {
+            let number = if multi {
+                p.to_string()
+            } else {
+                g.index.to_string()
+            };
+            names.entry(number).or_insert_with(|| g.id.clone());
+            names.entry(g.label(multi)).or_insert_with(|| g.id.clone());
+            if !multi {
+                names.entry(g.label(false)).or_insert_with(|| g.id.clone());
+            }
+        }
+        // Ids win over everything else.
+        for g in &topo.gpus {
+            names.insert(g.id.0.clone(), g.id.clone());
+        }
+        Resolver { topo, names }
+    }
+
+    fn one(&self, s: &str) -> Result<GpuId, BadInput> {
+        let s = s.trim();
+        self.names.get(s).cloned().ok_or_else(|| {
+            BadInput(format!(
+                "no GPU {s:?} in {} (use an index 0..{}, a label such as GPU0, or an id)",
+                self.topo.source,
+                self.topo.gpus.len().saturating_sub(1)
+            ))
+        })
+    }
+
+    fn all(&self, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
+        list.iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| self.one(s))
+            .collect()
+    }
 }
 
 /// One request, from flags or a batch line.
@@ -192,7 +201,11 @@ struct Wanted<'a> {
     cpus: Option<&'a str>,
 }
 
-fn whole_request(topo: &Topology, al: &Allocator, w: Wanted<'_>) -> Result<AllocRequest, BadInput> {
+fn whole_request(
+    rs: &Resolver<'_>,
+    al: &Allocator,
+    w: Wanted<'_>,
+) -> Result<AllocRequest, BadInput> {
     let Wanted {
         count,
         available,
@@ -203,7 +216,7 @@ fn whole_request(topo: &Topology, al: &Allocator, w: Wanted<'_>) -> Result<Alloc
         cpus,
     } = w;
     let available = match available {
-        Some(list) if !list.is_empty() => resolve_all(topo, al, list)?,
+        Some(list) if !list.is_empty() => rs.all(list)?,
         _ => al.healthy(),
     };
     let cpus = cpus
@@ -214,7 +227,7 @@ fn whole_request(topo: &Topology, al: &Allocator, w: Wanted<'_>) -> Result<Alloc
         .transpose()?;
     Ok(AllocRequest {
         available,
-        must_include: resolve_all(topo, al, must)?,
+        must_include: rs.all(must)?,
         size: count,
         policy,
         scoring,
@@ -223,11 +236,7 @@ fn whole_request(topo: &Topology, al: &Allocator, w: Wanted<'_>) -> Result<Alloc
     })
 }
 
-fn parse_used(
-    topo: &Topology,
-    al: &Allocator,
-    list: &[String],
-) -> Result<Vec<(GpuId, u32)>, BadInput> {
+fn parse_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadInput> {
     list.iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
@@ -238,16 +247,12 @@ fn parse_used(
                 .trim()
                 .parse()
                 .map_err(|_| BadInput(format!("--used {s:?}: {m:?} is not a number")))?;
-            Ok((resolve(topo, al, g)?, m))
+            Ok((rs.one(g)?, m))
         })
         .collect()
 }
 
-fn parse_mig_used(
-    topo: &Topology,
-    al: &Allocator,
-    list: &[String],
-) -> Result<Vec<(GpuId, MigState)>, BadInput> {
+fn parse_mig_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
     let mut out: Vec<(GpuId, MigState)> = Vec::new();
     for s in list {
         let (g, slices) = s.split_once(':').ok_or_else(|| {
@@ -260,7 +265,7 @@ fn parse_mig_used(
             return Err(BadInput(format!("--mig-used {s:?}: slices are 0..6")));
         }
         let mask = set.cpus().iter().fold(0u8, |m, &c| m | (1 << c));
-        let id = resolve(topo, al, g)?;
+        let id = rs.one(g)?;
         match out.iter_mut().find(|(i, _)| *i == id) {
             Some((_, st)) => st.0 |= mask,
             None => out.push((id, MigState(mask))),
@@ -303,16 +308,17 @@ fn frac_json(topo: &Topology, p: &FracPlacement, what: serde_json::Value) -> ser
 pub fn run(args: Args) -> anyhow::Result<()> {
     let topo = super::discover(&args.source)?;
     let al = Allocator::new(&topo);
+    let rs = Resolver::new(&topo);
     if let Some(path) = &args.batch {
-        return batch(&topo, &al, path);
+        return batch(&topo, &rs, &al, path);
     }
     if let Some(milli) = args.milli {
         let available = if args.available.is_empty() {
             al.healthy()
         } else {
-            resolve_all(&topo, &al, &args.available)?
+            rs.all(&args.available)?
         };
-        let used = parse_used(&topo, &al, &args.used)?;
+        let used = parse_used(&rs, &args.used)?;
         let p = place_fraction(&al, &available, &used, milli).map_err(|e| match e {
             linkwise_core::alloc::FracError::NoFit { .. } => {
                 anyhow::Error::new(Infeasible(e.to_string()))
@@ -338,9 +344,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             mig
         } else {
-            resolve_all(&topo, &al, &args.available)?
+            rs.all(&args.available)?
         };
-        let state = parse_mig_used(&topo, &al, &args.mig_used)?;
+        let state = parse_mig_used(&rs, &args.mig_used)?;
         let p = place_mig(&al, &available, &state, prof).map_err(|e| match e {
             linkwise_core::alloc::FracError::NoFit { .. } => {
                 anyhow::Error::new(Infeasible(e.to_string()))
@@ -356,7 +362,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let count = args.count.unwrap_or(1);
     let req = whole_request(
-        &topo,
+        &rs,
         &al,
         Wanted {
             count,
@@ -457,15 +463,17 @@ fn print_frac(
 /// Answers one request line; `Err` is the line's error object.
 fn answer_line(
     topo: &Topology,
+    rs: &Resolver<'_>,
     al: &Allocator,
     text: &str,
+    alloc_time: &mut std::time::Duration,
 ) -> Result<serde_json::Value, (bool, String)> {
     let line: Line =
         serde_json::from_str(text).map_err(|e| (true, format!("column {}: {e}", e.column())))?;
     let strs = |v: &[serde_json::Value]| v.iter().map(value_str).collect::<Vec<_>>();
     if let Some(milli) = line.milli {
         let available = match &line.available {
-            Some(v) => resolve_all(topo, al, &strs(v)).map_err(|e| (true, e.0))?,
+            Some(v) => rs.all(&strs(v)).map_err(|e| (true, e.0))?,
             None => al.healthy(),
         };
         let used: Vec<String> = line
@@ -473,7 +481,7 @@ fn answer_line(
             .iter()
             .map(|(g, m)| format!("{}:{m}", value_str(g)))
             .collect();
-        let used = parse_used(topo, al, &used).map_err(|e| (true, e.0))?;
+        let used = parse_used(rs, &used).map_err(|e| (true, e.0))?;
         let p = place_fraction(al, &available, &used, milli).map_err(|e| (false, e.to_string()))?;
         return Ok(frac_json(topo, &p, serde_json::json!({"milli": milli})));
     }
@@ -483,7 +491,7 @@ fn answer_line(
     let available = line.available.as_deref().map(strs);
     let must = strs(&line.must_include);
     let req = whole_request(
-        topo,
+        rs,
         al,
         Wanted {
             count,
@@ -496,7 +504,10 @@ fn answer_line(
         },
     )
     .map_err(|e| (true, e.0))?;
-    let a = al.allocate(&req).map_err(|e| {
+    let start = Instant::now();
+    let result = al.allocate(&req);
+    *alloc_time = start.elapsed();
+    let a = result.map_err(|e| {
         (
             matches!(
                 e,
@@ -508,7 +519,7 @@ fn answer_line(
     Ok(answer_json(topo, al, &req, &a))
 }
 
-fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> {
+fn batch(topo: &Topology, rs: &Resolver<'_>, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -519,6 +530,7 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut times = Vec::new();
+    let mut alloc_times = Vec::new();
     let (mut malformed, mut infeasible) = (0usize, 0usize);
     for (n, line) in reader.lines().enumerate() {
         let line =
@@ -527,8 +539,10 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
             continue;
         }
         let start = Instant::now();
-        let answer = answer_line(topo, al, &line);
+        let mut alloc_time = std::time::Duration::ZERO;
+        let answer = answer_line(topo, rs, al, &line, &mut alloc_time);
         times.push(start.elapsed());
+        alloc_times.push(alloc_time);
         let v = match answer {
             Ok(v) => v,
             Err((bad, msg)) => {
@@ -544,20 +558,25 @@ fn batch(topo: &Topology, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> 
     }
     out.flush()?;
     if !times.is_empty() {
-        times.sort_unstable();
-        let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
-        let total: f64 = times.iter().map(|d| micros(*d)).sum();
-        let pct = |q: usize| micros(times[(times.len() - 1) * q / 100]);
+        let summary = |times: &mut Vec<std::time::Duration>| {
+            times.sort_unstable();
+            let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+            let total: f64 = times.iter().map(|d| micros(*d)).sum();
+            let pct = |q: usize| micros(times[(times.len() - 1) * q / 100]);
+            format!(
+                "total {:.1} ms, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+                total / 1000.0,
+                total / times.len() as f64,
+                pct(50),
+                pct(99),
+                micros(times[times.len() - 1])
+            )
+        };
         eprintln!(
-            "linkwise alloc: {} requests ({} infeasible, {} malformed) in {:.1} ms: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs per request",
+            "linkwise alloc: {} requests ({infeasible} infeasible, {malformed} malformed)\n  per request, end to end (parse, resolve, allocate, explain, write): {}\n  per request, allocation alone (Allocator::allocate): {}",
             times.len(),
-            infeasible,
-            malformed,
-            total / 1000.0,
-            total / times.len() as f64,
-            pct(50),
-            pct(99),
-            micros(times[times.len() - 1]),
+            summary(&mut times),
+            summary(&mut alloc_times),
         );
     }
     if malformed > 0 {

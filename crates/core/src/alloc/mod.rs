@@ -18,10 +18,11 @@
 //!
 //! and then the lowest GPU positions win, so answers are deterministic.
 //!
-//! Search: exhaustive enumeration of candidate sets with lazy scoring when there are at
-//! most [`EXACT_BUDGET`] of them (every request on a node of up to 16 GPUs), which gives the exact
-//! optimum; otherwise a decomposition by island and host that shrinks the candidates to a
-//! pool that can be enumerated, falling back to a greedy start plus swap search.
+//! Search: exhaustive enumeration of candidate sets with lazy scoring — one set per
+//! orbit of interchangeable GPUs ("twins") — on every node of up to [`EXACT_GPUS`] GPUs
+//! and wherever few enough sets remain, which gives the exact optimum; otherwise a
+//! decomposition by island and host that shrinks the candidates to a pool that can be
+//! enumerated, falling back to a greedy start plus swap search.
 //!
 //! [`Allocator`] is built once per topology and then answers requests without touching
 //! the topology again (the device plugin's hot path).
@@ -41,8 +42,15 @@ use crate::{CpuSet, Endpoint, GpuId, LinkKind, PathClass, Topology};
 pub use frac::{FracError, FracPlacement, MigProfile, MigState, place_fraction, place_mig};
 pub use ring::ring_bottleneck;
 
-/// Candidate sets enumerated exhaustively at most (above it, decomposition). It covers
-/// C(16, 8) = 12,870, the most any request on a 16-GPU node can have.
+/// Nodes of up to this many GPUs are always searched exhaustively (exact).
+pub const EXACT_GPUS: usize = 16;
+
+/// Larger topologies are searched exhaustively when they have at most this many
+/// candidate sets (after symmetry reduction); above it, by decomposition.
+pub const LARGE_BUDGET: u64 = 2_000;
+
+/// Pools found by the decomposition are enumerated when they have at most this many
+/// candidate sets (C(16, 8) = 12,870 fits).
 pub const EXACT_BUDGET: u64 = 13_000;
 
 /// What the caller optimises for.
@@ -261,7 +269,11 @@ pub struct Allocator {
     healthy: Vec<bool>,
     /// Per GPU, every other GPU by bandwidth, best first (ties: lower position).
     partners: Vec<Vec<usize>>,
-    budget: u64,
+    /// Twin classes: GPUs with the same attributes and the same bandwidth to every other
+    /// GPU (swapping two twins changes no score), for the default and legacy scoring.
+    twins: Vec<usize>,
+    twins_legacy: Vec<usize>,
+    budget: Option<u64>,
 }
 
 /// The prior art's weight of a PCIe level.
@@ -368,15 +380,58 @@ impl Allocator {
             numa,
             cpus: topo.gpus.iter().map(|g| g.cpu_affinity.clone()).collect(),
             healthy: topo.gpus.iter().map(|g| g.health.is_healthy()).collect(),
-            budget: EXACT_BUDGET,
+            twins: Vec::new(),
+            twins_legacy: Vec::new(),
+            budget: None,
         }
+        .with_twins()
     }
 
-    /// The same allocator with another limit on exhaustive enumeration of the whole
-    /// request (pools found by the decomposition keep [`EXACT_BUDGET`]): tests and
-    /// benchmarks use 0 to force the decomposition, `u64::MAX` to force exhaustion.
+    /// Computes the twin classes: `i` and `j` are twins when they share island, host,
+    /// NUMA locality, CPU affinity and health, and `w(i, x) == w(j, x)` for every other
+    /// `x` (for legacy scoring also the pair weights). The relation is transitive, so one
+    /// comparison against each class representative suffices.
+    fn with_twins(mut self) -> Self {
+        let n = self.n;
+        let same_attrs = |a: usize, b: usize| {
+            self.island[a] == self.island[b]
+                && self.host[a] == self.host[b]
+                && self.numa[a] == self.numa[b]
+                && self.cpus[a] == self.cpus[b]
+                && self.healthy[a] == self.healthy[b]
+        };
+        let rows_equal = |m: &[u64], a: usize, b: usize| {
+            (0..n).all(|x| x == a || x == b || m[a * n + x] == m[b * n + x])
+        };
+        let classes = |legacy: bool| -> Vec<usize> {
+            let mut reps: Vec<usize> = Vec::new();
+            let mut class = vec![0; n];
+            for p in 0..n {
+                let found = reps.iter().position(|&r| {
+                    same_attrs(r, p)
+                        && rows_equal(&self.w, r, p)
+                        && (!legacy || rows_equal(&self.legacy, r, p))
+                });
+                class[p] = match found {
+                    Some(c) => c,
+                    None => {
+                        reps.push(p);
+                        reps.len() - 1
+                    }
+                };
+            }
+            class
+        };
+        self.twins = classes(false);
+        self.twins_legacy = classes(true);
+        self
+    }
+
+    /// The same allocator with one limit on exhaustive enumeration of the whole request,
+    /// replacing the default rule ([`EXACT_GPUS`] or [`LARGE_BUDGET`]); pools found by the
+    /// decomposition keep [`EXACT_BUDGET`]. Tests use 0 to force the decomposition.
     pub fn with_budget(mut self, budget: u64) -> Self {
-        self.budget = budget;
+        self.budget = Some(budget);
         self
     }
 

@@ -3,24 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AllocRequest, Allocation, Allocator, EXACT_BUDGET, Policy, Score, Scoring, ring_bottleneck,
+    AllocRequest, Allocation, Allocator, EXACT_BUDGET, EXACT_GPUS, LARGE_BUDGET, Policy, Score,
+    Scoring, ring_bottleneck,
 };
-
-/// Number of `m`-subsets of `n` items, saturating.
-pub(super) fn choose(n: usize, m: usize) -> u64 {
-    if m > n {
-        return 0;
-    }
-    let m = m.min(n - m);
-    let mut c: u128 = 1;
-    for i in 0..m {
-        c = c * (n - i) as u128 / (i + 1) as u128;
-        if c > u128::from(u64::MAX) {
-            return u64::MAX;
-        }
-    }
-    u64::try_from(c).unwrap_or(u64::MAX)
-}
 
 type Key = [i128; 8];
 
@@ -284,41 +269,87 @@ impl<'a> Ctx<'a> {
         best.offer(set, s, key);
     }
 
-    /// Enumerates every set of `must` plus `size - must` of `pool`.
-    fn exhaustive(&self, pool: &[usize]) -> Best {
-        let mut best = Best::new();
-        let k = self.req.size;
-        let free: Vec<usize> = pool
-            .iter()
-            .copied()
-            .filter(|p| !self.must.contains(p))
-            .collect();
-        let m = k - self.must.len();
-        if free.len() < m {
-            return best;
+    /// The pool's free GPUs (not must-include) grouped into classes of twins that are
+    /// also alike for this request (local or not), each sorted.
+    fn classes(&self, pool: &[usize]) -> Vec<Vec<usize>> {
+        let twins = if self.req.scoring == Scoring::LegacyPairwise {
+            &self.al.twins_legacy
+        } else {
+            &self.al.twins
+        };
+        let mut by: BTreeMap<(usize, bool), Vec<usize>> = BTreeMap::new();
+        for &p in pool.iter().filter(|p| !self.must.contains(p)) {
+            by.entry((twins[p], self.local[p])).or_default().push(p);
         }
-        let mut idx: Vec<usize> = (0..m).collect();
-        let mut set = Vec::with_capacity(k);
-        let top = free.len() - m;
-        'next: loop {
-            set.clear();
-            set.extend(self.must.iter().copied());
-            set.extend(idx.iter().map(|&i| free[i]));
-            set.sort_unstable();
-            self.consider(&set, &mut best);
-            // Next combination in lexicographic order: bump the rightmost index that can move.
-            let mut i = m;
-            while i > 0 {
-                i -= 1;
-                if idx[i] < i + top {
-                    idx[i] += 1;
-                    for j in i + 1..m {
-                        idx[j] = idx[j - 1] + 1;
-                    }
-                    continue 'next;
+        by.into_values().collect()
+    }
+
+    /// How many canonical sets [`Ctx::exhaustive`] would score on `pool` (saturating).
+    fn canonical_count(&self, pool: &[usize]) -> u64 {
+        let m = self.req.size - self.must.len();
+        let mut ways = vec![0u64; m + 1];
+        ways[0] = 1;
+        for class in self.classes(pool) {
+            let mut next = vec![0u64; m + 1];
+            for (r, &w) in ways.iter().enumerate() {
+                if w == 0 {
+                    continue;
+                }
+                for c in 0..=class.len().min(m - r) {
+                    next[r + c] = next[r + c].saturating_add(w);
                 }
             }
+            ways = next;
+        }
+        ways[m]
+    }
+
+    /// Enumerates every set of `must` plus `size - must` of `pool`, one per orbit of
+    /// twins: a count per class, filled with the class's lowest GPUs (the orbit's
+    /// lexicographically smallest set, so ties still go to the lowest set).
+    fn exhaustive(&self, pool: &[usize]) -> Best {
+        let mut best = Best::new();
+        let classes = self.classes(pool);
+        let m = self.req.size - self.must.len();
+        let mut suffix = vec![0usize; classes.len() + 1];
+        for j in (0..classes.len()).rev() {
+            suffix[j] = suffix[j + 1] + classes[j].len();
+        }
+        if suffix[0] < m {
             return best;
+        }
+        let mut chosen: Vec<usize> = self.must.clone();
+        self.walk(&classes, &suffix, 0, m, &mut chosen, &mut best);
+        best
+    }
+
+    fn walk(
+        &self,
+        classes: &[Vec<usize>],
+        suffix: &[usize],
+        j: usize,
+        left: usize,
+        chosen: &mut Vec<usize>,
+        best: &mut Best,
+    ) {
+        if left == 0 {
+            let mut set = chosen.clone();
+            set.sort_unstable();
+            self.consider(&set, best);
+            return;
+        }
+        if j == classes.len() || suffix[j] < left {
+            return;
+        }
+        let top = classes[j].len().min(left);
+        for c in (0..=top).rev() {
+            if suffix[j + 1] + c < left {
+                break;
+            }
+            let before = chosen.len();
+            chosen.extend(classes[j].iter().take(c));
+            self.walk(classes, suffix, j + 1, left - c, chosen, best);
+            chosen.truncate(before);
         }
     }
 
@@ -372,8 +403,7 @@ impl<'a> Ctx<'a> {
 
     /// Exhaustive when small enough, else greedy.
     fn solve_pool(&self, pool: &[usize]) -> (Best, bool) {
-        let free = pool.iter().filter(|p| !self.must.contains(p)).count();
-        if choose(free, self.req.size - self.must.len()) <= EXACT_BUDGET {
+        if self.canonical_count(pool) <= EXACT_BUDGET {
             (self.exhaustive(pool), true)
         } else {
             (self.greedy(pool), false)
@@ -505,52 +535,53 @@ impl<'a> Ctx<'a> {
     pub(super) fn solve(&self) -> Allocation {
         let al = self.al;
         let k = self.req.size;
-        let (mut best, exact) =
-            if choose(self.avail.len() - self.must.len(), k - self.must.len()) <= self.al.budget {
-                (self.exhaustive(&self.avail), true)
+        let exhaustive = match self.al.budget {
+            Some(b) => self.canonical_count(&self.avail) <= b,
+            None => al.n <= EXACT_GPUS || self.canonical_count(&self.avail) <= LARGE_BUDGET,
+        };
+        let (mut best, exact) = if exhaustive {
+            (self.exhaustive(&self.avail), true)
+        } else {
+            // Islands that can hold the whole request (with every must-include device).
+            let mut by_island: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for &p in &self.avail {
+                by_island.entry(al.island[p]).or_default().push(p);
+            }
+            let must_islands: Vec<usize> = self.must.iter().map(|&p| al.island[p]).collect();
+            let candidates: Vec<&Vec<usize>> = if self.req.policy == Policy::Spread
+                || self.req.scoring == Scoring::LegacyPairwise
+            {
+                Vec::new()
             } else {
-                // Islands that can hold the whole request (with every must-include device).
-                let mut by_island: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-                for &p in &self.avail {
-                    by_island.entry(al.island[p]).or_default().push(p);
-                }
-                let must_islands: Vec<usize> = self.must.iter().map(|&p| al.island[p]).collect();
-                let candidates: Vec<&Vec<usize>> = if self.req.policy == Policy::Spread
-                    || self.req.scoring == Scoring::LegacyPairwise
-                {
-                    Vec::new()
-                } else {
-                    by_island
-                        .iter()
-                        .filter(|(i, ps)| ps.len() >= k && must_islands.iter().all(|m| m == *i))
-                        .map(|(_, ps)| ps)
-                        .collect()
-                };
-                if candidates.is_empty() {
-                    (self.greedy(&self.avail), false)
-                } else {
-                    // Islands come first in the key, so the best single-island set beats every
-                    // set spanning islands: solving each candidate island whole is exact.
-                    let mut all = Best::new();
-                    let mut exact = true;
-                    for pool in candidates {
-                        let free = pool.iter().filter(|p| !self.must.contains(p)).count();
-                        let whole =
-                            choose(free, k - self.must.len()) <= EXACT_BUDGET || !self.multi_host;
-                        let pools = if whole {
-                            vec![pool.clone()]
-                        } else {
-                            self.host_pools(pool)
-                        };
-                        for pool in pools {
-                            let (b, exhaustive) = self.solve_pool(&pool);
-                            exact &= whole && exhaustive;
-                            all.merge(b);
-                        }
-                    }
-                    (all, exact)
-                }
+                by_island
+                    .iter()
+                    .filter(|(i, ps)| ps.len() >= k && must_islands.iter().all(|m| m == *i))
+                    .map(|(_, ps)| ps)
+                    .collect()
             };
+            if candidates.is_empty() {
+                (self.greedy(&self.avail), false)
+            } else {
+                // Islands come first in the key, so the best single-island set beats every
+                // set spanning islands: solving each candidate island whole is exact.
+                let mut all = Best::new();
+                let mut exact = true;
+                for pool in candidates {
+                    let whole = !self.multi_host || self.canonical_count(pool) <= LARGE_BUDGET;
+                    let pools = if whole {
+                        vec![pool.clone()]
+                    } else {
+                        self.host_pools(pool)
+                    };
+                    for pool in pools {
+                        let (b, exhaustive) = self.solve_pool(&pool);
+                        exact &= whole && exhaustive;
+                        all.merge(b);
+                    }
+                }
+                (all, exact)
+            }
+        };
         let (set, _, _) = best.set.take().unwrap_or_else(|| {
             // Unreachable for valid requests; fall back to the first k (must first).
             let mut s = self.must.clone();
