@@ -405,22 +405,19 @@ impl Allocator {
         };
         let classes = |legacy: bool| -> Vec<usize> {
             let mut reps: Vec<usize> = Vec::new();
-            let mut class = vec![0; n];
-            for p in 0..n {
-                let found = reps.iter().position(|&r| {
-                    same_attrs(r, p)
-                        && rows_equal(&self.w, r, p)
-                        && (!legacy || rows_equal(&self.legacy, r, p))
-                });
-                class[p] = match found {
-                    Some(c) => c,
-                    None => {
+            (0..n)
+                .map(|p| {
+                    let found = reps.iter().position(|&r| {
+                        same_attrs(r, p)
+                            && rows_equal(&self.w, r, p)
+                            && (!legacy || rows_equal(&self.legacy, r, p))
+                    });
+                    found.unwrap_or_else(|| {
                         reps.push(p);
                         reps.len() - 1
-                    }
-                };
-            }
-            class
+                    })
+                })
+                .collect()
         };
         self.twins = classes(false);
         self.twins_legacy = classes(true);
