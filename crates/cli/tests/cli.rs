@@ -605,3 +605,112 @@ fn alloc_places_fractions_and_mig_slices_on_partly_used_gpus() {
         "on an empty GPU 3g goes to slices 4-6, keeping 0-3 for a 4g"
     );
 }
+
+/// Regression: in batch mode an explicit empty "available" list meant "every healthy
+/// GPU" (a busy node got GPUs twice); a bad milli share was counted as infeasible.
+#[test]
+fn batch_empty_available_is_infeasible_and_bad_shares_are_bad_input() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+        .args(["alloc", "--source", "profile:dgx1-v100", "--batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"count\":1,\"available\":[]}\n{\"milli\":0}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("only 0"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["badInput"], true);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Regression: on multi-host topologies "devices" printed per-host indices, which read
+/// back as positions and named other GPUs.
+#[test]
+fn multi_host_answers_read_back_as_the_same_gpus() {
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:nvl72",
+        "--count",
+        "2",
+        "--available",
+        "5,6,7,40",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let numbers: Vec<String> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let again: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:nvl72",
+        "--count",
+        "2",
+        "--available",
+        &numbers.join(","),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(again["ids"], v["ids"]);
+}
+
+/// Regression: `--mig-used` split at the first colon, so PCI bus ids were rejected; a `1g`
+/// on an empty GPU went to slice 4 and blocked a later `2g` at slice 4.
+#[test]
+fn mig_used_takes_pci_ids_and_1g_keeps_room_for_2g() {
+    let topo: serde_json::Value = serde_json::from_str(&ok(&[
+        "discover",
+        "--source",
+        "profile:dgx-h100",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let pci = topo["gpus"][2]["pciBusId"].as_str().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx-h100",
+        "--mig",
+        "1g",
+        "--mig-used",
+        &format!("{pci}:0-3"),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["devices"][0], 2);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "alloc",
+        "--source",
+        "profile:dgx-h100",
+        "--mig",
+        "1g",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["migStart"], 6);
+}

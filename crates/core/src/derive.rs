@@ -160,22 +160,31 @@ impl Topology {
         let mut switch_ports: Vec<BTreeMap<usize, (u32, u64)>> = vec![BTreeMap::new(); n];
         for l in self.links.iter().filter(|l| l.is_up()) {
             match (&l.kind, &l.a, &l.b) {
-                (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
+                (LinkKind::Nvlink { lanes, generation }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
                     if let (Some(&i), Some(&j)) = (pos.get(a), pos.get(b)) {
-                        let bw = l.bandwidth_mbps.unwrap_or(0);
+                        let bw = link_mbps(l.bandwidth_mbps, *lanes, *generation);
                         for (x, y) in [(i, j), (j, i)] {
                             let c = &mut direct[x * n + y];
-                            c.0 += lanes;
-                            c.1 += bw;
+                            c.0 = c.0.saturating_add(*lanes);
+                            c.1 = c.1.saturating_add(bw);
                         }
                     }
                 }
-                (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Gpu(g), Endpoint::Switch(s))
-                | (LinkKind::NvswitchPort { lanes, .. }, Endpoint::Switch(s), Endpoint::Gpu(g)) => {
+                (
+                    LinkKind::NvswitchPort { lanes, generation },
+                    Endpoint::Gpu(g),
+                    Endpoint::Switch(s),
+                )
+                | (
+                    LinkKind::NvswitchPort { lanes, generation },
+                    Endpoint::Switch(s),
+                    Endpoint::Gpu(g),
+                ) => {
                     if let (Some(&i), Some(&k)) = (pos.get(g), switch_no.get(s.as_str())) {
                         let e = switch_ports[i].entry(k).or_default();
-                        e.0 += lanes;
-                        e.1 += l.bandwidth_mbps.unwrap_or(0);
+                        e.0 = e.0.saturating_add(*lanes);
+                        e.1 =
+                            e.1.saturating_add(link_mbps(l.bandwidth_mbps, *lanes, *generation));
                     }
                 }
                 (LinkKind::Pcie { class }, Endpoint::Gpu(a), Endpoint::Gpu(b)) => {
@@ -192,7 +201,11 @@ impl Topology {
             .collect();
         let totals: Vec<(u32, u64)> = switch_ports
             .iter()
-            .map(|v| v.iter().fold((0, 0), |acc, p| (acc.0 + p.1, acc.1 + p.2)))
+            .map(|v| {
+                v.iter().fold((0u32, 0u64), |acc, p| {
+                    (acc.0.saturating_add(p.1), acc.1.saturating_add(p.2))
+                })
+            })
             .collect();
         let single_numa: BTreeMap<&str, bool> = self
             .hosts
@@ -214,8 +227,8 @@ impl Topology {
                         std::cmp::Ordering::Less => x += 1,
                         std::cmp::Ordering::Greater => y += 1,
                         std::cmp::Ordering::Equal => {
-                            sl += pa[x].1.min(pb[y].1);
-                            sb += pa[x].2.min(pb[y].2);
+                            sl = sl.saturating_add(pa[x].1.min(pb[y].1));
+                            sb = sb.saturating_add(pa[x].2.min(pb[y].2));
                             x += 1;
                             y += 1;
                         }
@@ -231,8 +244,8 @@ impl Topology {
                     sl = totals[i].0.min(totals[j].0);
                     sb = totals[i].1.min(totals[j].1);
                 }
-                lanes += sl;
-                bw += sb;
+                lanes = lanes.saturating_add(sl);
+                bw = bw.saturating_add(sb);
                 let class = pcie
                     .get(&(i, j))
                     .copied()
@@ -346,6 +359,11 @@ impl Topology {
             })
             .collect()
     }
+}
+
+/// A link's bandwidth: as recorded, else its lanes at the generation's lane rate.
+fn link_mbps(recorded: Option<u64>, lanes: u32, generation: Option<u32>) -> u64 {
+    recorded.unwrap_or_else(|| u64::from(lanes).saturating_mul(crate::nvlink_lane_mbps(generation)))
 }
 
 /// Peer-to-peer bandwidth over PCIe in MB/s for a pair whose narrower link carries `link`:

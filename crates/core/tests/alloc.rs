@@ -453,3 +453,25 @@ mod prior_art {
         assert!(ours.positions.contains(&0) && ours.positions.contains(&1));
     }
 }
+
+/// Regression: an NVLink recorded without `bandwidthMbps` (hand-written snapshots)
+/// counted as 0 MB/s and ranked below PCIe pairs.
+#[test]
+fn nvlinks_without_recorded_bandwidth_use_the_lane_rate() {
+    let mut t = line(4);
+    for l in &mut t.links {
+        l.bandwidth_mbps = None;
+    }
+    let m = t.pair_matrix();
+    assert_eq!(
+        m.bandwidth_mbps(0, 1),
+        2 * linkwise_core::nvlink_lane_mbps(Some(3))
+    );
+    let al = Allocator::new(&t);
+    let req = AllocRequest {
+        available: al.ids().to_vec(),
+        size: 2,
+        ..AllocRequest::default()
+    };
+    assert_eq!(al.allocate(&req).unwrap().positions, vec![0, 1]);
+}

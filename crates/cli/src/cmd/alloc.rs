@@ -17,8 +17,8 @@ use crate::exit::{BadInput, Infeasible};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels (GPU3, \
-tray01/GPU3) or ids (UUIDs / PCI bus ids), comma-separated. On topologies spanning hosts a bare number is a \
-position in topology order.\n\n\
+tray01/GPU3), ids, UUIDs or PCI bus ids (0000:1b:00.0), comma-separated. On topologies spanning hosts a bare number is a \
+position in topology order, and JSON \"devices\" answers positions too, so answers read back as input.\n\n\
 Exit codes: 0 an answer, 1 the request cannot be met (the reason is printed), 2 bad input.\n\n\
 Examples:\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  \
 linkwise alloc --source profile:dgx1-v100 --count 1 --available 0,1,2,4,5,6,7\n  \
@@ -139,8 +139,14 @@ impl<'a> Resolver<'a> {
                 names.entry(g.label(false)).or_insert_with(|| g.id.clone());
             }
         }
-        // Ids win over everything else.
+        // Ids, UUIDs and PCI bus ids win over everything else.
         for g in &topo.gpus {
+            if let Some(pci) = g.pci_bus_id {
+                names.insert(pci.to_string(), g.id.clone());
+            }
+            if let Some(u) = &g.uuid {
+                names.insert(u.clone(), g.id.clone());
+            }
             names.insert(g.id.0.clone(), g.id.clone());
         }
         Resolver { topo, names }
@@ -215,9 +221,10 @@ fn whole_request(
         numa,
         cpus,
     } = w;
+    // No list means every healthy GPU; an explicit empty list means none.
     let available = match available {
-        Some(list) if !list.is_empty() => rs.all(list)?,
-        _ => al.healthy(),
+        Some(list) => rs.all(list)?,
+        None => al.healthy(),
     };
     let cpus = cpus
         .map(|c| {
@@ -255,7 +262,7 @@ fn parse_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, u32)>, B
 fn parse_mig_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
     let mut out: Vec<(GpuId, MigState)> = Vec::new();
     for s in list {
-        let (g, slices) = s.split_once(':').ok_or_else(|| {
+        let (g, slices) = s.rsplit_once(':').ok_or_else(|| {
             BadInput(format!("--mig-used {s:?}: expected GPU:SLICES, e.g. 0:0-3"))
         })?;
         let set: CpuSet = slices
@@ -282,8 +289,16 @@ fn answer_json(
 ) -> serde_json::Value {
     let multi = topo.is_multi_host();
     let gpus: Vec<&linkwise_core::Gpu> = a.positions.iter().map(|&p| &topo.gpus[p]).collect();
+    // Numbers that read back as input: indices on one host, positions across hosts.
+    let numbers: Vec<usize> = if multi {
+        a.positions.clone()
+    } else {
+        gpus.iter()
+            .map(|g| usize::try_from(g.index).unwrap_or(usize::MAX))
+            .collect()
+    };
     serde_json::json!({
-        "devices": gpus.iter().map(|g| g.index).collect::<Vec<_>>(),
+        "devices": numbers,
         "ids": a.devices,
         "labels": gpus.iter().map(|g| g.label(multi)).collect::<Vec<_>>(),
         "score": a.score,
@@ -294,8 +309,13 @@ fn answer_json(
 
 fn frac_json(topo: &Topology, p: &FracPlacement, what: serde_json::Value) -> serde_json::Value {
     let g = &topo.gpus[p.position];
+    let number = if topo.is_multi_host() {
+        p.position
+    } else {
+        usize::try_from(g.index).unwrap_or(usize::MAX)
+    };
     serde_json::json!({
-        "devices": [g.index],
+        "devices": [number],
         "ids": [p.device],
         "labels": [g.label(topo.is_multi_host())],
         "placement": what,
@@ -366,7 +386,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &al,
         Wanted {
             count,
-            available: Some(&args.available),
+            available: (!args.available.is_empty()).then_some(args.available.as_slice()),
             must: &args.must_include,
             policy: args.policy.into(),
             scoring: args.scoring.into(),
@@ -482,7 +502,10 @@ fn answer_line(
             .map(|(g, m)| format!("{}:{m}", value_str(g)))
             .collect();
         let used = parse_used(rs, &used).map_err(|e| (true, e.0))?;
-        let p = place_fraction(al, &available, &used, milli).map_err(|e| (false, e.to_string()))?;
+        let p = place_fraction(al, &available, &used, milli).map_err(|e| {
+            let bad = !matches!(e, linkwise_core::alloc::FracError::NoFit { .. });
+            (bad, e.to_string())
+        })?;
         return Ok(frac_json(topo, &p, serde_json::json!({"milli": milli})));
     }
     let count = line

@@ -10,7 +10,10 @@
 //!    orphan), so intact pairs and islands stay intact;
 //!
 //! ties going to the lower GPU number. For MIG, the slice position on the GPU is the one
-//! that keeps the largest profile still placeable there.
+//! that keeps the largest profile still placeable there, then the most placements of
+//! every profile (a `1g` on an empty GPU goes to slice 6, keeping `4g@0` and `2g@4`).
+//! Profiles are modelled by their compute slices; memory-doubled variants such as
+//! `1g.20gb` on H100 80GB, which take two memory slices, are placed like `1g`.
 
 use serde::Serialize;
 
@@ -187,6 +190,17 @@ impl MigProfile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MigState(pub u8);
 
+/// How many (profile, start) placements are still possible on a GPU with `used` slices.
+fn placements(used: u8) -> usize {
+    [1, 2, 3, 4, 7]
+        .into_iter()
+        .map(|s| {
+            let p = MigProfile { slices: s };
+            p.starts().iter().filter(|&&st| p.fits(used, st)).count()
+        })
+        .sum()
+}
+
 /// The largest profile still placeable on a GPU with `used` slices.
 fn largest(used: u8) -> u32 {
     [7, 4, 3, 2, 1]
@@ -223,14 +237,22 @@ pub fn place_mig(
     }
     avail.sort_unstable();
     avail.dedup();
-    // Best start on one GPU: keeps the largest profile placeable, then the lowest start.
+    // Best start on one GPU: keeps the largest profile placeable, then the most
+    // placements of every profile, then the lowest start.
     let best_start = |p: usize| -> Option<(u32, u32)> {
         profile
             .starts()
             .iter()
             .filter(|&&st| profile.fits(used[p], st))
-            .map(|&st| (largest(used[p] | profile.mask(st)), st))
-            .max_by_key(|&(l, st)| (l, std::cmp::Reverse(st)))
+            .map(|&st| {
+                let after = used[p] | profile.mask(st);
+                (
+                    (largest(after), placements(after), std::cmp::Reverse(st)),
+                    st,
+                )
+            })
+            .max_by_key(|&(key, _)| key)
+            .map(|((l, _, _), st)| (l, st))
     };
     let partial = avail
         .iter()

@@ -469,19 +469,27 @@ impl Allocator {
         self.w[a * self.n + b]
     }
 
-    /// NVLink lanes between two positions.
+    fn at<T: Copy + Default>(&self, m: &[T], a: usize, b: usize) -> T {
+        if a < self.n && b < self.n {
+            m[a * self.n + b]
+        } else {
+            T::default()
+        }
+    }
+
+    /// NVLink lanes between two positions (0 for positions out of range).
     pub fn lanes(&self, a: usize, b: usize) -> u32 {
-        self.lanes[a * self.n + b]
+        self.at(&self.lanes, a, b)
     }
 
-    /// The prior art's pair weight between two positions.
+    /// The prior art's pair weight between two positions (0 out of range).
     pub fn legacy_weight(&self, a: usize, b: usize) -> u64 {
-        self.legacy[a * self.n + b]
+        self.at(&self.legacy, a, b)
     }
 
-    /// Bandwidth between two positions, MB/s.
+    /// Bandwidth between two positions, MB/s (0 out of range).
     pub fn bandwidth(&self, a: usize, b: usize) -> u64 {
-        self.w(a, b)
+        self.at(&self.w, a, b)
     }
 
     fn positions(&self, ids: &[GpuId]) -> Result<Vec<usize>, AllocError> {
@@ -533,8 +541,15 @@ impl Allocator {
     }
 
     /// Scores a given set against an availability (for explanations and tests).
+    /// Positions out of range are ignored.
     pub fn score(&self, set: &[usize], available: &[usize], req: &AllocRequest) -> Score {
-        search::Ctx::new(self, req, available, &[]).score(set)
+        let keep = |v: &[usize]| {
+            v.iter()
+                .copied()
+                .filter(|&p| p < self.n)
+                .collect::<Vec<_>>()
+        };
+        search::Ctx::new(self, req, &keep(available), &[]).score(&keep(set))
     }
 
     /// A sentence explaining an allocation: its components and why it beat the runner-up.

@@ -123,7 +123,8 @@ impl<'a> Ctx<'a> {
         let intact_island = (0..al.island_size.len())
             .map(|i| al.island_size[i] >= 2 && free_island[i] == al.island_size[i])
             .collect();
-        let multi_host = al.host_size.len() > 1;
+        // Hosts without GPUs do not make a topology multi-host.
+        let multi_host = al.host_size.iter().filter(|&&c| c > 0).count() > 1;
         let intact_host = (0..al.host_size.len())
             .map(|h| multi_host && al.host_size[h] > 0 && free_host[h] == al.host_size[h])
             .collect();
@@ -179,8 +180,8 @@ impl<'a> Ctx<'a> {
                 }
                 let v = al.w(a, b);
                 if y > x {
-                    s.total_mbps += v;
-                    s.legacy += al.legacy[a * al.n + b];
+                    s.total_mbps = s.total_mbps.saturating_add(v);
+                    s.legacy = s.legacy.saturating_add(al.legacy[a * al.n + b]);
                 }
                 if v > best {
                     second = best;
@@ -194,7 +195,7 @@ impl<'a> Ctx<'a> {
         // The set lies inside the available GPUs: its bandwidth to all of them, less the
         // pairs inside it (counted from both ends).
         let to_all: u64 = set.iter().map(|&a| self.to_avail[a]).sum();
-        s.cut_mbps = to_all.saturating_sub(2 * s.total_mbps);
+        s.cut_mbps = to_all.saturating_sub(s.total_mbps.saturating_mul(2));
         // What stays: every available GPU's best-partner bandwidth, less the set's own,
         // less what the GPUs whose best partner the set takes lose.
         let mut lost: u64 = set.iter().map(|&a| self.best_partner[a]).sum();
@@ -597,6 +598,9 @@ impl<'a> Ctx<'a> {
             let key = self.key(&sc);
             (s, sc, key)
         });
+        // Rings over more than 16 GPUs are bounds, not exact values.
+        let exact = exact
+            && (k <= super::ring::EXACT_RING_MAX || self.req.scoring == Scoring::LegacyPairwise);
         // The winner's full score (legacy scoring skips the ring during the search).
         let score = self.score(&set);
         Allocation {
