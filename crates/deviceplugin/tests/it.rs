@@ -1,0 +1,341 @@
+//! The device plugin against a fake kubelet built from the real proto: registration,
+//! ListAndWatch and health updates, preferred allocation, Allocate, bad requests, kubelet
+//! restarts and shutdown. Every wait has a timeout, so a missing call fails the test.
+
+// Helpers here are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use linkwise_core::{GpuId, Topology};
+use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
+use linkwise_deviceplugin::api::registration_server::{Registration, RegistrationServer};
+use linkwise_deviceplugin::{Config, GpuPlugin, api};
+use linkwise_discovery::{ProfileSource, TopologySource};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::{Code, Request, Response, Status};
+
+const WAIT: Duration = Duration::from_secs(5);
+const WITHIN: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+struct FakeRegistration {
+    seen: mpsc::UnboundedSender<api::RegisterRequest>,
+}
+
+#[tonic::async_trait]
+impl Registration for FakeRegistration {
+    async fn register(
+        &self,
+        req: Request<api::RegisterRequest>,
+    ) -> Result<Response<api::Empty>, Status> {
+        let _ = self.seen.send(req.into_inner());
+        Ok(Response::new(api::Empty {}))
+    }
+}
+
+/// A kubelet's registration endpoint on `<dir>/kubelet.sock`.
+struct FakeKubelet {
+    registrations: mpsc::UnboundedReceiver<api::RegisterRequest>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeKubelet {
+    fn start(dir: &Path) -> Self {
+        let path = dir.join("kubelet.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let _ = Server::builder()
+                .add_service(RegistrationServer::new(FakeRegistration { seen: tx }))
+                .serve_with_incoming(UnixListenerStream::new(listener))
+                .await;
+        });
+        FakeKubelet {
+            registrations: rx,
+            task,
+        }
+    }
+
+    async fn next_registration(&mut self, within: Duration) -> api::RegisterRequest {
+        tokio::time::timeout(within, self.registrations.recv())
+            .await
+            .expect("no registration in time")
+            .expect("registration channel closed")
+    }
+
+    /// A kubelet restart: the new kubelet deletes every socket in the directory and
+    /// serves a fresh `kubelet.sock`.
+    fn restart(self, dir: &Path) -> Self {
+        self.task.abort();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let _ = std::fs::remove_file(e.unwrap().path());
+        }
+        FakeKubelet::start(dir)
+    }
+}
+
+async fn connect(path: PathBuf) -> DevicePluginClient<Channel> {
+    let channel = Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let p = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
+        }))
+        .await
+        .unwrap();
+    DevicePluginClient::new(channel)
+}
+
+fn profile(name: &str) -> Topology {
+    ProfileSource::new(name).unwrap().discover().unwrap()
+}
+
+fn config(dir: &Path) -> Config {
+    Config {
+        kubelet_dir: dir.to_path_buf(),
+        socket_name: "linkwise-test.sock".into(),
+        resource_name: "nvidia.com/gpu".into(),
+        cdi: true,
+        dev_root: dir.join("dev"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_lives_through_a_kubelets_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("dev")).unwrap();
+    for f in ["nvidia0", "nvidia3", "nvidiactl", "nvidia-uvm"] {
+        std::fs::write(d.join("dev").join(f), "").unwrap();
+    }
+    let mut kubelet = FakeKubelet::start(d);
+    let topo = profile("dgx1-v100");
+    let plugin = GpuPlugin::new(topo.clone(), config(d));
+    let health = plugin.health();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(linkwise_deviceplugin::run(plugin, async {
+        let _ = stop_rx.await;
+    }));
+
+    // Registration, after serving.
+    let reg = kubelet.next_registration(WAIT).await;
+    assert_eq!(reg.version, "v1beta1");
+    assert_eq!(
+        reg.endpoint, "linkwise-test.sock",
+        "endpoint is the file name, not a path"
+    );
+    assert_eq!(reg.resource_name, "nvidia.com/gpu");
+    assert!(reg.options.unwrap().get_preferred_allocation_available);
+    let sock = d.join(&reg.endpoint);
+    assert!(sock.exists());
+    let mut client = connect(sock.clone()).await;
+    let opts = client
+        .get_device_plugin_options(api::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(opts.get_preferred_allocation_available && !opts.pre_start_required);
+
+    // ListAndWatch: the full list, then a new list within 1 s of a health change.
+    let mut stream = client
+        .list_and_watch(api::Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.devices.len(), 8);
+    assert!(first.devices.iter().all(|d| d.health == "Healthy"));
+    assert_eq!(
+        first.devices[5].topology.as_ref().unwrap().nodes[0].id,
+        1,
+        "GPU5 is on NUMA node 1"
+    );
+    let sick = GpuId(first.devices[2].id.clone());
+    health.set(&sick, false);
+    let update = tokio::time::timeout(WITHIN, stream.message())
+        .await
+        .expect("update within 1 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        update
+            .devices
+            .iter()
+            .find(|d| d.id == sick.0)
+            .unwrap()
+            .health,
+        "Unhealthy"
+    );
+    assert_eq!(
+        update
+            .devices
+            .iter()
+            .filter(|d| d.health == "Healthy")
+            .count(),
+        7
+    );
+    health.set(&sick, true);
+    let back = tokio::time::timeout(WITHIN, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(back.devices.iter().all(|d| d.health == "Healthy"));
+
+    // GetPreferredAllocation: 2 of 8 on the cube-mesh is an NV2 pair.
+    let all: Vec<String> = first.devices.iter().map(|d| d.id.clone()).collect();
+    let pref = client
+        .get_preferred_allocation(api::PreferredAllocationRequest {
+            container_requests: vec![api::ContainerPreferredAllocationRequest {
+                available_device_i_ds: all.clone(),
+                must_include_device_i_ds: vec![],
+                allocation_size: 2,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pair = &pref.container_responses[0].device_i_ds;
+    assert_eq!(pair.len(), 2);
+    let m = topo.pair_matrix();
+    let pos = |id: &str| topo.gpus.iter().position(|g| g.id.0 == id).unwrap();
+    assert_eq!(
+        m.cell(pos(&pair[0]), pos(&pair[1])).label(),
+        "NV2",
+        "{pair:?}"
+    );
+
+    // Allocate: visible devices, device nodes that exist, CDI names, the island annotation.
+    let resp = client
+        .allocate(api::AllocateRequest {
+            container_requests: vec![api::ContainerAllocateRequest {
+                devices_ids: vec![all[0].clone(), all[3].clone()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let c = &resp.container_responses[0];
+    let uuids = [
+        topo.gpus[0].uuid.clone().unwrap(),
+        topo.gpus[3].uuid.clone().unwrap(),
+    ];
+    assert_eq!(c.envs["NVIDIA_VISIBLE_DEVICES"], uuids.join(","));
+    let paths: Vec<&str> = c.devices.iter().map(|d| d.host_path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/dev/nvidia0",
+            "/dev/nvidia3",
+            "/dev/nvidiactl",
+            "/dev/nvidia-uvm"
+        ]
+    );
+    assert_eq!(
+        c.cdi_devices[0].name,
+        format!("nvidia.com/gpu={}", uuids[0])
+    );
+    assert_eq!(c.annotations["linkwise.dev/nvlink-islands"], "island0");
+
+    // Bad requests: InvalidArgument, and the plugin keeps answering.
+    let err = client
+        .allocate(api::AllocateRequest {
+            container_requests: vec![api::ContainerAllocateRequest {
+                devices_ids: vec!["GPU-nope".into()],
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("GPU-nope"));
+    let err = client
+        .get_preferred_allocation(api::PreferredAllocationRequest {
+            container_requests: vec![api::ContainerPreferredAllocationRequest {
+                available_device_i_ds: all[..2].to_vec(),
+                must_include_device_i_ds: vec![],
+                allocation_size: 3,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        client
+            .get_device_plugin_options(api::Empty {})
+            .await
+            .is_ok(),
+        "still serving after bad requests"
+    );
+
+    // Kubelet restart: sockets deleted, kubelet.sock recreated: registered again within 1 s.
+    kubelet = kubelet.restart(d);
+    let again = kubelet
+        .next_registration(WITHIN + Duration::from_millis(500))
+        .await;
+    assert_eq!(again.endpoint, "linkwise-test.sock");
+    let mut client = connect(sock.clone()).await;
+    assert!(
+        client
+            .get_device_plugin_options(api::Empty {})
+            .await
+            .is_ok(),
+        "serving on the fresh socket"
+    );
+
+    // Shutdown removes the socket.
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(WAIT, runner)
+        .await
+        .expect("runner stops")
+        .unwrap()
+        .unwrap();
+    assert!(!sock.exists(), "socket removed on shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absent_kubelet_is_retried_until_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let plugin = GpuPlugin::new(profile("nvlink-bridge-pairs"), config(&d));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(linkwise_deviceplugin::run(plugin, async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        d.join("linkwise-test.sock").exists(),
+        "serving while waiting for the kubelet"
+    );
+    let mut kubelet = FakeKubelet::start(&d);
+    let reg = kubelet.next_registration(WAIT).await;
+    assert_eq!(reg.resource_name, "nvidia.com/gpu");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(WAIT, runner)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unknown_numa_means_no_topology_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = GpuPlugin::new(profile("riscv-fusion"), config(dir.path()));
+    let list = plugin.device_list();
+    assert_eq!(list.devices.len(), 4);
+    assert!(
+        list.devices.iter().all(|d| d.topology.is_none()),
+        "RISC-V profile has numa_node -1"
+    );
+}
