@@ -60,6 +60,8 @@ enum Command {
     Profiles(cmd::profiles::Args),
     /// Choose the best GPUs for a request (NVLink-, NUMA- and fragmentation-aware).
     Alloc(cmd::alloc::Args),
+    /// Run the node agent: the kubelet device plugin with NVLink-aware preferred allocation.
+    Agent(cmd::agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Topo(a) => cmd::topo::run(a),
         Command::Profiles(a) => cmd::profiles::run(a),
         Command::Alloc(a) => cmd::alloc::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

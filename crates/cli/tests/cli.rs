@@ -714,3 +714,81 @@ fn mig_used_takes_pci_ids_and_1g_keeps_room_for_2g() {
     .unwrap();
     assert_eq!(v["migStart"], 6);
 }
+
+/// The agent as deployed: serves its socket before any kubelet exists, turns a line in
+/// the health file into a ListAndWatch update within 1 s, and on SIGTERM removes its
+/// socket and exits 0.
+#[test]
+fn agent_serves_follows_the_health_file_and_stops_on_sigterm() {
+    use linkwise_deviceplugin::api;
+    use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let health = d.join("health");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+        .args(["agent", "--source", "profile:dgx1-v100", "--kubelet-dir"])
+        .arg(&d)
+        .arg("--health-file")
+        .arg(&health)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = d.join("linkwise-gpu.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent did not create its socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let path = sock.clone();
+        let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let p = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(p).await?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        let mut client = DevicePluginClient::new(channel);
+        let mut stream = client
+            .list_and_watch(api::Empty {})
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(first.devices.iter().all(|d| d.health == "Healthy"));
+        std::fs::write(&health, "GPU3 unhealthy XID 79\n").unwrap();
+        let next = tokio::time::timeout(std::time::Duration::from_secs(1), stream.message())
+            .await
+            .expect("update within 1 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next.devices
+                .iter()
+                .filter(|d| d.health == "Unhealthy")
+                .count(),
+            1
+        );
+        assert_eq!(next.devices[3].health, "Unhealthy");
+    });
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists(), "socket removed on SIGTERM");
+}

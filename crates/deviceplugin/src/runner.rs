@@ -41,6 +41,12 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 
 /// Registers with the kubelet listening on `kubelet`.
 async fn register(kubelet: &Path, plugin: &GpuPlugin) -> Result<(), String> {
+    if !kubelet.exists() {
+        return Err(format!(
+            "{} does not exist (the kubelet is not running yet, or --kubelet-dir is wrong)",
+            kubelet.display()
+        ));
+    }
     let path = kubelet.to_path_buf();
     let channel = Endpoint::try_from("http://[::]:50051")
         .map_err(|e| e.to_string())?
@@ -112,6 +118,7 @@ pub async fn run(plugin: GpuPlugin, shutdown: impl Future<Output = ()>) -> Resul
 
         // Register, with backoff while the kubelet is absent.
         let mut backoff = BACKOFF_FIRST;
+        let mut attempts = 0u32;
         let kubelet_id = loop {
             tokio::select! {
                 () = &mut shutdown => {
@@ -123,7 +130,13 @@ pub async fn run(plugin: GpuPlugin, shutdown: impl Future<Output = ()>) -> Resul
                 r = register(&kubelet, &plugin) => match r {
                     Ok(()) => break identity(&kubelet),
                     Err(error) => {
-                        tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "registration failed; retrying");
+                        attempts += 1;
+                        // Say so the first times, then once a minute or so (backoff tops at 5 s).
+                        if attempts <= 3 || attempts % 12 == 0 {
+                            tracing::warn!(%error, attempts, retry_in_ms = backoff.as_millis(), "registration failed; retrying");
+                        } else {
+                            tracing::debug!(%error, attempts, "registration failed; retrying");
+                        }
                         tokio::select! {
                             () = &mut shutdown => {
                                 stop(server, stop_tx).await;

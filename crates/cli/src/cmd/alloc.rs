@@ -11,6 +11,7 @@ use linkwise_core::alloc::{
 use linkwise_core::{CpuSet, GpuId, Topology};
 use serde::Deserialize;
 
+use super::Resolver;
 use crate::exit::{BadInput, Infeasible};
 
 /// Choose the best GPUs for a request: NVLink- and NUMA-aware, fragmentation-aware.
@@ -113,61 +114,6 @@ impl From<ScoreArg> for Scoring {
             ScoreArg::Default => Scoring::Default,
             ScoreArg::LegacyPairwise => Scoring::LegacyPairwise,
         }
-    }
-}
-
-/// Resolves device references: ids, labels (`GPU3`, `host/GPU3`), or numbers (the GPU
-/// index on a single host; the position on several hosts). Built once per topology.
-struct Resolver<'a> {
-    topo: &'a Topology,
-    names: std::collections::HashMap<String, GpuId>,
-}
-
-impl<'a> Resolver<'a> {
-    fn new(topo: &'a Topology) -> Self {
-        let multi = topo.is_multi_host();
-        let mut names = std::collections::HashMap::new();
-        for (p, g) in topo.gpus.iter().enumerate() {
-            let number = if multi {
-                p.to_string()
-            } else {
-                g.index.to_string()
-            };
-            names.entry(number).or_insert_with(|| g.id.clone());
-            names.entry(g.label(multi)).or_insert_with(|| g.id.clone());
-            if !multi {
-                names.entry(g.label(false)).or_insert_with(|| g.id.clone());
-            }
-        }
-        // Ids, UUIDs and PCI bus ids win over everything else.
-        for g in &topo.gpus {
-            if let Some(pci) = g.pci_bus_id {
-                names.insert(pci.to_string(), g.id.clone());
-            }
-            if let Some(u) = &g.uuid {
-                names.insert(u.clone(), g.id.clone());
-            }
-            names.insert(g.id.0.clone(), g.id.clone());
-        }
-        Resolver { topo, names }
-    }
-
-    fn one(&self, s: &str) -> Result<GpuId, BadInput> {
-        let s = s.trim();
-        self.names.get(s).cloned().ok_or_else(|| {
-            BadInput(format!(
-                "no GPU {s:?} in {} (use an index 0..{}, a label such as GPU0, or an id)",
-                self.topo.source,
-                self.topo.gpus.len().saturating_sub(1)
-            ))
-        })
-    }
-
-    fn all(&self, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
-        list.iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| self.one(s))
-            .collect()
     }
 }
 

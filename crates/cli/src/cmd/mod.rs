@@ -1,11 +1,12 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod alloc;
 pub mod discover;
 pub mod profiles;
 pub mod topo;
 
-use linkwise_core::Topology;
+use linkwise_core::{GpuId, Topology};
 use linkwise_discovery::SourceSpec;
 
 /// Help text shared by every `--source` flag.
@@ -21,4 +22,64 @@ pub fn discover(source: &str) -> anyhow::Result<Topology> {
     let topo = src.discover()?;
     tracing::info!(source = %spec, gpus = topo.gpus.len(), gaps = topo.gaps.len(), "discovered");
     Ok(topo)
+}
+
+/// Resolves device references: ids, labels (`GPU3`, `host/GPU3`), or numbers (the GPU
+/// index on a single host; the position on several hosts). Built once per topology.
+pub struct Resolver<'a> {
+    topo: &'a Topology,
+    names: std::collections::HashMap<String, GpuId>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(topo: &'a Topology) -> Self {
+        let multi = topo.is_multi_host();
+        let mut names = std::collections::HashMap::new();
+        for (p, g) in topo.gpus.iter().enumerate() {
+            let number = if multi {
+                p.to_string()
+            } else {
+                g.index.to_string()
+            };
+            names.entry(number).or_insert_with(|| g.id.clone());
+            names.entry(g.label(multi)).or_insert_with(|| g.id.clone());
+            if !multi {
+                names.entry(g.label(false)).or_insert_with(|| g.id.clone());
+            }
+        }
+        // Ids, UUIDs and PCI bus ids win over everything else.
+        for g in &topo.gpus {
+            if let Some(pci) = g.pci_bus_id {
+                names.insert(pci.to_string(), g.id.clone());
+            }
+            if let Some(u) = &g.uuid {
+                names.insert(u.clone(), g.id.clone());
+            }
+            names.insert(g.id.0.clone(), g.id.clone());
+        }
+        Resolver { topo, names }
+    }
+
+    /// Every reference this resolver knows, with the GPU it names.
+    pub fn names(&self) -> impl Iterator<Item = (String, GpuId)> + '_ {
+        self.names.iter().map(|(k, v)| (k.clone(), v.clone()))
+    }
+
+    pub fn one(&self, s: &str) -> Result<GpuId, crate::exit::BadInput> {
+        let s = s.trim();
+        self.names.get(s).cloned().ok_or_else(|| {
+            crate::exit::BadInput(format!(
+                "no GPU {s:?} in {} (use an index 0..{}, a label such as GPU0, or an id)",
+                self.topo.source,
+                self.topo.gpus.len().saturating_sub(1)
+            ))
+        })
+    }
+
+    pub fn all(&self, list: &[String]) -> Result<Vec<GpuId>, crate::exit::BadInput> {
+        list.iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| self.one(s))
+            .collect()
+    }
 }

@@ -1,0 +1,199 @@
+//! `linkwise agent`: the node agent — the kubelet device plugin, fed by discovery.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use linkwise_core::GpuId;
+use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
+
+use super::Resolver;
+
+/// How often the health control file is read.
+const HEALTH_POLL: Duration = Duration::from_millis(250);
+
+/// Run the node agent: a kubelet device plugin with NVLink-aware preferred allocation.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The plugin serves on KUBELET_DIR/SOCKET_NAME, registers with KUBELET_DIR/kubelet.sock once \
+serving (retrying while the kubelet is absent), serves and registers again when the kubelet restarts, and removes \
+its socket on SIGTERM or Ctrl-C.\n\n\
+Running beside NVIDIA's device plugin: give linkwise another --resource-name (e.g. linkwise.dev/gpu) so the two \
+do not advertise the same resource. Running instead of it: keep the default nvidia.com/gpu so existing pod specs \
+work, and remove NVIDIA's plugin from the node.\n\n\
+Health: NVML events where NVML is built in (later); with any source, a control file (--health-file) whose lines \
+read `DEVICE unhealthy [reason]` or `DEVICE healthy` (DEVICE: index, label, UUID or PCI bus id; `#` comments) \
+flips devices; it is read every 250 ms.\n\n\
+Examples:\n  linkwise agent --source profile:dgx1-v100 --kubelet-dir /tmp/kubelet\n  \
+linkwise agent --resource-name linkwise.dev/gpu --cdi\n  \
+echo 'GPU3 unhealthy XID 79' > /run/linkwise/health; linkwise agent --health-file /run/linkwise/health"
+)]
+pub struct Args {
+    #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
+    source: String,
+    /// The kubelet's device-plugin directory.
+    #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_KUBELET_DIR)]
+    kubelet_dir: PathBuf,
+    /// The plugin socket's file name in the device-plugin directory.
+    #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_SOCKET)]
+    socket_name: String,
+    /// The extended resource to advertise.
+    #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_RESOURCE)]
+    resource_name: String,
+    /// Also return CDI device names (RESOURCE=UUID) from Allocate.
+    #[arg(long)]
+    cdi: bool,
+    /// Where the GPU device nodes are (only existing ones are passed to containers).
+    #[arg(long, default_value = "/dev")]
+    dev_root: PathBuf,
+    /// A control file that marks devices unhealthy or healthy (see below).
+    #[arg(long)]
+    health_file: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let topo = super::discover(&args.source)?;
+    if !args.resource_name.contains('/') {
+        return Err(crate::exit::BadInput(format!(
+            "--resource-name {:?}: an extended resource is <vendor-domain>/<name>, e.g. nvidia.com/gpu",
+            args.resource_name
+        ))
+        .into());
+    }
+    if topo.gpus.is_empty() {
+        tracing::warn!(source = %topo.source, "no GPU found; serving an empty device list");
+    }
+    let names: Vec<(String, GpuId)> = {
+        let rs = Resolver::new(&topo);
+        topo.gpus
+            .iter()
+            .map(|g| (g.id.0.clone(), g.id.clone()))
+            .chain(rs.names())
+            .collect()
+    };
+    let plugin = GpuPlugin::new(
+        topo,
+        Config {
+            kubelet_dir: args.kubelet_dir,
+            socket_name: args.socket_name,
+            resource_name: args.resource_name,
+            cdi: args.cdi,
+            dev_root: args.dev_root,
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        if let Some(path) = args.health_file {
+            tokio::spawn(watch_health_file(path, plugin.health(), names));
+        }
+        linkwise_deviceplugin::run(plugin, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+    }
+}
+
+/// Parses the control file: `DEVICE healthy|unhealthy [reason]` per line.
+fn parse_health(text: &str, names: &[(String, GpuId)]) -> (Vec<(GpuId, bool)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(dev), Some(state)) = (words.next(), words.next()) else {
+            problems.push(format!(
+                "line {}: expected `DEVICE healthy|unhealthy [reason]`",
+                n + 1
+            ));
+            continue;
+        };
+        let Some((_, id)) = names.iter().find(|(k, _)| k == dev) else {
+            problems.push(format!("line {}: no GPU {dev:?}", n + 1));
+            continue;
+        };
+        match state.to_ascii_lowercase().as_str() {
+            "healthy" => out.push((id.clone(), true)),
+            "unhealthy" => out.push((id.clone(), false)),
+            other => problems.push(format!(
+                "line {}: {other:?} is neither healthy nor unhealthy",
+                n + 1
+            )),
+        }
+    }
+    (out, problems)
+}
+
+/// Applies the control file every [`HEALTH_POLL`]; devices it does not mention return to
+/// healthy when it changes, so deleting a line (or the file) heals a device.
+async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Vec<(String, GpuId)>) {
+    let initial = health.snapshot();
+    let mut last: Option<String> = None;
+    loop {
+        let text = read(&path);
+        if text != last {
+            let (states, problems) = parse_health(text.as_deref().unwrap_or_default(), &names);
+            for p in &problems {
+                tracing::warn!(file = %path.display(), problem = %p, "health file");
+            }
+            for (id, was) in &initial {
+                let now = states
+                    .iter()
+                    .rev()
+                    .find(|(i, _)| i == id)
+                    .map_or(*was, |(_, h)| *h);
+                health.set(id, now);
+            }
+            tracing::info!(file = %path.display(), unhealthy = states.iter().filter(|(_, h)| !h).count(), "health file applied");
+            last = text;
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_lines_parse_and_problems_are_reported() {
+        let names = vec![
+            ("GPU0".to_string(), GpuId("a".into())),
+            ("3".to_string(), GpuId("b".into())),
+        ];
+        let (states, problems) = parse_health(
+            "GPU0 unhealthy XID 79\n# comment\n3 Healthy\nGPU9 unhealthy\nGPU0 sick\nGPU0\n",
+            &names,
+        );
+        assert_eq!(
+            states,
+            vec![(GpuId("a".into()), false), (GpuId("b".into()), true)]
+        );
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("line 4"));
+    }
+}
