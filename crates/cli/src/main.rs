@@ -23,6 +23,7 @@ macro_rules! emitln {
     };
 }
 mod exit;
+mod fsutil;
 mod observability;
 mod render;
 
@@ -62,6 +63,8 @@ enum Command {
     Alloc(cmd::alloc::Args),
     /// Run the node agent: the kubelet device plugin with NVLink-aware preferred allocation.
     Agent(cmd::agent::Args),
+    /// Print the node labels describing the fabric (NFD feature file format available).
+    Labels(cmd::labels::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Profiles(a) => cmd::profiles::run(a),
         Command::Alloc(a) => cmd::alloc::run(a),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Labels(a) => cmd::labels::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ pub mod alloc;
 mod cpuset;
 mod derive;
 mod error;
+pub mod labels;
 mod model;
 mod pci;
 pub mod snapshot;

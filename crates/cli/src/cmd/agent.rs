@@ -48,6 +48,15 @@ pub struct Args {
     /// A control file that marks devices unhealthy or healthy (see below).
     #[arg(long)]
     health_file: Option<PathBuf>,
+    /// Where to write the Node Feature Discovery feature file (`linkwise`); "none" to skip.
+    #[arg(
+        long,
+        default_value = "/etc/kubernetes/node-feature-discovery/features.d"
+    )]
+    nfd_features_dir: PathBuf,
+    /// Label key prefix for the feature file.
+    #[arg(long, default_value = linkwise_core::labels::DEFAULT_PREFIX)]
+    label_prefix: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -61,6 +70,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if topo.gpus.is_empty() {
         tracing::warn!(source = %topo.source, "no GPU found; serving an empty device list");
+    }
+    if args.nfd_features_dir.as_os_str() != "none" {
+        let file = args.nfd_features_dir.join("linkwise");
+        let text = super::labels::nfd_file(&topo, None, &args.label_prefix);
+        match crate::fsutil::write_atomic(&file, text.as_bytes()) {
+            Ok(()) => tracing::info!(file = %file.display(), "node labels written"),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "node labels not written; the device plugin runs anyway")
+            }
+        }
     }
     let names: Vec<(String, GpuId)> = {
         let rs = Resolver::new(&topo);
