@@ -65,6 +65,8 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Print the node labels describing the fabric (NFD feature file format available).
     Labels(cmd::labels::Args),
+    /// Render DRA objects (resource.k8s.io/v1): ResourceSlices, a DeviceClass, a claim.
+    Dra(cmd::dra::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Alloc(a) => cmd::alloc::run(a),
         Command::Agent(a) => cmd::agent::run(a),
         Command::Labels(a) => cmd::labels::run(a),
+        Command::Dra(a) => cmd::dra::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -882,3 +882,159 @@ fn labels_are_valid_kubernetes_labels_for_every_profile() {
         Some(2)
     );
 }
+
+#[test]
+fn dra_slices_respect_the_api_limits_for_every_profile() {
+    for p in profiles() {
+        let v: serde_json::Value = serde_json::from_str(&ok(&[
+            "dra",
+            "slices",
+            "--source",
+            &format!("profile:{p}"),
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        let slices: Vec<serde_json::Value> = match v["kind"].as_str() {
+            Some("List") => v["items"].as_array().unwrap().clone(),
+            _ => vec![v.clone()],
+        };
+        let mut devices = 0;
+        for s in &slices {
+            assert_eq!(s["apiVersion"], "resource.k8s.io/v1");
+            let spec = &s["spec"];
+            assert_eq!(
+                spec["pool"]["name"], spec["nodeName"],
+                "{p}: one pool per node"
+            );
+            let devs = spec["devices"].as_array().unwrap();
+            assert!(devs.len() <= 128);
+            for d in devs {
+                let n = d["attributes"].as_object().unwrap().len()
+                    + d["capacity"].as_object().map_or(0, |c| c.len());
+                assert!(n <= 32, "{p}: {n} attributes + capacities");
+                for (_, a) in d["attributes"].as_object().unwrap() {
+                    assert_eq!(
+                        a.as_object().unwrap().len(),
+                        1,
+                        "{p}: an attribute has exactly one type"
+                    );
+                    if let Some(s) = a["string"].as_str() {
+                        assert!(s.len() <= 64);
+                    }
+                }
+                let name = d["name"].as_str().unwrap();
+                assert!(
+                    name.len() <= 63
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                );
+            }
+            devices += devs.len();
+        }
+        let gpus = serde_json::from_str::<serde_json::Value>(&ok(&[
+            "discover",
+            "--source",
+            &format!("profile:{p}"),
+            "-o",
+            "json",
+        ]))
+        .unwrap()["gpus"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(devices, gpus, "{p}: every GPU published once");
+    }
+    // The island attribute the example claim matches on is what the slices publish.
+    let claim: serde_json::Value =
+        serde_json::from_str(&ok(&["dra", "claim", "-o", "json"])).unwrap();
+    let attr = claim["spec"]["devices"]["constraints"][0]["matchAttribute"]
+        .as_str()
+        .unwrap();
+    assert_eq!(attr, "gpu.linkwise.dev/nvlinkIsland");
+    let slice: serde_json::Value = serde_json::from_str(&ok(&[
+        "dra",
+        "slices",
+        "--source",
+        "profile:nvlink-bridge-pairs",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let islands: Vec<&str> = slice["spec"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attributes"]["nvlinkIsland"]["string"].as_str().unwrap())
+        .collect();
+    assert_eq!(islands[0], islands[1]);
+    assert_ne!(
+        islands[1], islands[2],
+        "the two bridged pairs are different islands"
+    );
+}
+
+/// The committed DRA examples are what the commands print, so they cannot drift.
+#[test]
+fn committed_dra_examples_match_the_generator() {
+    let dir = repo().join("deploy/dra");
+    for (file, args) in [
+        ("deviceclass.yaml", vec!["dra", "class"]),
+        (
+            "resourceclaim-one-island.yaml",
+            vec!["dra", "claim", "--count", "4"],
+        ),
+        (
+            "resourceslice-dgx1-v100.example.yaml",
+            vec!["dra", "slices", "--source", "profile:dgx1-v100"],
+        ),
+    ] {
+        let committed = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert_eq!(
+            committed,
+            ok(&args),
+            "deploy/dra/{file} is stale: regenerate it with linkwise {}",
+            args.join(" ")
+        );
+    }
+}
+
+/// Every manifest in deploy/ validates against the Kubernetes 1.34 schemas, strictly.
+/// Needs `kubernetes-validate` (PyPI; `.ci/run` installs it); skips with a message without.
+#[test]
+fn manifests_validate_against_kubernetes_schemas() {
+    let Ok(o) = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("SKIP: kubernetes-validate not installed (pip install kubernetes-validate)");
+        return;
+    };
+    if !o.status.success() {
+        eprintln!("SKIP: kubernetes-validate does not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in ["deploy/kubernetes", "deploy/dra"] {
+        for e in std::fs::read_dir(repo().join(sub)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    for p in ["dgx-h100", "riscv-fusion", "nvl72"] {
+        let f = dir.path().join(format!("{p}.yaml"));
+        std::fs::write(
+            &f,
+            ok(&["dra", "slices", "--source", &format!("profile:{p}")]),
+        )
+        .unwrap();
+        files.push(f);
+    }
+    let out = Command::new("kubernetes-validate")
+        .args(["-k", "1.34.0", "--strict"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}

@@ -20,6 +20,7 @@ pub mod labels;
 mod model;
 mod pci;
 pub mod snapshot;
+pub mod yaml;
 
 pub use cpuset::CpuSet;
 pub use derive::{Cell, Island, NvlinkDomain, PairMatrix, pcie_p2p_mbps};

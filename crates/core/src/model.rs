@@ -221,6 +221,10 @@ pub struct Gpu {
     /// PCI address, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci_bus_id: Option<PciAddress>,
+    /// The PCIe root complex (host bridge) above the GPU, `pci<domain>:<bus>` as sysfs and
+    /// the DRA attribute `resource.kubernetes.io/pcieRoot` name it, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_root: Option<String>,
     /// Product name (for example `NVIDIA H100 80GB HBM3`).
     pub model: String,
     /// Frame-buffer memory in bytes, where known.
@@ -277,6 +281,7 @@ impl Gpu {
             host: host.into(),
             uuid: None,
             pci_bus_id: None,
+            pcie_root: None,
             model: model.into(),
             memory_bytes: None,
             numa_node: None,

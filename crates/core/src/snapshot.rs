@@ -102,7 +102,11 @@ pub fn to_string(topo: &Topology, format: Format) -> Result<String> {
                 s
             })
             .map_err(|e| ser_err(e.to_string())),
-        Format::Yaml => serde_yaml_ng::to_string(&out).map_err(|e| ser_err(e.to_string())),
+        // Through the quoting writer, so YAML 1.1 readers do not turn `0000:18:00.0` or
+        // `550.54` into numbers.
+        Format::Yaml => serde_json::to_value(&out)
+            .map(|v| crate::yaml::to_yaml(&v))
+            .map_err(|e| ser_err(e.to_string())),
     }
 }
 

@@ -206,6 +206,8 @@ fn gpu(
         device: 0,
         function: 0,
     });
+    // Synthetic: one root complex per 64 buses.
+    g.pcie_root = Some(format!("pci0000:{:02x}", bus & 0xc0));
     g.memory_bytes = Some(spec.memory);
     g.numa_node = numa;
     g.cpu_affinity = Some(cpus.clone());

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod alloc;
 pub mod discover;
+pub mod dra;
 pub mod labels;
 pub mod profiles;
 pub mod topo;

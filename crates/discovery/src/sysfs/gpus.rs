@@ -144,6 +144,7 @@ fn facts<'a>(cx: &mut Ctx, f: &'a Function, host: &str, driver: &Driver) -> Fact
     let what = |x: &str| format!("gpu {} {x}", f.bdf);
     let mut gpu = Gpu::new(f.bdf.clone(), 0, host, parse::nvidia_model(f.device));
     gpu.pci_bus_id = Some(f.addr);
+    gpu.pcie_root = f.place.host_bridge.clone();
 
     gpu.numa_node = numa_node(cx, f);
     gpu.cpu_affinity = cx.parsed(
