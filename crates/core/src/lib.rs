@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod annotation;
 mod cpuset;
 mod derive;
 mod error;

@@ -27,6 +27,19 @@ pub mod api {
     tonic::include_proto!("v1beta1");
 }
 
+/// Generated bindings for `package v1` (kubelet PodResources API).
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod podresources_api {
+    tonic::include_proto!("v1");
+}
+
+pub mod podresources;
+
 pub use plugin::{Config, GpuPlugin, HealthHandle};
 pub use runner::{Error, run};
 
@@ -40,5 +53,7 @@ pub const KUBELET_SOCKET: &str = "kubelet.sock";
 pub const DEFAULT_RESOURCE: &str = "nvidia.com/gpu";
 /// Default socket file name.
 pub const DEFAULT_SOCKET: &str = "linkwise-gpu.sock";
+/// Default PodResources socket.
+pub const DEFAULT_POD_RESOURCES_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
 /// Pod annotation naming the NVLink islands of an allocation.
 pub const ISLANDS_ANNOTATION: &str = "linkwise.dev/nvlink-islands";

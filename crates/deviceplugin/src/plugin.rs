@@ -58,6 +58,11 @@ impl HealthHandle {
         });
     }
 
+    /// A receiver that wakes on every health change.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<GpuId, bool>> {
+        self.tx.subscribe()
+    }
+
     /// The current health of every device.
     pub fn snapshot(&self) -> BTreeMap<GpuId, bool> {
         self.tx.borrow().clone()

@@ -339,3 +339,94 @@ async fn unknown_numa_means_no_topology_info() {
         "RISC-V profile has numa_node -1"
     );
 }
+
+mod pod_resources {
+    use super::*;
+    use linkwise_deviceplugin::podresources::used_devices;
+    use linkwise_deviceplugin::podresources_api as pr;
+    use linkwise_deviceplugin::podresources_api::pod_resources_lister_server::{
+        PodResourcesLister, PodResourcesListerServer,
+    };
+
+    #[derive(Debug)]
+    struct FakeLister;
+
+    fn devices(resource: &str, ids: &[&str]) -> pr::ContainerDevices {
+        pr::ContainerDevices {
+            resource_name: resource.into(),
+            device_ids: ids.iter().map(|s| s.to_string()).collect(),
+            topology: None,
+        }
+    }
+
+    #[tonic::async_trait]
+    impl PodResourcesLister for FakeLister {
+        async fn list(
+            &self,
+            _: Request<pr::ListPodResourcesRequest>,
+        ) -> Result<Response<pr::ListPodResourcesResponse>, Status> {
+            let container = |name: &str, devs: Vec<pr::ContainerDevices>| pr::ContainerResources {
+                name: name.into(),
+                devices: devs,
+                cpu_ids: vec![],
+                memory: vec![],
+                dynamic_resources: vec![],
+            };
+            Ok(Response::new(pr::ListPodResourcesResponse {
+                pod_resources: vec![
+                    pr::PodResources {
+                        name: "train".into(),
+                        namespace: "ml".into(),
+                        containers: vec![
+                            container("main", vec![devices("nvidia.com/gpu", &["GPU-a", "GPU-b"])]),
+                            container("side", vec![devices("example.com/nic", &["nic0"])]),
+                        ],
+                    },
+                    pr::PodResources {
+                        name: "infer".into(),
+                        namespace: "ml".into(),
+                        containers: vec![container(
+                            "main",
+                            vec![devices("nvidia.com/gpu", &["GPU-c"])],
+                        )],
+                    },
+                ],
+            }))
+        }
+
+        async fn get_allocatable_resources(
+            &self,
+            _: Request<pr::AllocatableResourcesRequest>,
+        ) -> Result<Response<pr::AllocatableResourcesResponse>, Status> {
+            Err(Status::unimplemented("not used"))
+        }
+
+        async fn get(
+            &self,
+            _: Request<pr::GetPodResourcesRequest>,
+        ) -> Result<Response<pr::GetPodResourcesResponse>, Status> {
+            Err(Status::unimplemented("not used"))
+        }
+    }
+
+    #[tokio::test]
+    async fn used_devices_are_those_of_our_resource_in_every_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("kubelet.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        tokio::spawn(
+            Server::builder()
+                .add_service(PodResourcesListerServer::new(FakeLister))
+                .serve_with_incoming(UnixListenerStream::new(listener)),
+        );
+        let used = used_devices(&sock, "nvidia.com/gpu").await.unwrap();
+        assert_eq!(
+            used.into_iter().collect::<Vec<_>>(),
+            ["GPU-a", "GPU-b", "GPU-c"]
+        );
+        let err = used_devices(&dir.path().join("absent.sock"), "nvidia.com/gpu")
+            .await
+            .unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

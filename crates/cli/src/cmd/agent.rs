@@ -57,7 +57,22 @@ pub struct Args {
     /// Label key prefix for the feature file.
     #[arg(long, default_value = linkwise_core::labels::DEFAULT_PREFIX)]
     label_prefix: String,
+    /// This node's name, for the node annotation (default: $NODE_NAME, else the discovered host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Do not publish the `linkwise.dev/fabric` node annotation.
+    #[arg(long)]
+    no_annotation: bool,
+    /// The kubelet's PodResources socket (which devices containers hold).
+    #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_POD_RESOURCES_SOCKET)]
+    pod_resources_socket: PathBuf,
+    /// Seconds between node annotation refreshes (health changes publish at once).
+    #[arg(long, default_value_t = 10)]
+    annotate_every: u64,
 }
+
+/// The environment variable the DaemonSet sets from the downward API.
+const NODE_NAME_ENV: &str = "NODE_NAME";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let topo = super::discover(&args.source)?;
@@ -89,6 +104,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .chain(rs.names())
             .collect()
     };
+    let node = args
+        .node_name
+        .clone()
+        .or_else(|| std::env::var(NODE_NAME_ENV).ok().filter(|s| !s.is_empty()))
+        .or_else(|| topo.hosts.first().map(|h| h.name.clone()))
+        .unwrap_or_default();
+    let annotate = (!args.no_annotation).then(|| super::annotate::Inputs {
+        topo: topo.clone(),
+        host: topo
+            .hosts
+            .first()
+            .map(|h| h.name.clone())
+            .unwrap_or_default(),
+        resource: args.resource_name.clone(),
+        pod_resources: args.pod_resources_socket.clone(),
+        every: Duration::from_secs(args.annotate_every.max(1)),
+    });
     let plugin = GpuPlugin::new(
         topo,
         Config {
@@ -106,6 +138,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async move {
         if let Some(path) = args.health_file {
             tokio::spawn(watch_health_file(path, plugin.health(), names));
+        }
+        if let Some(inputs) = annotate {
+            match super::annotate::NodeAnnotator::from_environment(&node).await {
+                Ok(annotator) => {
+                    tokio::spawn(super::annotate::run(annotator, inputs, plugin.health()));
+                }
+                Err(reason) => tracing::info!(
+                    %reason,
+                    "node annotation off: no Kubernetes API credentials (in-cluster service account or kubeconfig); the device plugin runs anyway"
+                ),
+            }
         }
         linkwise_deviceplugin::run(plugin, shutdown_signal()).await
     })?;

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod annotate;
 pub mod discover;
 pub mod dra;
 pub mod labels;

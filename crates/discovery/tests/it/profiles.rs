@@ -221,3 +221,55 @@ fn unknown_profile_lists_the_known_ones() {
     let e = ProfileSource::new("dgx-h200").unwrap_err().to_string();
     assert!(e.contains("dgx-h100") && e.contains("nvl72"), "{e}");
 }
+
+#[test]
+fn node_annotation_round_trips_for_every_host_of_every_profile() {
+    use linkwise_core::annotation::NodeFabric;
+    for (name, _) in PROFILES {
+        let t = profile(name);
+        for h in &t.hosts {
+            let used: std::collections::BTreeSet<String> = t
+                .gpus
+                .iter()
+                .filter(|g| g.host == h.name)
+                .take(1)
+                .map(|g| g.id.0.clone())
+                .collect();
+            let sick = t
+                .gpus
+                .iter()
+                .filter(|g| !g.health.is_healthy())
+                .map(|g| g.id.clone())
+                .collect();
+            let f = NodeFabric::new(&t, &h.name, "nvidia.com/gpu", &used, &sick);
+            let back = NodeFabric::parse(&f.to_value()).unwrap();
+            assert_eq!(back, f, "{name}/{}", h.name);
+            assert_eq!(
+                f.gpus.len(),
+                t.gpus.iter().filter(|g| g.host == h.name).count()
+            );
+            assert!(!f.free.contains(&0), "{name}: the used GPU is not free");
+            assert!(f.to_value().len() < 4096, "{name}: compact");
+        }
+    }
+    let d = profile("degraded");
+    let f = NodeFabric::new(
+        &d,
+        &d.hosts[0].name,
+        "nvidia.com/gpu",
+        &Default::default(),
+        &[d.gpus[3].id.clone()].into(),
+    );
+    assert_eq!(f.unhealthy, vec![3]);
+    assert!(!f.free.contains(&3));
+    assert_eq!(f.lanes[5][0], 17, "GPU5's down link shows");
+    let n = profile("nvl72");
+    let f = NodeFabric::new(
+        &n,
+        "nvl72-tray02",
+        "nvidia.com/gpu",
+        &Default::default(),
+        &Default::default(),
+    );
+    assert!(f.clique.as_deref().is_some_and(|c| c.ends_with(".1")));
+}
