@@ -32,7 +32,7 @@ use linkwise_core::Topology;
 pub use auto::AutoSource;
 pub use error::{Error, Result};
 #[cfg(feature = "nvml")]
-pub use nvml::NvmlSource;
+pub use nvml::{DEFAULT_IGNORED_XIDS, NvmlSource, watch_xids};
 pub use profiles::ProfileSource;
 pub use snapshot::SnapshotSource;
 pub use sysfs::SysfsSource;

@@ -301,3 +301,63 @@ mod hardware {
         );
     }
 }
+
+/// XIDs that do not make a GPU unhealthy by default: application-level errors (13 graphics
+/// engine exception, 31 GPU memory page fault, 43 GPU stopped processing, 45 preemptive
+/// cleanup, 68 video processor exception, 109 context switch timeout) — a faulty job, not
+/// a faulty GPU. The same set NVIDIA's device plugin ignores.
+pub const DEFAULT_IGNORED_XIDS: &[u64] = &[13, 31, 43, 45, 68, 109];
+
+/// Waits for NVML critical XID events on every GPU and calls `on_fault(gpu, xid)` for each
+/// XID not in `ignored`. Blocks until NVML fails (run it on its own thread). GPUs whose
+/// events cannot be registered are skipped with a warning; the others are watched.
+pub fn watch_xids(
+    ignored: &[u64],
+    mut on_fault: impl FnMut(linkwise_core::GpuId, u64),
+) -> Result<()> {
+    use nvml_wrapper::bitmasks::event::EventTypes;
+    use nvml_wrapper::enums::event::XidError;
+    let nvml = Nvml::init().map_err(|e| Error::NvmlUnavailable {
+        reason: one_line(&e),
+    })?;
+    let count = nvml
+        .device_count()
+        .map_err(nvml_err("nvmlDeviceGetCount", "system"))?;
+    let mut set = nvml
+        .create_event_set()
+        .map_err(nvml_err("nvmlEventSetCreate", "system"))?;
+    for i in 0..count {
+        let Ok(dev) = nvml.device_by_index(i) else {
+            continue;
+        };
+        set = match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(gpu = i, error = %e.error, "cannot watch XID events on this GPU");
+                // The set is consumed on error; start a new one for the remaining GPUs.
+                nvml.create_event_set()
+                    .map_err(nvml_err("nvmlEventSetCreate", "system"))?
+            }
+        };
+    }
+    loop {
+        match set.wait(1000) {
+            Ok(ev) => {
+                let xid = match ev.event_data {
+                    Some(XidError::Value(x)) => x,
+                    _ => 0,
+                };
+                if ignored.contains(&xid) {
+                    tracing::info!(xid, "ignored XID (application-level)");
+                    continue;
+                }
+                match ev.device.uuid() {
+                    Ok(u) => on_fault(linkwise_core::GpuId(u), xid),
+                    Err(e) => tracing::warn!(xid, error = %e, "XID on a GPU NVML cannot name"),
+                }
+            }
+            Err(NvmlError::Timeout) => {}
+            Err(e) => return Err(nvml_err("nvmlEventSetWait", "system")(e)),
+        }
+    }
+}

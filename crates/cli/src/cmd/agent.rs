@@ -20,7 +20,8 @@ its socket on SIGTERM or Ctrl-C.\n\n\
 Running beside NVIDIA's device plugin: give linkwise another --resource-name (e.g. linkwise.dev/gpu) so the two \
 do not advertise the same resource. Running instead of it: keep the default nvidia.com/gpu so existing pod specs \
 work, and remove NVIDIA's plugin from the node.\n\n\
-Health: NVML events where NVML is built in (later); with any source, a control file (--health-file) whose lines \
+Health: with NVML built in (--features nvml) and an auto or nvml source, critical XID events mark a GPU \
+unhealthy (except --ignore-xids); with any source, a control file (--health-file) whose lines \
 read `DEVICE unhealthy [reason]` or `DEVICE healthy` (DEVICE: index, label, UUID or PCI bus id; `#` comments) \
 flips devices; it is read every 250 ms.\n\n\
 Examples:\n  linkwise agent --source profile:dgx1-v100 --kubelet-dir /tmp/kubelet\n  \
@@ -69,6 +70,9 @@ pub struct Args {
     /// Seconds between node annotation refreshes (health changes publish at once).
     #[arg(long, default_value_t = 10)]
     annotate_every: u64,
+    /// XIDs that do not mark a GPU unhealthy (application-level errors), with NVML.
+    #[arg(long, value_delimiter = ',', default_value = "13,31,43,45,68,109")]
+    ignore_xids: Vec<u64>,
 }
 
 /// The environment variable the DaemonSet sets from the downward API.
@@ -139,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(path) = args.health_file {
             tokio::spawn(watch_health_file(path, plugin.health(), names));
         }
+        spawn_xid_watch(&args.source, &args.ignore_xids, plugin.health());
         if let Some(inputs) = annotate {
             match super::annotate::NodeAnnotator::from_environment(&node).await {
                 Ok(annotator) => {
@@ -153,6 +158,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         linkwise_deviceplugin::run(plugin, shutdown_signal()).await
     })?;
     Ok(())
+}
+
+/// With NVML built in and an `auto` or `nvml` source: XID events mark GPUs unhealthy.
+#[cfg(feature = "nvml")]
+fn spawn_xid_watch(source: &str, ignored: &[u64], health: HealthHandle) {
+    if source != "auto" && source != "nvml" {
+        return;
+    }
+    let ignored = ignored.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let result = linkwise_discovery::watch_xids(&ignored, |gpu, xid| {
+            tracing::warn!(%gpu, xid, "XID: marking the GPU unhealthy");
+            health.set(&gpu, false);
+        });
+        if let Err(error) = result {
+            tracing::info!(%error, "XID health events off");
+        }
+    });
+}
+
+#[cfg(not(feature = "nvml"))]
+fn spawn_xid_watch(_source: &str, _ignored: &[u64], _health: HealthHandle) {
+    tracing::debug!("built without NVML: XID health events off (use --health-file)");
 }
 
 async fn shutdown_signal() {
