@@ -750,19 +750,7 @@ fn agent_serves_follows_the_health_file_and_stops_on_sigterm() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let path = sock.clone();
-        let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let p = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(p).await?,
-                    ))
-                }
-            }))
-            .await
-            .unwrap();
+        let channel = linkwise_deviceplugin::uds::connect(&sock).await.unwrap();
         let mut client = DevicePluginClient::new(channel);
         let mut stream = client
             .list_and_watch(api::Empty {})

@@ -6,14 +6,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hyper_util::rt::TokioIo;
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
 use linkwise_deviceplugin::api::device_plugin_server::DevicePluginServer;
 use linkwise_deviceplugin::{Config, GpuPlugin, api};
 use linkwise_discovery::{ProfileSource, TopologySource};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Endpoint, Server, Uri};
+use tonic::transport::Server;
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -40,18 +39,8 @@ fn benches(c: &mut Criterion) {
                 .add_service(DevicePluginServer::new(plugin))
                 .serve_with_incoming(UnixListenerStream::new(listener)),
         );
-        let path = sock.clone();
         let mut client = rt
-            .block_on(async move {
-                Endpoint::try_from("http://[::]:50051")?
-                    .connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let p = path.clone();
-                        async move {
-                            Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?))
-                        }
-                    }))
-                    .await
-            })
+            .block_on(linkwise_deviceplugin::uds::connect(&sock))
             .map(DevicePluginClient::new)
             .expect("connect");
         g.bench_function(format!("options/{name}"), |b| {

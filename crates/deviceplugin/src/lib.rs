@@ -39,6 +39,7 @@ pub mod podresources_api {
 }
 
 pub mod podresources;
+pub mod uds;
 
 pub use plugin::{Config, GpuPlugin, HealthHandle};
 pub use runner::{Error, run};

@@ -1,12 +1,8 @@
 //! A client for the kubelet's PodResources API: which devices containers hold.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
-use tonic::transport::{Endpoint, Uri};
 
 use crate::podresources_api::ListPodResourcesRequest;
 use crate::podresources_api::pod_resources_lister_client::PodResourcesListerClient;
@@ -20,14 +16,7 @@ pub async fn used_devices(socket: &Path, resource: &str) -> Result<BTreeSet<Stri
             socket.display()
         ));
     }
-    let path: PathBuf = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
-        }))
+    let channel = crate::uds::connect(socket)
         .await
         .map_err(|e| format!("cannot reach {}: {e}", socket.display()))?;
     let mut client = PodResourcesListerClient::new(channel);

@@ -5,10 +5,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Endpoint, Server, Uri};
+use tonic::transport::Server;
 
 use crate::api::device_plugin_server::DevicePluginServer;
 use crate::api::registration_client::RegistrationClient;
@@ -47,14 +46,7 @@ async fn register(kubelet: &Path, plugin: &GpuPlugin) -> Result<(), String> {
             kubelet.display()
         ));
     }
-    let path = kubelet.to_path_buf();
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
-        }))
+    let channel = crate::uds::connect(kubelet)
         .await
         .map_err(|e| format!("cannot reach the kubelet at {}: {e}", kubelet.display()))?;
     let cfg = plugin.config();

@@ -8,16 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use linkwise_core::{GpuId, Topology};
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
 use linkwise_deviceplugin::api::registration_server::{Registration, RegistrationServer};
 use linkwise_deviceplugin::{Config, GpuPlugin, api};
 use linkwise_discovery::{ProfileSource, TopologySource};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -82,15 +81,7 @@ impl FakeKubelet {
 }
 
 async fn connect(path: PathBuf) -> DevicePluginClient<Channel> {
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
-        }))
-        .await
-        .unwrap();
-    DevicePluginClient::new(channel)
+    DevicePluginClient::new(linkwise_deviceplugin::uds::connect(&path).await.unwrap())
 }
 
 fn profile(name: &str) -> Topology {
