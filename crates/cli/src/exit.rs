@@ -31,6 +31,18 @@ impl std::fmt::Display for Infeasible {
 
 impl std::error::Error for Infeasible {}
 
+/// `--check`: the file on disk differs from what would be written (exit 1, diff printed).
+#[derive(Debug)]
+pub struct Differs(pub String);
+
+impl std::fmt::Display for Differs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} differs from the generated file (diff above)", self.0)
+    }
+}
+
+impl std::error::Error for Differs {}
+
 /// The exit code for an error: [`BAD_INPUT`] when any cause is a discovery input error
 /// or [`BadInput`], [`FAILURE`] otherwise (an [`Infeasible`] request included).
 pub fn code_for(e: &anyhow::Error) -> u8 {

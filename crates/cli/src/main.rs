@@ -67,6 +67,8 @@ enum Command {
     Labels(cmd::labels::Args),
     /// Render DRA objects (resource.k8s.io/v1): ResourceSlices, a DeviceClass, a claim.
     Dra(cmd::dra::Args),
+    /// Generate Slurm configuration: gres.conf, the node line, topology.conf.
+    Slurm(cmd::slurm::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Agent(a) => cmd::agent::run(a),
         Command::Labels(a) => cmd::labels::run(a),
         Command::Dra(a) => cmd::dra::run(a),
+        Command::Slurm(a) => cmd::slurm::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

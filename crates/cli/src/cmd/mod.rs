@@ -7,6 +7,7 @@ pub mod discover;
 pub mod dra;
 pub mod labels;
 pub mod profiles;
+pub mod slurm;
 pub mod topo;
 
 use linkwise_core::{GpuId, Topology};
