@@ -100,7 +100,14 @@ fn pick<'a>(topo: &'a Topology, host: Option<&'a str>) -> &'a str {
 /// `Name=gpu Type File Cores Links`. `Cores` are core indices of the GPU's NUMA node
 /// (one socket per NUMA node); omitted when the NUMA node is unknown.
 pub fn gres_conf(topo: &Topology, host: Option<&str>) -> String {
+    gres_conf_as(topo, host, None)
+}
+
+/// [`gres_conf`] with the Slurm node name written as `node_name` (when the Slurm name
+/// differs from the discovered host name).
+pub fn gres_conf_as(topo: &Topology, host: Option<&str>, node_name: Option<&str>) -> String {
     let host = pick(topo, host);
+    let slurm_name = node_name.unwrap_or(host);
     let m = topo.pair_matrix();
     let gpus = bus_order(topo, host);
     let mut out = header(
@@ -127,7 +134,7 @@ pub fn gres_conf(topo: &Topology, host: Option<&str>) -> String {
         };
         let _ = writeln!(
             out,
-            "NodeName={host} Name=gpu Type={} File=/dev/nvidia{}{cores} Links={}",
+            "NodeName={slurm_name} Name=gpu Type={} File=/dev/nvidia{}{cores} Links={}",
             gpu_type(&g.model),
             g.index,
             links.join(",")
@@ -138,10 +145,15 @@ pub fn gres_conf(topo: &Topology, host: Option<&str>) -> String {
 
 /// The slurm.conf `NodeName=` line for one host.
 pub fn node_line(topo: &Topology, host: Option<&str>) -> String {
+    node_line_as(topo, host, None)
+}
+
+/// [`node_line`] with the Slurm node name written as `node_name`.
+pub fn node_line_as(topo: &Topology, host: Option<&str>, node_name: Option<&str>) -> String {
     let host = pick(topo, host);
     let gpus = bus_order(topo, host);
     let h = topo.host(host);
-    let mut parts = vec![format!("NodeName={host}")];
+    let mut parts = vec![format!("NodeName={}", node_name.unwrap_or(host))];
     if let Some(c) = h.and_then(|h| h.cpus) {
         parts.push(format!("CPUs={c}"));
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use linkwise_core::Topology;
-use linkwise_slurm::{Plugin, gres_conf, node_line, topology_conf};
+use linkwise_slurm::{Plugin, gres_conf_as, node_line_as, topology_conf};
 
 use crate::exit::BadInput;
 
@@ -30,6 +30,9 @@ enum What {
         /// The host (default: the source's first).
         #[arg(long)]
         host: Option<String>,
+        /// The Slurm node name to write, when it differs from the host name.
+        #[arg(long)]
+        node_name: Option<String>,
         #[command(flatten)]
         out: Out,
     },
@@ -40,6 +43,9 @@ enum What {
         /// The host (default: the source's first).
         #[arg(long)]
         host: Option<String>,
+        /// The Slurm node name to write, when it differs from the host name.
+        #[arg(long)]
+        node_name: Option<String>,
         #[command(flatten)]
         out: Out,
     },
@@ -176,12 +182,30 @@ fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topolog
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
-        What::Gres { source, host, out } => deliver(
-            &gres_conf(&one(&source, host.as_deref())?, host.as_deref()),
+        What::Gres {
+            source,
+            host,
+            node_name,
+            out,
+        } => deliver(
+            &gres_conf_as(
+                &one(&source, host.as_deref())?,
+                host.as_deref(),
+                node_name.as_deref(),
+            ),
             &out,
         ),
-        What::Node { source, host, out } => deliver(
-            &node_line(&one(&source, host.as_deref())?, host.as_deref()),
+        What::Node {
+            source,
+            host,
+            node_name,
+            out,
+        } => deliver(
+            &node_line_as(
+                &one(&source, host.as_deref())?,
+                host.as_deref(),
+                node_name.as_deref(),
+            ),
             &out,
         ),
         What::Topology {
