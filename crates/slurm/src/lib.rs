@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use linkwise_core::alloc::{AllocRequest, Allocator, Policy, Scoring};
 use linkwise_core::{CpuSet, Gpu, Topology};
 
 /// The header every file starts with.
@@ -96,33 +97,69 @@ fn pick<'a>(topo: &'a Topology, host: Option<&'a str>) -> &'a str {
         .unwrap_or("localhost")
 }
 
+/// How gres.conf `Links=` values are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinksMode {
+    /// The NVLink lanes of each pair (through NVSwitches: the lanes both GPUs have to the
+    /// switch), as the pair matrix counts them.
+    #[default]
+    Lanes,
+    /// Rank values that steer Slurm's greedy choice (see [`steer_orders`]): in GPU *f*'s
+    /// row, the GPU linkwise would add first gets the highest value, the next one the next
+    /// highest, down to 1. Not lane counts.
+    Steer,
+}
+
 /// gres.conf for one host: `AutoDetect=off`, then one line per GPU in PCI bus order with
 /// `Name=gpu Type File Cores Links`. `Cores` are core indices of the GPU's NUMA node
 /// (one socket per NUMA node); omitted when the NUMA node is unknown.
 pub fn gres_conf(topo: &Topology, host: Option<&str>) -> String {
-    gres_conf_as(topo, host, None)
+    gres_conf_with(topo, host, None, LinksMode::Lanes)
 }
 
 /// [`gres_conf`] with the Slurm node name written as `node_name` (when the Slurm name
 /// differs from the discovered host name).
 pub fn gres_conf_as(topo: &Topology, host: Option<&str>, node_name: Option<&str>) -> String {
+    gres_conf_with(topo, host, node_name, LinksMode::Lanes)
+}
+
+/// [`gres_conf_as`] with a choice of `Links=` values.
+pub fn gres_conf_with(
+    topo: &Topology,
+    host: Option<&str>,
+    node_name: Option<&str>,
+    mode: LinksMode,
+) -> String {
     let host = pick(topo, host);
     let slurm_name = node_name.unwrap_or(host);
     let m = topo.pair_matrix();
     let gpus = bus_order(topo, host);
-    let mut out = header(
-        "gres.conf",
-        &topo.source,
-        &format!("linkwise slurm gres --source {}", topo.source),
-    );
+    let regenerate = match mode {
+        LinksMode::Lanes => format!("linkwise slurm gres --source {}", topo.source),
+        LinksMode::Steer => format!("linkwise slurm gres --links steer --source {}", topo.source),
+    };
+    let mut out = header("gres.conf", &topo.source, &regenerate);
+    if mode == LinksMode::Steer {
+        out.push_str(
+            "# Links= are steering ranks, not NVLink counts: in each row the GPU to add first \
+             has the highest value.\n",
+        );
+    }
     out.push_str("AutoDetect=off\n");
     let shape = core_shape(topo, host);
-    for (i, g) in &gpus {
+    let ranks = match mode {
+        LinksMode::Lanes => None,
+        LinksMode::Steer => Some(steer_ranks(topo, host)),
+    };
+    for (row, (i, g)) in gpus.iter().enumerate() {
         let links: Vec<String> = gpus
             .iter()
-            .map(|(j, _)| {
+            .enumerate()
+            .map(|(col, (j, _))| {
                 if i == j {
                     "-1".to_string()
+                } else if let Some(r) = &ranks {
+                    r[row][col].to_string()
                 } else {
                     m.cell(*i, *j).nvlink_lanes().to_string()
                 }
@@ -141,6 +178,180 @@ pub fn gres_conf_as(topo: &Topology, host: Option<&str>, node_name: Option<&str>
         );
     }
     out
+}
+
+/// Rank matrix for [`LinksMode::Steer`], indexed by bus-order row and column.
+fn steer_ranks(topo: &Topology, host: &str) -> Vec<Vec<usize>> {
+    let orders = steer_orders(topo, host);
+    let n = orders.len();
+    let mut ranks = vec![vec![0; n]; n];
+    for (f, order) in orders.iter().enumerate() {
+        for (k, &j) in order.iter().enumerate() {
+            ranks[f][j] = n - 1 - k;
+        }
+    }
+    ranks
+}
+
+/// Exhaustive chain search up to this many GPUs per host; greedy with look-ahead above.
+const STEER_EXACT: usize = 9;
+
+/// For each GPU *f* of `host` (bus-order positions), the order in which to add the other
+/// GPUs so that each prefix, with *f*, is as good a set as linkwise can find.
+///
+/// Why: Slurm 22.05 picks the first free GPU, then the others by descending `Links`
+/// value in that GPU's row (measured against slurmctld 22.05.8, see docs/slurm.md). Lane
+/// counts tie and lead it to sets with a PCIe hop in the ring (GPUs 0,3,4 on a DGX-1);
+/// an order per row makes every prefix it takes a good set. The order maximises the
+/// number of prefix sizes whose set is optimal among sets holding *f* (sizes 2, 4 and 8
+/// count double: the usual job sizes), then the prefixes' scores in size order.
+pub fn steer_orders(topo: &Topology, host: &str) -> Vec<Vec<usize>> {
+    let gpus = bus_order(topo, host);
+    let alloc = Allocator::new(topo);
+    let pos: Vec<usize> = gpus
+        .iter()
+        .filter_map(|(_, g)| alloc.position(&g.id))
+        .collect();
+    let n = pos.len();
+    if n != gpus.len() || n > 63 {
+        // Not reachable for a topology the allocator built; keep bus order.
+        return (0..n)
+            .map(|f| (0..n).filter(|&j| j != f).collect())
+            .collect();
+    }
+    let chains = Chains::new(&alloc, pos);
+    (0..n).map(|f| chains.order(f)).collect()
+}
+
+type Key = [i128; 8];
+
+/// Scores of GPU subsets of one host (bit masks over bus-order positions), memoised.
+struct Chains<'a> {
+    alloc: &'a Allocator,
+    pos: Vec<usize>,
+    req: AllocRequest,
+    memo: std::cell::RefCell<std::collections::HashMap<u64, Key>>,
+}
+
+impl<'a> Chains<'a> {
+    fn new(alloc: &'a Allocator, pos: Vec<usize>) -> Self {
+        let req = AllocRequest {
+            available: pos.iter().map(|&p| alloc.ids()[p].clone()).collect(),
+            ..AllocRequest::default()
+        };
+        Self {
+            alloc,
+            pos,
+            req,
+            memo: Default::default(),
+        }
+    }
+
+    fn key(&self, mask: u64) -> Key {
+        if let Some(k) = self.memo.borrow().get(&mask) {
+            return *k;
+        }
+        let set: Vec<usize> = (0..self.pos.len())
+            .filter(|b| mask & (1 << b) != 0)
+            .map(|b| self.pos[b])
+            .collect();
+        let k = self
+            .alloc
+            .score(&set, &self.pos, &self.req)
+            .key(Policy::Default, Scoring::Default);
+        self.memo.borrow_mut().insert(mask, k);
+        k
+    }
+
+    /// The best key of any set of `size` GPUs holding `f`.
+    fn best(&self, f: usize, size: usize) -> Key {
+        let req = AllocRequest {
+            size,
+            must_include: vec![self.alloc.ids()[self.pos[f]].clone()],
+            ..self.req.clone()
+        };
+        match self.alloc.allocate(&req) {
+            Ok(a) => a.score.key(Policy::Default, Scoring::Default),
+            Err(_) => [i128::MIN; 8],
+        }
+    }
+
+    fn order(&self, f: usize) -> Vec<usize> {
+        let n = self.pos.len();
+        let best: Vec<Key> = (0..=n)
+            .map(|s| if s < 2 { [0; 8] } else { self.best(f, s) })
+            .collect();
+        let weight = |s: usize| if s.is_power_of_two() { 2 } else { 1 };
+        let hits = |mask: u64, s: usize| {
+            if self.key(mask) == best[s] {
+                weight(s)
+            } else {
+                0
+            }
+        };
+        if n <= STEER_EXACT {
+            let mut top: Option<(u32, Vec<Key>, Vec<usize>)> = None;
+            let mut chain = Vec::with_capacity(n);
+            self.search(1 << f, &mut chain, 0, &mut Vec::new(), &hits, &mut top);
+            if let Some((_, _, c)) = top {
+                return c;
+            }
+        }
+        // Greedy: add the GPU whose prefix is optimal (weighted), then best, then the one
+        // that leaves the best next step.
+        let mut mask = 1u64 << f;
+        let mut out = Vec::new();
+        for s in 2..=n {
+            let pick = (0..n).filter(|&j| mask & (1 << j) == 0).max_by_key(|&j| {
+                let m = mask | (1 << j);
+                let ahead = (0..n)
+                    .filter(|&k| m & (1 << k) == 0)
+                    .map(|k| self.key(m | (1 << k)))
+                    .max()
+                    .unwrap_or([0; 8]);
+                (hits(m, s), self.key(m), ahead, std::cmp::Reverse(j))
+            });
+            let Some(j) = pick else { break };
+            mask |= 1 << j;
+            out.push(j);
+        }
+        out
+    }
+
+    /// Depth-first over every order; keeps the best (hits, prefix keys, order).
+    fn search(
+        &self,
+        mask: u64,
+        chain: &mut Vec<usize>,
+        hits_so_far: u32,
+        keys: &mut Vec<Key>,
+        hits: &dyn Fn(u64, usize) -> u32,
+        top: &mut Option<(u32, Vec<Key>, Vec<usize>)>,
+    ) {
+        let n = self.pos.len();
+        if chain.len() + 1 == n {
+            let better = match top {
+                None => true,
+                Some((h, k, _)) => (hits_so_far, &*keys) > (*h, &*k),
+            };
+            if better {
+                *top = Some((hits_so_far, keys.clone(), chain.clone()));
+            }
+            return;
+        }
+        let size = chain.len() + 2;
+        for j in 0..n {
+            if mask & (1 << j) != 0 {
+                continue;
+            }
+            let m = mask | (1 << j);
+            chain.push(j);
+            keys.push(self.key(m));
+            self.search(m, chain, hits_so_far + hits(m, size), keys, hits, top);
+            keys.pop();
+            chain.pop();
+        }
+    }
 }
 
 /// The slurm.conf `NodeName=` line for one host.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use linkwise_core::Topology;
-use linkwise_slurm::{Plugin, gres_conf_as, node_line_as, topology_conf};
+use linkwise_slurm::{LinksMode, Plugin, gres_conf_with, node_line_as, topology_conf};
 
 use crate::exit::BadInput;
 
@@ -13,7 +13,7 @@ use crate::exit::BadInput;
     after_help = "Writing (-o FILE) is atomic. --check FILE compares instead of writing: exit 0 when the file \
 is up to date, exit 1 and a diff when it differs (for config-management runs).\n\n\
 Examples:\n  linkwise slurm gres --source profile:dgx1-v100\n  linkwise slurm gres -o /etc/slurm/gres.conf\n  \
-linkwise slurm gres --check /etc/slurm/gres.conf\n  linkwise slurm node --source profile:dgx-h100\n  \
+linkwise slurm gres --check /etc/slurm/gres.conf\n  linkwise slurm gres --links steer --source profile:dgx1-v100\n  linkwise slurm node --source profile:dgx-h100\n  \
 linkwise slurm topology --cluster snapshots/ --plugin block"
 )]
 pub struct Args {
@@ -33,6 +33,10 @@ enum What {
         /// The Slurm node name to write, when it differs from the host name.
         #[arg(long)]
         node_name: Option<String>,
+        /// Links= values: NVLink lane counts, or steering ranks that make Slurm 22.05's
+        /// greedy choice take the sets linkwise would (see docs/slurm.md).
+        #[arg(long, value_enum, default_value_t = LinksArg::Lanes)]
+        links: LinksArg,
         #[command(flatten)]
         out: Out,
     },
@@ -63,6 +67,14 @@ enum What {
         #[command(flatten)]
         out: Out,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LinksArg {
+    /// NVLink lanes per pair (through NVSwitches: lanes both GPUs have to the switch).
+    Lanes,
+    /// Per-row ranks: the GPU linkwise would add first gets the highest value.
+    Steer,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -186,12 +198,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source,
             host,
             node_name,
+            links,
             out,
         } => deliver(
-            &gres_conf_as(
+            &gres_conf_with(
                 &one(&source, host.as_deref())?,
                 host.as_deref(),
                 node_name.as_deref(),
+                match links {
+                    LinksArg::Lanes => LinksMode::Lanes,
+                    LinksArg::Steer => LinksMode::Steer,
+                },
             ),
             &out,
         ),
