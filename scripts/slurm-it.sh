@@ -9,8 +9,11 @@
 # Environment: LINKS=lanes|steer (gres.conf Links=), JOB_SUBMIT_LUA=FILE (installed as
 # job_submit.lua with JobSubmitPlugins=lua).
 #
-# Test: for each profile, `srun --gres=gpu:2`, `srun --gpus=2` and the linkwise job_submit
-# plugin's rewrite of `--gres=gpu:N` must each get an NVLink-connected pair; exit 1 if not.
+# Test: for each profile, with Links= as NVLink lanes, `srun --gres=gpu:2` and `srun
+# --gpus=2` must each get an NVLink-connected pair; with the mitigation (gres --links steer
+# and deploy/slurm/job_submit.lua) the rewrite must happen and 2- and 4-GPU jobs on a free
+# node, and a 2-GPU job beside a 1-GPU job, must get sets as good as `linkwise alloc`'s.
+# Exit 1 on any failure.
 # Measure: N = 1..GPUs for both request forms, with every GPU free and again while a job
 # holds some GPUs, each compared with `linkwise alloc` on the same availability
 # (scripts/slurm-compare.py); prints a Markdown table.
@@ -23,6 +26,7 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+lua=$(cd "$here/.." && pwd)/deploy/slurm/job_submit.lua
 mode=test
 exec_cmd=
 install=
@@ -75,7 +79,7 @@ stop_slurm() {
   # left, then munged, all by the PIDs this script started.
   local p sig
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for _ in $(seq 1 20); do
+  for _ in $(seq 1 30); do
     local alive=
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ -z "$alive" ] && break
@@ -88,7 +92,6 @@ stop_slurm() {
     done
     sleep 0.2
   done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   pids=()
   for f in "${made[@]}"; do rm -f "$f"; done
   made=()
@@ -156,12 +159,15 @@ CONF
   munged -f -F --socket="$dir/munge/socket" --key-file="$dir/munge/key" \
     --pid-file="$dir/munge/pid" --seed-file="$dir/munge/seed" >"$dir/log/munged.out" 2>&1 &
   pids+=($!)
+  disown $!
   for _ in $(seq 1 50); do [ -S "$dir/munge/socket" ] && break; sleep 0.1; done
   [ -S "$dir/munge/socket" ] || { cat "$dir/log/munged.out"; skip "munged does not start here"; }
   slurmctld -D -i >"$dir/log/ctld.out" 2>&1 &
   pids+=($!)
+  disown $!
   slurmd -D >"$dir/log/slurmd.out" 2>&1 &
   pids+=($!)
+  disown $!
   for _ in $(seq 1 150); do
     if sinfo -h -o %t 2>/dev/null | grep -qx idle; then return 0; fi
     sleep 0.2
@@ -238,29 +244,74 @@ measure_profile() {
       b=$(job_gpus --gpus="$N")
       cmp=$(python3 "$here/slurm-compare.py" "$bin" "$profile" "$dir/gres.conf" "$avail" "$N" "$a" "$b") ||
         { echo "FAIL slurm-it: comparing $a / $b failed"; exit 1; }
-      echo "| \`$profile\` | ${LINKS:-lanes} | ${held:--} | $N | $(fmt_set "$cmp" 0) | $(fmt_set "$cmp" 1) | $(fmt_set "$cmp" linkwise) |"
+      echo "| \`$profile\` | ${LINKS:-lanes}${JOB_SUBMIT_LUA:+ + lua} | ${held:--} | $N | $(fmt_set "$cmp" 0) | $(fmt_set "$cmp" 1) | $(fmt_set "$cmp" linkwise) |"
     done
     [ -n "$id" ] && scancel "$id" && sleep 0.5
   done
   stop_slurm
 }
 
+# check WHAT AVAIL REQ...: run `srun REQ`, compare with linkwise on AVAIL; WHAT is
+# "nvlink" (every pair of the GPUs NVLink-connected) or "same" (as good as linkwise's).
+check() {
+  local what=$1 avail=$2 got cmp res
+  shift 2
+  local n=${*##*[:=]}
+  got=$(job_gpus "$@")
+  if [ -z "$got" ]; then
+    echo "FAIL slurm-it: $cur: srun $* gave no GPUs: $(tail -n 3 "$dir/log/srun.err" 2>/dev/null)"
+    return 1
+  fi
+  cmp=$(python3 "$here/slurm-compare.py" "$bin" "$cur" "$dir/gres.conf" "$avail" "$n" "$got") || {
+    echo "FAIL slurm-it: $cur: comparing srun $* -> $got failed"
+    return 1
+  }
+  res=$(python3 - "$cmp" "$what" "$(
+    "$bin" topo --source "profile:$cur" -o json
+  )" <<'PY'
+import json, sys
+d, what, topo = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+s = d["slurm"][0]
+gpus = s["gpus"]
+cells = [topo["matrix"][a][b] for a in gpus for b in gpus if a < b]
+ok = all(c.startswith("NV") for c in cells) if what == "nvlink" else s["verdict"] in ("same", "better")
+print(("ok" if ok else "bad") + " GPUs " + ",".join(map(str, gpus)) + " (" + " ".join(cells) + "; "
+      + s["verdict"] + " vs linkwise " + ",".join(map(str, d["linkwise"]["gpus"])) + ")")
+PY
+  )
+  echo "slurm-it: $cur [$config]: srun $* -> ${res#* } [$what]"
+  [ "${res%% *}" = ok ] || { echo "FAIL slurm-it: $cur [$config]: srun $* did not get $what"; return 1; }
+}
+
 test_profile() {
-  local profile=$1 fail=0 req got cell matrix
-  start_slurm "$profile"
-  matrix=$("$bin" topo --source "profile:$profile" -o json)
-  for req in "--gres=gpu:2" "--gpus=2"; do
-    # shellcheck disable=SC2086
-    got=$(job_gpus $req)
-    if [ -z "$got" ]; then
-      echo "FAIL slurm-it: $profile: srun $req gave no GPUs: $(tail -n 3 "$dir/log/srun.err" 2>/dev/null)"
-      fail=1
-      continue
-    fi
-    cell=$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); a,b=[int(x) for x in sys.argv[2].split(",")]; print(m["matrix"][a][b])' "$matrix" "$got")
-    echo "slurm-it: $profile: srun $req -> GPUs $got ($cell)"
-    case "$cell" in NV*) ;; *) echo "FAIL slurm-it: $profile: srun $req got a pair without NVLink ($cell)"; fail=1 ;; esac
-  done
+  local profile=$1 fail=0 n all id idx
+  cur=$profile
+  # As Slurm ships (Links = NVLink lanes): a pair must be NVLink-connected.
+  config=lanes
+  LINKS=lanes start_slurm "$profile"
+  n=$(gpu_count)
+  all=$(complement "$n" "")
+  check nvlink "$all" --gres=gpu:2 || fail=1
+  check nvlink "$all" --gpus=2 || fail=1
+  stop_slurm
+  # Mitigated (steering Links + job_submit.lua): the rewrite must happen, and jobs of 2
+  # and 4 GPUs on a free node, and of 2 next to a 1-GPU job, must be as good as linkwise's.
+  config="steer + lua"
+  LINKS=steer JOB_SUBMIT_LUA=$lua start_slurm "$profile"
+  check same "$all" --gres=gpu:2 || fail=1
+  if ! grep -q 'linkwise: job from uid' "$dir/log/slurmctld.log"; then
+    echo "FAIL slurm-it: $profile: job_submit.lua did not rewrite --gres=gpu:2 (slurmctld.log below)"
+    grep -i -E 'lua|job_submit' "$dir/log/slurmctld.log" | tail -n 5
+    fail=1
+  fi
+  [ "$n" -ge 4 ] && { check same "$all" --gres=gpu:4 || fail=1; }
+  if read -r id idx < <(hold 1); then
+    check same "$(complement "$n" "$idx")" --gres=gpu:2 || fail=1
+    scancel "$id"
+  else
+    echo "FAIL slurm-it: $profile: a 1-GPU holding job did not start"
+    fail=1
+  fi
   stop_slurm
   return $fail
 }
@@ -277,7 +328,9 @@ if [ "$mode" = measure ]; then
   echo "| profile | Links= | held by another job | N | \`srun --gres=gpu:N\` | \`srun --gpus=N\` | \`linkwise alloc --count N\` |"
   echo "|---|---|---|---|---|---|---|"
   for p in "${profiles[@]}"; do
-    for links in lanes steer; do LINKS=$links measure_profile "$p"; done
+    LINKS=lanes measure_profile "$p"
+    LINKS=steer measure_profile "$p"
+    LINKS=steer JOB_SUBMIT_LUA=$lua measure_profile "$p"
   done
   exit 0
 fi

@@ -1107,4 +1107,18 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         Some(2),
         "no GPU: bad input"
     );
+    // --links steer: the levels the steering tests check, with the regenerate line.
+    let steer = ok(&[
+        "slurm",
+        "gres",
+        "--links",
+        "steer",
+        "--source",
+        "profile:dgx1-v100",
+    ]);
+    assert!(
+        steer.contains("# Regenerate: linkwise slurm gres --links steer")
+            && steer.contains("File=/dev/nvidia0 Cores=0-19 Links=-1,2,3,4,1,0,0,0"),
+        "{steer}"
+    );
 }

@@ -180,32 +180,35 @@ pub fn gres_conf_with(
     out
 }
 
+/// The highest `Links=` value Slurm uses as is when choosing for `--gres=gpu:N`: above
+/// it, Slurm divides the row by `(max + 3) / 4`, which merges neighbouring values.
+pub const STEER_TOP: u8 = 4;
+
 /// Rank matrix for [`LinksMode::Steer`], indexed by bus-order row and column.
-fn steer_ranks(topo: &Topology, host: &str) -> Vec<Vec<usize>> {
-    let orders = steer_orders(topo, host);
-    let n = orders.len();
-    let mut ranks = vec![vec![0; n]; n];
-    for (f, order) in orders.iter().enumerate() {
-        for (k, &j) in order.iter().enumerate() {
-            ranks[f][j] = n - 1 - k;
-        }
-    }
-    ranks
+fn steer_ranks(topo: &Topology, host: &str) -> Vec<Vec<u8>> {
+    steer_levels(topo, host)
 }
 
-/// Exhaustive chain search up to this many GPUs per host; greedy with look-ahead above.
-const STEER_EXACT: usize = 9;
+/// Exhaustive search over level assignments up to this many GPUs per host; above it the
+/// levels come from a greedy order.
+const STEER_EXACT: usize = 8;
 
-/// For each GPU *f* of `host` (bus-order positions), the order in which to add the other
-/// GPUs so that each prefix, with *f*, is as good a set as linkwise can find.
+/// For each GPU *f* of `host` (bus-order positions), the `Links=` value (0..=[`STEER_TOP`])
+/// to give every other GPU in *f*'s row so that Slurm takes good sets.
 ///
-/// Why: Slurm 22.05 picks the first free GPU, then the others by descending `Links`
-/// value in that GPU's row (measured against slurmctld 22.05.8, see docs/slurm.md). Lane
-/// counts tie and lead it to sets with a PCIe hop in the ring (GPUs 0,3,4 on a DGX-1);
-/// an order per row makes every prefix it takes a good set. The order maximises the
-/// number of prefix sizes whose set is optimal among sets holding *f* (sizes 2, 4 and 8
-/// count double: the usual job sizes), then the prefixes' scores in size order.
-pub fn steer_orders(topo: &Topology, host: &str) -> Vec<Vec<usize>> {
+/// What Slurm 22.05 (select/cons_tres) does with a row, on one node:
+/// - `--gres=gpu:N`: starts from the lowest free GPU *f* and adds the others by
+///   descending value in *f*'s row (values above 4 are scaled down first), ties to the
+///   lower index;
+/// - `--gpus=N`: anchors on the lower GPU of the first pair with the highest value, then
+///   keeps the GPUs with the highest values in the anchor's row, ties to the higher index.
+///
+/// Lane counts tie a lot and lead both to sets with a PCIe hop in the ring (GPUs 0,3,4
+/// on a DGX-1). The levels here are chosen so that, read either way, each prefix (with
+/// *f*) is as good a set as linkwise finds: they maximise the number of prefix sizes whose
+/// set is optimal among sets holding *f* (sizes 2, 4 and 8 count double: the usual job
+/// sizes) over both tie rules, then the prefixes' scores in size order.
+pub fn steer_levels(topo: &Topology, host: &str) -> Vec<Vec<u8>> {
     let gpus = bus_order(topo, host);
     let alloc = Allocator::new(topo);
     let pos: Vec<usize> = gpus
@@ -214,13 +217,13 @@ pub fn steer_orders(topo: &Topology, host: &str) -> Vec<Vec<usize>> {
         .collect();
     let n = pos.len();
     if n != gpus.len() || n > 63 {
-        // Not reachable for a topology the allocator built; keep bus order.
+        // Not reachable for a topology the allocator built; rank by bus order.
         return (0..n)
-            .map(|f| (0..n).filter(|&j| j != f).collect())
+            .map(|f| (0..n).map(|j| u8::from(j != f)).collect())
             .collect();
     }
     let chains = Chains::new(&alloc, pos);
-    (0..n).map(|f| chains.order(f)).collect()
+    (0..n).map(|f| chains.levels(f)).collect()
 }
 
 type Key = [i128; 8];
@@ -276,81 +279,106 @@ impl<'a> Chains<'a> {
         }
     }
 
-    fn order(&self, f: usize) -> Vec<usize> {
+    /// Prefix hits and prefix keys of the order `others` starting from `f`.
+    fn walk(&self, f: usize, others: &[usize], best: &[Key], keys: &mut Vec<Key>) -> u32 {
+        let mut mask = 1u64 << f;
+        let mut hits = 0;
+        for (k, &j) in others.iter().enumerate() {
+            mask |= 1 << j;
+            let size = k + 2;
+            let key = self.key(mask);
+            if key == best[size] {
+                hits += if size.is_power_of_two() { 2 } else { 1 };
+            }
+            keys.push(key);
+        }
+        hits
+    }
+
+    /// The two orders Slurm reads from a row of levels: `--gres` (ties to the lower
+    /// index) and `--gpus` (ties to the higher index).
+    fn orders(f: usize, levels: &[u8]) -> (Vec<usize>, Vec<usize>) {
+        let mut others: Vec<usize> = (0..levels.len()).filter(|&j| j != f).collect();
+        others.sort_by_key(|&j| (std::cmp::Reverse(levels[j]), j));
+        let gres = others.clone();
+        others.sort_by_key(|&j| (std::cmp::Reverse(levels[j]), std::cmp::Reverse(j)));
+        (gres, others)
+    }
+
+    fn levels(&self, f: usize) -> Vec<u8> {
         let n = self.pos.len();
         let best: Vec<Key> = (0..=n)
             .map(|s| if s < 2 { [0; 8] } else { self.best(f, s) })
             .collect();
-        let weight = |s: usize| if s.is_power_of_two() { 2 } else { 1 };
-        let hits = |mask: u64, s: usize| {
-            if self.key(mask) == best[s] {
-                weight(s)
-            } else {
-                0
-            }
-        };
+        let others: Vec<usize> = (0..n).filter(|&j| j != f).collect();
         if n <= STEER_EXACT {
-            let mut top: Option<(u32, Vec<Key>, Vec<usize>)> = None;
-            let mut chain = Vec::with_capacity(n);
-            self.search(1 << f, &mut chain, 0, &mut Vec::new(), &hits, &mut top);
-            if let Some((_, _, c)) = top {
-                return c;
+            let mut top: Option<(u32, Vec<Key>, Vec<u8>)> = None;
+            let mut levels = vec![0u8; n];
+            let mut keys = Vec::with_capacity(2 * n);
+            // Every assignment of 0..=STEER_TOP to the other GPUs, as an odometer.
+            let mut done = false;
+            while !done {
+                let (gres, gpus) = Self::orders(f, &levels);
+                keys.clear();
+                let hits =
+                    self.walk(f, &gres, &best, &mut keys) + self.walk(f, &gpus, &best, &mut keys);
+                let better = match &top {
+                    None => true,
+                    Some((h, k, l)) => {
+                        (hits, &keys, std::cmp::Reverse(&levels)) > (*h, k, std::cmp::Reverse(l))
+                    }
+                };
+                if better {
+                    top = Some((hits, keys.clone(), levels.clone()));
+                }
+                done = true;
+                for &j in &others {
+                    if levels[j] < STEER_TOP {
+                        levels[j] += 1;
+                        done = false;
+                        break;
+                    }
+                    levels[j] = 0;
+                }
+            }
+            if let Some((_, _, mut l)) = top {
+                l[f] = 0;
+                return l;
             }
         }
-        // Greedy: add the GPU whose prefix is optimal (weighted), then best, then the one
-        // that leaves the best next step.
+        // Greedy order (each step: the prefix that is optimal, then best, then the one
+        // leaving the best next step); the first STEER_TOP GPUs get descending levels.
         let mut mask = 1u64 << f;
-        let mut out = Vec::new();
-        for s in 2..=n {
-            let pick = (0..n).filter(|&j| mask & (1 << j) == 0).max_by_key(|&j| {
-                let m = mask | (1 << j);
-                let ahead = (0..n)
-                    .filter(|&k| m & (1 << k) == 0)
-                    .map(|k| self.key(m | (1 << k)))
-                    .max()
-                    .unwrap_or([0; 8]);
-                (hits(m, s), self.key(m), ahead, std::cmp::Reverse(j))
-            });
+        let mut order = Vec::new();
+        for target in best.iter().skip(2) {
+            let pick = others
+                .iter()
+                .copied()
+                .filter(|&j| mask & (1 << j) == 0)
+                .max_by_key(|&j| {
+                    let m = mask | (1 << j);
+                    let ahead = others
+                        .iter()
+                        .filter(|&&k| m & (1 << k) == 0)
+                        .map(|&k| self.key(m | (1 << k)))
+                        .max()
+                        .unwrap_or([0; 8]);
+                    (
+                        self.key(m) == *target,
+                        self.key(m),
+                        ahead,
+                        std::cmp::Reverse(j),
+                    )
+                });
             let Some(j) = pick else { break };
             mask |= 1 << j;
-            out.push(j);
+            order.push(j);
         }
-        out
-    }
-
-    /// Depth-first over every order; keeps the best (hits, prefix keys, order).
-    fn search(
-        &self,
-        mask: u64,
-        chain: &mut Vec<usize>,
-        hits_so_far: u32,
-        keys: &mut Vec<Key>,
-        hits: &dyn Fn(u64, usize) -> u32,
-        top: &mut Option<(u32, Vec<Key>, Vec<usize>)>,
-    ) {
-        let n = self.pos.len();
-        if chain.len() + 1 == n {
-            let better = match top {
-                None => true,
-                Some((h, k, _)) => (hits_so_far, &*keys) > (*h, &*k),
-            };
-            if better {
-                *top = Some((hits_so_far, keys.clone(), chain.clone()));
-            }
-            return;
+        let mut levels = vec![0u8; n];
+        for (k, &j) in order.iter().enumerate().take(usize::from(STEER_TOP)) {
+            levels[j] = STEER_TOP.saturating_sub(u8::try_from(k).unwrap_or(u8::MAX));
         }
-        let size = chain.len() + 2;
-        for j in 0..n {
-            if mask & (1 << j) != 0 {
-                continue;
-            }
-            let m = mask | (1 << j);
-            chain.push(j);
-            keys.push(self.key(m));
-            self.search(m, chain, hits_so_far + hits(m, size), keys, hits, top);
-            keys.pop();
-            chain.pop();
-        }
+        levels
     }
 }
 

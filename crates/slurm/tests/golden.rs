@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use linkwise_core::Topology;
 use linkwise_discovery::profiles::PROFILES;
 use linkwise_discovery::{ProfileSource, TopologySource};
-use linkwise_slurm::{Plugin, gres_conf, node_line, topology_conf};
+use linkwise_slurm::{LinksMode, Plugin, gres_conf, gres_conf_with, node_line, topology_conf};
 
 fn profile(name: &str) -> Topology {
     ProfileSource::new(name).unwrap().discover().unwrap()
@@ -37,6 +37,10 @@ fn every_profile_matches_its_golden_files() {
     for (name, _) in PROFILES {
         let t = profile(name);
         golden(&format!("{name}.gres.conf"), &gres_conf(&t, None));
+        golden(
+            &format!("{name}.gres-steer.conf"),
+            &gres_conf_with(&t, None, None, LinksMode::Steer),
+        );
         golden(&format!("{name}.node.conf"), &node_line(&t, None));
         golden(
             &format!("{name}.topology-tree.conf"),
