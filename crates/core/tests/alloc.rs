@@ -411,12 +411,12 @@ mod prior_art {
             let avail: Vec<usize> = req.available.iter().map(|id| al.position(id).unwrap()).collect();
             let must: Vec<usize> = req.must_include.iter().map(|id| al.position(id).unwrap()).collect();
             let ours = al.allocate(&req).unwrap();
-            if let Some(theirs) = partition_search(&al, &avail, &must, req.size) {
-                if theirs.iter().all(Option::is_some) {
-                    let set: Vec<usize> = theirs.iter().flatten().copied().collect();
-                    let their_score = al.score(&set, &avail, &req).legacy;
-                    prop_assert!(ours.score.legacy >= their_score, "{} < {}", ours.score.legacy, their_score);
-                }
+            if let Some(theirs) = partition_search(&al, &avail, &must, req.size)
+                && theirs.iter().all(Option::is_some)
+            {
+                let set: Vec<usize> = theirs.iter().flatten().copied().collect();
+                let their_score = al.score(&set, &avail, &req).legacy;
+                prop_assert!(ours.score.legacy >= their_score, "{} < {}", ours.score.legacy, their_score);
             }
         }
     }

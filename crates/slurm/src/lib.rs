@@ -104,9 +104,9 @@ pub enum LinksMode {
     /// switch), as the pair matrix counts them.
     #[default]
     Lanes,
-    /// Rank values that steer Slurm's greedy choice (see [`steer_orders`]): in GPU *f*'s
-    /// row, the GPU linkwise would add first gets the highest value, the next one the next
-    /// highest, down to 1. Not lane counts.
+    /// Levels 0..=[`STEER_TOP`] that steer Slurm's greedy choice (see [`steer_levels`]):
+    /// in GPU *f*'s row, the GPUs linkwise would add first get the highest values. Not
+    /// lane counts.
     Steer,
 }
 
@@ -141,8 +141,8 @@ pub fn gres_conf_with(
     let mut out = header("gres.conf", &topo.source, &regenerate);
     if mode == LinksMode::Steer {
         out.push_str(
-            "# Links= are steering ranks, not NVLink counts: in each row the GPU to add first \
-             has the highest value.\n",
+            "# Links= are steering levels, not NVLink counts: in each row the GPUs to add first \
+             have the highest values.\n",
         );
     }
     out.push_str("AutoDetect=off\n");

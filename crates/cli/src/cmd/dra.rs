@@ -75,9 +75,9 @@ const MAX_DEVICES: usize = 128;
 
 /// A Kubernetes quantity for bytes: whole GiB as `NGi`, else whole MiB as `NMi`, else bytes.
 fn quantity(bytes: u64) -> String {
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{}Gi", bytes >> 30)
-    } else if bytes % (1 << 20) == 0 {
+    } else if bytes.is_multiple_of(1 << 20) {
         format!("{}Mi", bytes >> 20)
     } else {
         bytes.to_string()

@@ -15,7 +15,7 @@ pub fn bytes(n: u64) -> String {
         scale *= 1024;
         unit += 1;
     }
-    if n % scale == 0 {
+    if n.is_multiple_of(scale) {
         format!("{} {}", n / scale, UNITS[unit])
     } else {
         format!("{:.1} {}", n as f64 / scale as f64, UNITS[unit])
@@ -24,7 +24,7 @@ pub fn bytes(n: u64) -> String {
 
 /// MB/s as GB/s text.
 pub fn gbps(mbps: u64) -> String {
-    if mbps % 1000 == 0 {
+    if mbps.is_multiple_of(1000) {
         format!("{} GB/s", mbps / 1000)
     } else {
         format!("{:.1} GB/s", mbps as f64 / 1000.0)
