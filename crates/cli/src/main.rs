@@ -67,7 +67,7 @@ enum Command {
     Labels(cmd::labels::Args),
     /// Render DRA objects (resource.k8s.io/v1): ResourceSlices, a DeviceClass, a claim.
     Dra(cmd::dra::Args),
-    /// Generate Slurm configuration: gres.conf, the node line, topology.conf.
+    /// Slurm: gres.conf, the node line, topology.conf; prolog/epilog hooks for job attribution.
     Slurm(cmd::slurm::Args),
 }
 
