@@ -69,6 +69,8 @@ enum Command {
     Dra(cmd::dra::Args),
     /// Slurm: gres.conf, the node line, topology.conf; prolog/epilog hooks for job attribution.
     Slurm(cmd::slurm::Args),
+    /// Serve GPU, NVLink and PCIe metrics (OpenMetrics) without the device plugin.
+    Exporter(cmd::exporter::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Labels(a) => cmd::labels::run(a),
         Command::Dra(a) => cmd::dra::run(a),
         Command::Slurm(a) => cmd::slurm::run(a),
+        Command::Exporter(a) => cmd::exporter::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,7 +124,7 @@ pub async fn run(plugin: GpuPlugin, shutdown: impl Future<Output = ()>) -> Resul
                     Err(error) => {
                         attempts += 1;
                         // Say so the first times, then once a minute or so (backoff tops at 5 s).
-                        if attempts <= 3 || attempts % 12 == 0 {
+                        if attempts <= 3 || attempts.is_multiple_of(12) {
                             tracing::warn!(%error, attempts, retry_in_ms = backoff.as_millis(), "registration failed; retrying");
                         } else {
                             tracing::debug!(%error, attempts, "registration failed; retrying");

@@ -12,10 +12,27 @@
 //! `docs/metrics.md` generator and the dashboard checks all read that list.
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod catalogue;
+pub mod docs;
+#[cfg(feature = "nvml")]
+pub mod nvml;
 pub mod readings;
+pub mod render;
+pub mod runtime;
+pub mod server;
+pub mod synthetic;
 
 pub use readings::{
     Attribution, Collect, CollectError, GpuReading, LinkReading, PcieReading, Peer, PeerType, Port,
     Readings, Snapshot, SourceHealth, nvlink_ports,
 };
+pub use render::{CONTENT_TYPE, Renderer};
+pub use synthetic::Synthetic;
+
+#[cfg(feature = "nvml")]
+pub use nvml::NvmlCollector;
+pub use runtime::{
+    DEFAULT_IGNORED_XIDS, DEFAULT_RESOURCE_PREFIXES, Exporter, ExporterConfig, ExporterHandle,
+};
+pub use server::serve;

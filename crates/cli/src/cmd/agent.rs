@@ -20,8 +20,11 @@ its socket on SIGTERM or Ctrl-C.\n\n\
 Running beside NVIDIA's device plugin: give linkwise another --resource-name (e.g. linkwise.dev/gpu) so the two \
 do not advertise the same resource. Running instead of it: keep the default nvidia.com/gpu so existing pod specs \
 work, and remove NVIDIA's plugin from the node.\n\n\
+Metrics: /metrics (OpenMetrics; docs/metrics.md) on --metrics-addr, collected every --metrics-interval \
+seconds into a cache, with pod attribution from PodResources and Slurm job attribution; health changes \
+show there within 1 s.\n\n\
 Health: with NVML built in (--features nvml) and an auto or nvml source, critical XID events mark a GPU \
-unhealthy (except --ignore-xids); with any source, a control file (--health-file) whose lines \
+unhealthy (except --ignore-xids), as do NVLink links going down and GPUs lost; with any source, a control file (--health-file) whose lines \
 read `DEVICE unhealthy [reason]` or `DEVICE healthy` (DEVICE: index, label, UUID or PCI bus id; `#` comments) \
 flips devices; it is read every 250 ms.\n\n\
 Examples:\n  linkwise agent --source profile:dgx1-v100 --kubelet-dir /tmp/kubelet\n  \
@@ -70,9 +73,8 @@ pub struct Args {
     /// Seconds between node annotation refreshes (health changes publish at once).
     #[arg(long, default_value_t = 10)]
     annotate_every: u64,
-    /// XIDs that do not mark a GPU unhealthy (application-level errors), with NVML.
-    #[arg(long, value_delimiter = ',', default_value = "13,31,43,45,68,109")]
-    ignore_xids: Vec<u64>,
+    #[command(flatten)]
+    metrics: super::exporter::MetricsArgs,
 }
 
 /// The environment variable the DaemonSet sets from the downward API.
@@ -125,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pod_resources: args.pod_resources_socket.clone(),
         every: Duration::from_secs(args.annotate_every.max(1)),
     });
+    let exporter_topo = (args.metrics.metrics_addr != "none").then(|| topo.clone());
     let plugin = GpuPlugin::new(
         topo,
         Config {
@@ -143,7 +146,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(path) = args.health_file {
             tokio::spawn(watch_health_file(path, plugin.health(), names));
         }
-        spawn_xid_watch(&args.source, &args.ignore_xids, plugin.health());
+        let exporter = match &exporter_topo {
+            Some(t) => match super::exporter::start(
+                &args.source,
+                t,
+                &args.metrics,
+                Some(args.pod_resources_socket.clone()),
+                Some(plugin.health()),
+            )
+            .await
+            {
+                Ok(running) => running.map(|r| r.handle),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "metrics off; the device plugin runs anyway");
+                    None
+                }
+            },
+            None => None,
+        };
+        spawn_xid_watch(&args.source, &args.metrics.ignore_xids, plugin.health(), exporter);
         if let Some(inputs) = annotate {
             match super::annotate::NodeAnnotator::from_environment(&node).await {
                 Ok(annotator) => {
@@ -160,17 +181,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// With NVML built in and an `auto` or `nvml` source: XID events mark GPUs unhealthy.
+/// With NVML built in and an `auto` or `nvml` source: XID events mark GPUs unhealthy
+/// (through the exporter, which also counts them, when metrics are on).
 #[cfg(feature = "nvml")]
-fn spawn_xid_watch(source: &str, ignored: &[u64], health: HealthHandle) {
+fn spawn_xid_watch(
+    source: &str,
+    ignored: &[u64],
+    health: HealthHandle,
+    exporter: Option<linkwise_exporter::runtime::ExporterHandle>,
+) {
     if source != "auto" && source != "nvml" {
         return;
     }
-    let ignored = ignored.to_vec();
+    // With the exporter every XID is counted and it applies the ignore list itself.
+    let watch_ignored = if exporter.is_some() {
+        Vec::new()
+    } else {
+        ignored.to_vec()
+    };
     tokio::task::spawn_blocking(move || {
-        let result = linkwise_discovery::watch_xids(&ignored, |gpu, xid| {
-            tracing::warn!(%gpu, xid, "XID: marking the GPU unhealthy");
-            health.set(&gpu, false);
+        let result = linkwise_discovery::watch_xids(&watch_ignored, |gpu, xid| {
+            tracing::warn!(%gpu, xid, "XID");
+            match &exporter {
+                Some(e) => e.record_xid(&gpu, xid),
+                None => health.set(&gpu, false),
+            }
         });
         if let Err(error) = result {
             tracing::info!(%error, "XID health events off");
@@ -179,11 +214,16 @@ fn spawn_xid_watch(source: &str, ignored: &[u64], health: HealthHandle) {
 }
 
 #[cfg(not(feature = "nvml"))]
-fn spawn_xid_watch(_source: &str, _ignored: &[u64], _health: HealthHandle) {
+fn spawn_xid_watch(
+    _source: &str,
+    _ignored: &[u64],
+    _health: HealthHandle,
+    _exporter: Option<linkwise_exporter::runtime::ExporterHandle>,
+) {
     tracing::debug!("built without NVML: XID health events off (use --health-file)");
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod annotate;
 pub mod discover;
 pub mod dra;
+pub mod exporter;
 pub mod labels;
 pub mod profiles;
 pub mod slurm;

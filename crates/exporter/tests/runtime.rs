@@ -1,0 +1,745 @@
+//! The running exporter over the real HTTP server: scrapes, PodResources and Slurm
+//! attribution (with a fake kubelet that answers, hangs or fails), health events from link
+//! loss, GPU loss and XIDs, and external health changes. Real time with short intervals;
+//! every wait has a deadline, so a missing update fails the test instead of hanging it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use linkwise_core::{GpuId, Topology};
+use linkwise_deviceplugin::podresources_api as pr;
+use linkwise_deviceplugin::podresources_api::pod_resources_lister_server::{
+    PodResourcesLister, PodResourcesListerServer,
+};
+use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
+use linkwise_discovery::{ProfileSource, TopologySource};
+use linkwise_exporter::attribution::slurm_order;
+use linkwise_exporter::{
+    CONTENT_TYPE, Collect, CollectError, Exporter, ExporterConfig, ExporterHandle, Readings,
+    Synthetic,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+const WITHIN: Duration = Duration::from_secs(1);
+const WAIT: Duration = Duration::from_secs(5);
+const FAST: Duration = Duration::from_millis(50);
+
+fn profile(name: &str) -> Arc<Topology> {
+    Arc::new(ProfileSource::new(name).unwrap().discover().unwrap())
+}
+
+/// A [`Synthetic`] source the test can steer while the exporter owns it.
+#[derive(Clone)]
+struct Steered(Arc<Mutex<Synthetic>>);
+
+impl Steered {
+    fn new(topo: &Topology) -> Self {
+        Steered(Arc::new(Mutex::new(Synthetic::new(topo))))
+    }
+}
+
+impl Collect for Steered {
+    fn collect(&mut self) -> Result<Readings, CollectError> {
+        self.0.lock().unwrap().collect()
+    }
+    fn synthetic(&self) -> bool {
+        true
+    }
+}
+
+fn config() -> ExporterConfig {
+    ExporterConfig {
+        interval: FAST,
+        hostname: "node-a".into(),
+        source: "profile:test".into(),
+        ..ExporterConfig::default()
+    }
+}
+
+/// The exporter plus its HTTP server on 127.0.0.1.
+struct Running {
+    handle: ExporterHandle,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(exporter: Exporter, health: Option<HealthHandle>) -> Self {
+        let handle = exporter.spawn(health);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(linkwise_exporter::serve(listener, handle.clone(), async {
+            let _ = rx.await;
+        }));
+        Running {
+            handle,
+            addr,
+            stop: Some(tx),
+            server,
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        let r = request(self.addr, "GET /metrics HTTP/1.1").await;
+        assert_eq!(r.status, 200, "{}", r.head);
+        r.body
+    }
+
+    /// Scrapes until `pred` holds; fails after `within`.
+    async fn until(&self, within: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let body = self.metrics().await;
+            if pred(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen within {within:?}; last scrape:\n{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(WAIT, self.server)
+            .await
+            .expect("server stops")
+            .unwrap();
+        self.handle.shutdown();
+    }
+}
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), read to the end.
+async fn request(addr: SocketAddr, line: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("{line}\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Answer {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn has_label(line: &str, key: &str, value: &str) -> bool {
+    let kv = format!("{key}=\"{value}\"");
+    line.contains(&format!("{{{kv}")) || line.contains(&format!(",{kv}"))
+}
+
+/// The sample lines of `name` (a sample name) carrying every `labels` pair.
+fn samples<'a>(body: &'a str, name: &str, labels: &[(&str, &str)]) -> Vec<&'a str> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|(k, v)| has_label(l, k, v)))
+        .collect()
+}
+
+/// The value of the one sample of `name` with `labels`, if there is exactly one.
+fn value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let s = samples(body, name, labels);
+    let [line] = s.as_slice() else {
+        return None;
+    };
+    let rest = line.rsplit_once('}').map_or(*line, |(_, r)| r);
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn gpu_label(topo: &Topology, pos: usize) -> String {
+    topo.gpus[pos].index.to_string()
+}
+
+// --- a fake kubelet PodResources endpoint ---
+
+#[derive(Clone)]
+enum Mode {
+    Answer(pr::ListPodResourcesResponse),
+    Hang,
+    Fail,
+}
+
+#[derive(Clone)]
+struct FakeLister {
+    mode: Arc<Mutex<Mode>>,
+}
+
+#[tonic::async_trait]
+impl PodResourcesLister for FakeLister {
+    async fn list(
+        &self,
+        _: Request<pr::ListPodResourcesRequest>,
+    ) -> Result<Response<pr::ListPodResourcesResponse>, Status> {
+        let mode = self.mode.lock().unwrap().clone();
+        match mode {
+            Mode::Answer(r) => Ok(Response::new(r)),
+            Mode::Hang => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Err(Status::deadline_exceeded("slept"))
+            }
+            Mode::Fail => Err(Status::unavailable("kubelet restarting")),
+        }
+    }
+
+    async fn get_allocatable_resources(
+        &self,
+        _: Request<pr::AllocatableResourcesRequest>,
+    ) -> Result<Response<pr::AllocatableResourcesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+
+    async fn get(
+        &self,
+        _: Request<pr::GetPodResourcesRequest>,
+    ) -> Result<Response<pr::GetPodResourcesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+}
+
+/// One pod `ml/train`, container `main`, holding `ids` of `resource`.
+fn one_pod(resource: &str, ids: &[String]) -> pr::ListPodResourcesResponse {
+    pr::ListPodResourcesResponse {
+        pod_resources: vec![pr::PodResources {
+            name: "train".into(),
+            namespace: "ml".into(),
+            containers: vec![pr::ContainerResources {
+                name: "main".into(),
+                devices: vec![pr::ContainerDevices {
+                    resource_name: resource.into(),
+                    device_ids: ids.to_vec(),
+                    topology: None,
+                }],
+                cpu_ids: vec![],
+                memory: vec![],
+                dynamic_resources: vec![],
+            }],
+        }],
+    }
+}
+
+/// Serves a fake PodResources on `<dir>/kubelet.sock`.
+fn fake_kubelet(dir: &std::path::Path, mode: Mode) -> (std::path::PathBuf, Arc<Mutex<Mode>>) {
+    let sock = dir.join("kubelet.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mode = Arc::new(Mutex::new(mode));
+    let svc = PodResourcesListerServer::new(FakeLister { mode: mode.clone() });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(UnixListenerStream::new(listener)),
+    );
+    (sock, mode)
+}
+
+// --- tests ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_serves_the_cache_as_openmetrics() {
+    let topo = profile("dgx-h100");
+    // A long interval: the first answers come from the render made before any collection.
+    let cfg = ExporterConfig {
+        interval: Duration::from_secs(3600),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, None).await;
+    let first = run.handle.latest();
+    assert!(first.ends_with(b"# EOF\n"), "initial render exists");
+
+    let r = request(run.addr, "GET /metrics HTTP/1.1").await;
+    assert_eq!(r.status, 200);
+    let head = r.head.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("content-type: {CONTENT_TYPE}")),
+        "{}",
+        r.head
+    );
+    assert!(r.body.ends_with("# EOF\n"), "{}", r.body);
+    assert!(r.body.contains("linkwise_gpu_healthy{"), "{}", r.body);
+
+    let h = request(run.addr, "GET /healthz HTTP/1.1").await;
+    assert_eq!((h.status, h.body.as_str()), (200, "ok"));
+    let q = request(run.addr, "GET /metrics?x=1 HTTP/1.1").await;
+    assert_eq!(q.status, 200, "a query string is ignored");
+    assert_eq!(request(run.addr, "GET /nope HTTP/1.1").await.status, 404);
+    let post = request(run.addr, "POST /metrics HTTP/1.1").await;
+    assert_eq!(post.status, 405);
+    assert!(
+        post.head.to_ascii_lowercase().contains("allow: get, head"),
+        "{}",
+        post.head
+    );
+    assert_eq!(
+        request(run.addr, "DELETE /healthz HTTP/1.1").await.status,
+        405
+    );
+
+    // Garbage gets a 400 (or a closed connection), and the server keeps serving.
+    let mut s = TcpStream::connect(run.addr).await.unwrap();
+    s.write_all(b"\x00\x01 not http at all\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await;
+    let garbage = String::from_utf8_lossy(&buf);
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "{garbage}"
+    );
+    assert_eq!(request(run.addr, "GET /metrics HTTP/1.1").await.status, 200);
+
+    // A keep-alive client gets several answers on one connection.
+    let mut s = TcpStream::connect(run.addr).await.unwrap();
+    for _ in 0..3 {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = vec![0u8; 512];
+        let n = s.read(&mut got).await.unwrap();
+        assert!(got[..n].starts_with(b"HTTP/1.1 200"));
+    }
+    drop(s);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_fills_the_scrape_and_the_source_health() {
+    let topo = profile("dgx-h100");
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), config());
+    let run = Running::start(exporter, None).await;
+    let body = run
+        .until(WAIT, "a collected utilization", |b| {
+            !samples(b, "linkwise_gpu_utilization_ratio", &[]).is_empty()
+        })
+        .await;
+    assert_eq!(
+        samples(&body, "linkwise_gpu_utilization_ratio", &[]).len(),
+        topo.gpus.len()
+    );
+    assert!(
+        value(
+            &body,
+            "linkwise_exporter_last_success_timestamp_seconds",
+            &[("source", "gpu")]
+        )
+        .is_some_and(|t| t > 1.0e9),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_exporter_collection_errors_total",
+            &[("source", "gpu")]
+        ),
+        Some(0.0)
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podresources_attributes_the_gpu_a_pod_holds() {
+    let topo = profile("dgx-h100");
+    let dir = tempfile::tempdir().unwrap();
+    let held = 2;
+    let uuid = topo.gpus[held].uuid.clone().unwrap();
+    let (sock, _) = fake_kubelet(dir.path(), Mode::Answer(one_pod("nvidia.com/gpu", &[uuid])));
+    let cfg = ExporterConfig {
+        podresources_socket: Some(sock),
+        podresources_every: Duration::from_millis(100),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, None).await;
+    let body = run
+        .until(WAIT, "pod attribution", |b| {
+            !samples(b, "linkwise_gpu_utilization_ratio", &[("pod", "train")]).is_empty()
+        })
+        .await;
+    let lines = samples(&body, "linkwise_gpu_utilization_ratio", &[("pod", "train")]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let gpu = gpu_label(&topo, held);
+    assert!(has_label(lines[0], "gpu", &gpu), "{}", lines[0]);
+    assert!(has_label(lines[0], "namespace", "ml"), "{}", lines[0]);
+    assert!(has_label(lines[0], "container", "main"), "{}", lines[0]);
+    assert_eq!(
+        samples(&body, "linkwise_gpu_utilization_ratio", &[]).len(),
+        topo.gpus.len(),
+        "the other GPUs keep their series, unattributed"
+    );
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_exporter_collection_errors_total",
+            &[("source", "podresources")]
+        ),
+        Some(0.0)
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_kubelet_never_slows_a_scrape() {
+    let topo = profile("dgx-h100");
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, _) = fake_kubelet(dir.path(), Mode::Hang);
+    let cfg = ExporterConfig {
+        podresources_socket: Some(sock),
+        podresources_every: Duration::from_millis(100),
+        podresources_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, None).await;
+    // 20 scrapes while List hangs: each answers (1 s is a generous bound; the point is
+    // that nothing waits for the kubelet).
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = tokio::time::timeout(WITHIN, request(run.addr, "GET /metrics HTTP/1.1"))
+            .await
+            .expect("a scrape answers while PodResources hangs");
+        assert_eq!(r.status, 200);
+        assert!(r.body.ends_with("# EOF\n"));
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(slowest < WITHIN, "slowest scrape {slowest:?}");
+    // Collection goes on meanwhile.
+    let body = run
+        .until(WAIT, "podresources errors after the timeout", |b| {
+            value(
+                b,
+                "linkwise_exporter_collection_errors_total",
+                &[("source", "podresources")],
+            )
+            .is_some_and(|v| v >= 1.0)
+        })
+        .await;
+    assert!(
+        !samples(&body, "linkwise_gpu_utilization_ratio", &[]).is_empty(),
+        "GPU collection is not held up"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
+    let topo = profile("dgx-h100");
+    let dir = tempfile::tempdir().unwrap();
+    let uuid = topo.gpus[5].uuid.clone().unwrap();
+    let (sock, mode) = fake_kubelet(
+        dir.path(),
+        Mode::Answer(one_pod("linkwise.dev/gpu", &[uuid])),
+    );
+    let cfg = ExporterConfig {
+        podresources_socket: Some(sock),
+        podresources_every: Duration::from_millis(50),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, None).await;
+    run.until(WAIT, "pod attribution", |b| {
+        !samples(b, "linkwise_gpu_utilization_ratio", &[("pod", "train")]).is_empty()
+    })
+    .await;
+    *mode.lock().unwrap() = Mode::Fail;
+    let body = run
+        .until(WAIT, "errors from a failing List", |b| {
+            value(
+                b,
+                "linkwise_exporter_collection_errors_total",
+                &[("source", "podresources")],
+            )
+            .is_some_and(|v| v >= 2.0)
+        })
+        .await;
+    let lines = samples(&body, "linkwise_gpu_utilization_ratio", &[("pod", "train")]);
+    assert_eq!(lines.len(), 1, "the last good attribution stays");
+    assert!(has_label(lines[0], "gpu", &gpu_label(&topo, 5)));
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
+    let topo = profile("dgx-h100");
+    let plugin = GpuPlugin::new((*topo).clone(), Config::default());
+    let health = plugin.health();
+    let source = Steered::new(&topo);
+    let ports = source.0.lock().unwrap().ports().to_vec();
+    let port = ports.iter().position(|p| p.gpu == 4).unwrap();
+    let exporter = Exporter::new(topo.clone(), Box::new(source.clone()), config());
+    let run = Running::start(exporter, Some(health.clone())).await;
+    let gpu = gpu_label(&topo, 4);
+    // Let a collection see the link up first.
+    run.until(WAIT, "a first collection", |b| {
+        let up = samples(b, "linkwise_nvlink_up", &[("gpu", &gpu)]);
+        !up.is_empty() && up.iter().all(|l| l.ends_with(" 1"))
+    })
+    .await;
+
+    source.0.lock().unwrap().set_link_up(port, false);
+    let started = Instant::now();
+    let body = run
+        .until(WITHIN, "link_down in the scrape", |b| {
+            value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(0.0)
+                && value(
+                    b,
+                    "linkwise_gpu_health_events_total",
+                    &[("gpu", &gpu), ("reason", "link_down")],
+                ) == Some(1.0)
+        })
+        .await;
+    assert!(started.elapsed() < WITHIN);
+    assert!(!health.snapshot()[&topo.gpus[4].id], "the plugin sees it");
+    assert_eq!(
+        samples(&body, "linkwise_gpu_healthy", &[])
+            .iter()
+            .filter(|l| l.ends_with(" 1"))
+            .count(),
+        topo.gpus.len() - 1,
+        "only that GPU"
+    );
+    assert!(
+        samples(
+            &body,
+            "linkwise_gpu_health_events_total",
+            &[("reason", "external")]
+        )
+        .is_empty(),
+        "the exporter's own mark is not external:\n{body}"
+    );
+
+    // A link that stays down is one event, not one per collection.
+    tokio::time::sleep(FAST * 5).await;
+    let body = run.metrics().await;
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_gpu_health_events_total",
+            &[("gpu", &gpu), ("reason", "link_down")]
+        ),
+        Some(1.0)
+    );
+
+    // A GPU that stops answering.
+    source.0.lock().unwrap().set_present(6, false);
+    let gpu6 = gpu_label(&topo, 6);
+    run.until(WITHIN, "gpu_lost", |b| {
+        value(b, "linkwise_gpu_healthy", &[("gpu", &gpu6)]) == Some(0.0)
+            && value(
+                b,
+                "linkwise_gpu_health_events_total",
+                &[("gpu", &gpu6), ("reason", "gpu_lost")],
+            ) == Some(1.0)
+    })
+    .await;
+    assert!(!health.snapshot()[&topo.gpus[6].id]);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_health_change_shows_at_once() {
+    let topo = profile("dgx-h100");
+    let plugin = GpuPlugin::new((*topo).clone(), Config::default());
+    let health = plugin.health();
+    // No collection during the test: the change must re-render by itself.
+    let cfg = ExporterConfig {
+        interval: Duration::from_secs(3600),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, Some(health.clone())).await;
+    let gpu = gpu_label(&topo, 1);
+    run.until(WAIT, "healthy at start", |b| {
+        value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(1.0)
+    })
+    .await;
+    health.set(&topo.gpus[1].id, false);
+    run.until(WITHIN, "the external mark", |b| {
+        value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(0.0)
+            && value(
+                b,
+                "linkwise_gpu_health_events_total",
+                &[("gpu", &gpu), ("reason", "external")],
+            ) == Some(1.0)
+    })
+    .await;
+    // Healed elsewhere: healthy again, no new event.
+    health.set(&topo.gpus[1].id, true);
+    let body = run
+        .until(WITHIN, "the external heal", |b| {
+            value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_gpu_health_events_total",
+            &[("gpu", &gpu), ("reason", "external")]
+        ),
+        Some(1.0)
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xids_count_and_only_hardware_ones_mark_unhealthy() {
+    let topo = profile("dgx-h100");
+    let cfg = ExporterConfig {
+        interval: Duration::from_secs(3600),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    // No HealthHandle: the exporter's own health map.
+    let run = Running::start(exporter, None).await;
+    let (a, b) = (gpu_label(&topo, 0), gpu_label(&topo, 3));
+    run.handle.record_xid(&topo.gpus[0].id, 13);
+    run.handle
+        .record_xid(&GpuId(topo.gpus[3].uuid.clone().unwrap()), 79);
+    run.handle.record_xid(&GpuId("GPU-unknown".into()), 79);
+    let body = run
+        .until(WITHIN, "XID counts", |body| {
+            value(
+                body,
+                "linkwise_gpu_xid_events_total",
+                &[("gpu", &b), ("xid", "79")],
+            ) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_gpu_xid_events_total",
+            &[("gpu", &a), ("xid", "13")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&body, "linkwise_gpu_healthy", &[("gpu", &a)]),
+        Some(1.0),
+        "XID 13 is an application error"
+    );
+    assert_eq!(
+        value(&body, "linkwise_gpu_healthy", &[("gpu", &b)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "linkwise_gpu_health_events_total",
+            &[("gpu", &b), ("reason", "xid")]
+        ),
+        Some(1.0)
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_job_files_attribute_by_bus_order() {
+    let topo = profile("dgx-h100");
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("slurm");
+    std::fs::create_dir(&jobs).unwrap();
+    std::fs::write(jobs.join("0"), "1234\n").unwrap();
+    let cfg = ExporterConfig {
+        slurm_dir: Some(jobs.clone()),
+        slurm_every: Duration::from_millis(50),
+        ..config()
+    };
+    let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
+    let run = Running::start(exporter, None).await;
+    let body = run
+        .until(WAIT, "the Slurm job label", |b| {
+            !samples(
+                b,
+                "linkwise_gpu_utilization_ratio",
+                &[("slurm_job", "1234")],
+            )
+            .is_empty()
+        })
+        .await;
+    let lines = samples(
+        &body,
+        "linkwise_gpu_utilization_ratio",
+        &[("slurm_job", "1234")],
+    );
+    assert_eq!(lines.len(), 1);
+    let first = slurm_order(&topo)[0];
+    assert!(
+        has_label(lines[0], "gpu", &gpu_label(&topo, first)),
+        "{}",
+        lines[0]
+    );
+    // The job ends: the file goes, and so does the label.
+    std::fs::remove_file(jobs.join("0")).unwrap();
+    run.until(WAIT, "the label gone", |b| {
+        samples(
+            b,
+            "linkwise_gpu_utilization_ratio",
+            &[("slurm_job", "1234")],
+        )
+        .is_empty()
+    })
+    .await;
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn list_assignments_reads_every_container_and_bounds_the_wait() {
+    use linkwise_deviceplugin::podresources::{Assignment, list_assignments};
+    let dir = tempfile::tempdir().unwrap();
+    let (sock, mode) = fake_kubelet(
+        dir.path(),
+        Mode::Answer(one_pod("nvidia.com/gpu", &["GPU-a".into(), "GPU-b".into()])),
+    );
+    let got = list_assignments(&sock, WAIT).await.unwrap();
+    assert_eq!(
+        got,
+        [Assignment {
+            namespace: "ml".into(),
+            pod: "train".into(),
+            container: "main".into(),
+            resource_name: "nvidia.com/gpu".into(),
+            device_ids: vec!["GPU-a".into(), "GPU-b".into()],
+        }]
+    );
+    *mode.lock().unwrap() = Mode::Hang;
+    let started = Instant::now();
+    let err = list_assignments(&sock, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < WITHIN, "{:?}", started.elapsed());
+    assert!(err.contains("within 200 ms"), "{err}");
+    *mode.lock().unwrap() = Mode::Fail;
+    let err = list_assignments(&sock, WAIT).await.unwrap_err();
+    assert!(err.contains("kubelet restarting"), "{err}");
+    let err = list_assignments(&dir.path().join("absent.sock"), WAIT)
+        .await
+        .unwrap_err();
+    assert!(err.contains("does not exist"), "{err}");
+}
