@@ -48,6 +48,9 @@ pub struct Port {
     pub peer: Peer,
     /// Per-direction line rate, bytes per second, where known.
     pub bandwidth_bps: Option<u64>,
+    /// Whether the topology records the link as up (a profile or snapshot may record a
+    /// link down; live sources report the state in each collection).
+    pub up: bool,
 }
 
 /// Every NVLink link of every GPU: a `Nvlink { lanes }` link gives each GPU end `lanes`
@@ -106,6 +109,7 @@ pub fn nvlink_ports(topo: &Topology) -> Vec<Port> {
                     link: next[g],
                     peer: peer.clone(),
                     bandwidth_bps: per_lane,
+                    up: link.state == linkwise_core::LinkState::Up,
                 });
                 next[g] += 1;
             }

@@ -28,7 +28,7 @@ const DEFAULT_PCIE: PcieReading = PcieReading {
 /// Utilisation, temperature, power and memory in use vary with the GPU position and the
 /// tick within realistic ranges; NVLink byte counters grow by the port's line rate times a
 /// per-port utilisation pattern (5–50 %) per tick; a few ports gain an error now and then;
-/// every link is up and every GPU present until [`Synthetic::set_link_up`] or
+/// every link is as the topology records it (up unless recorded down) and every GPU present until [`Synthetic::set_link_up`] or
 /// [`Synthetic::set_present`] says otherwise. No XIDs.
 #[derive(Debug, Clone)]
 pub struct Synthetic {
@@ -66,7 +66,7 @@ impl Synthetic {
         let links = (0..ports.len())
             .map(|port| LinkReading {
                 port,
-                up: true,
+                up: ports[port].up,
                 tx_bytes: Some(0),
                 rx_bytes: Some(0),
                 crc_flit_errors: Some(0),

@@ -212,7 +212,7 @@ impl Static {
             links: (0..ports.len())
                 .map(|port| LinkReading {
                     port,
-                    up: true,
+                    up: ports[port].up,
                     ..LinkReading::default()
                 })
                 .collect(),
