@@ -20,6 +20,7 @@ mod error;
 pub mod labels;
 mod model;
 mod pci;
+pub mod placement;
 pub mod snapshot;
 pub mod yaml;
 

@@ -1,0 +1,1 @@
+//! Placement policies: the FGD paper's baselines and linkwise's default.
