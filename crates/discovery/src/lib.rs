@@ -22,6 +22,7 @@ mod nvml;
 pub mod profiles;
 mod snapshot;
 pub mod sysfs;
+mod throughput;
 pub mod topotext;
 
 use std::fmt;
@@ -32,7 +33,7 @@ use linkwise_core::Topology;
 pub use auto::AutoSource;
 pub use error::{Error, Result};
 #[cfg(feature = "nvml")]
-pub use nvml::{DEFAULT_IGNORED_XIDS, NvmlSource, watch_xids};
+pub use nvml::{DEFAULT_IGNORED_XIDS, NvmlSource, nvlink_throughput_kib, watch_xids};
 pub use profiles::ProfileSource;
 pub use snapshot::SnapshotSource;
 pub use sysfs::SysfsSource;

@@ -6,10 +6,12 @@
 //! their far ends, PCIe common ancestors, MIG mode and multi-node fabric membership, and
 //! [`crate::merge::merge`] joins the two by PCI address.
 //!
-//! Two NVML calls go through the raw symbol table (the only `unsafe` in linkwise):
-//! `nvmlDeviceGetGpuFabricInfo`, which nvml-wrapper 0.13 does not wrap, and
+//! Three NVML calls go through the raw symbol table (the only `unsafe` in linkwise):
+//! `nvmlDeviceGetGpuFabricInfo`, which nvml-wrapper 0.13 does not wrap,
 //! `nvmlDeviceGetNvLinkRemoteDeviceType`, whose 0.13 wrapper writes the answer into a
-//! temporary and so always reports "unknown".
+//! temporary and so always reports "unknown", and `nvmlDeviceGetFieldValues` in
+//! [`nvlink_throughput_kib`], whose 0.13 wrapper (`field_values_for`) always sends
+//! `scopeId` 0 and so cannot ask for a given link's throughput.
 #![allow(unsafe_code)]
 
 use linkwise_core::{CpuSet, FabricMembership, MigMode, PathClass, PciAddress, Topology};
@@ -18,7 +20,28 @@ use nvml_wrapper::enum_wrappers::device::TopologyLevel;
 use nvml_wrapper::error::NvmlError;
 
 use crate::merge::{DriverFacts, DriverGpu, DriverLink, RemoteKind, merge};
+use crate::throughput::{self, FieldSample};
 use crate::{Error, Result, SysfsSource, TopologySource};
+
+// The numbers `throughput` uses without nvml-wrapper-sys are the bindings' numbers.
+// (138 and 139 are outside the 251..=273 range NVIDIA renumbered in driver 580.82, so
+// nvml-wrapper's field-id translation does not apply to them.)
+const _: () = {
+    use nvml_wrapper_sys::bindings as b;
+    assert!(
+        throughput::FI_NVLINK_THROUGHPUT_DATA_TX
+            == b::field_id::NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX
+    );
+    assert!(
+        throughput::FI_NVLINK_THROUGHPUT_DATA_RX
+            == b::field_id::NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX
+    );
+    assert!(throughput::NVML_SUCCESS == b::nvmlReturn_enum_NVML_SUCCESS);
+    assert!(
+        throughput::NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+            == b::nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+    );
+};
 
 /// Links probed per GPU (`NVML_NVLINK_MAX_LINKS`).
 const MAX_LINKS: u32 = 18;
@@ -242,6 +265,87 @@ fn fabric_info(nvml: &Nvml, dev: &nvml_wrapper::Device<'_>) -> Option<FabricMemb
     })
 }
 
+/// NVLink data throughput of `links` (NVML link numbers, as `nvidia-smi nvlink -s` shows
+/// them) on `dev`: per link, in the order given, (KiB sent, KiB received), running totals.
+///
+/// One `nvmlDeviceGetFieldValues` call asks for `NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX`
+/// and `_RX` with the link as `scopeId` (2 × `links.len()` values). A value NVML does not
+/// give — its entry fails (`NOT_SUPPORTED` on GPUs or drivers without these counters, a
+/// link that does not exist) or is not an unsigned long long — is `None`; the others
+/// are still returned. An empty `links` makes no call.
+///
+/// # Errors
+///
+/// [`Error::Nvml`] when the loaded NVML has no `nvmlDeviceGetFieldValues` or the call as
+/// a whole fails (a lost GPU, an invalid handle).
+pub fn nvlink_throughput_kib(
+    dev: &nvml_wrapper::Device<'_>,
+    links: &[u32],
+) -> Result<Vec<(Option<u64>, Option<u64>)>> {
+    use nvml_wrapper_sys::bindings::{nvmlFieldValue_t, nvmlValue_t};
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fail = |reason: String| Error::Nvml {
+        call: "nvmlDeviceGetFieldValues",
+        device: dev
+            .index()
+            .map_or_else(|_| "a GPU".to_string(), |i| format!("GPU {i}")),
+        reason,
+    };
+    let sym = dev
+        .nvml()
+        .lib()
+        .nvmlDeviceGetFieldValues
+        .as_ref()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut values: Vec<nvmlFieldValue_t> = throughput::requests(links)
+        .into_iter()
+        .map(|(field, scope)| nvmlFieldValue_t {
+            fieldId: field,
+            scopeId: scope,
+            timestamp: 0,
+            latencyUsec: 0,
+            valueType: 0,
+            // Anything but success until NVML answers the entry.
+            nvmlReturn: nvml_wrapper_sys::bindings::nvmlReturn_enum_NVML_ERROR_UNKNOWN,
+            // `ullVal` is 8 bytes, the union's full size: every byte is initialised.
+            value: nvmlValue_t { ullVal: 0 },
+        })
+        .collect();
+    let count = std::os::raw::c_int::try_from(values.len())
+        .map_err(|_| fail(format!("{} links is too many", links.len())))?;
+    // SAFETY: `dev.handle()` is a live handle owned by the `Nvml` that `dev` borrows, which
+    // outlives this call. `values` is an initialised, exclusively borrowed buffer of
+    // exactly `count` `nvmlFieldValue_t`s (the bindings' `#[repr(C)]` layout); NVML reads
+    // `fieldId`/`scopeId` and writes the other members of those `count` entries only, and
+    // keeps no pointer to it after returning.
+    let rc = unsafe { sym(dev.handle(), count, values.as_mut_ptr()) };
+    if rc != throughput::NVML_SUCCESS {
+        return Err(fail(NvmlError::from(rc).to_string()));
+    }
+    let samples: Vec<FieldSample> = values
+        .iter()
+        .map(|v| FieldSample {
+            field_id: v.fieldId,
+            scope_id: v.scopeId,
+            return_code: v.nvmlReturn,
+            value_type: v.valueType,
+            value: if v.nvmlReturn == throughput::NVML_SUCCESS
+                && v.valueType == throughput::NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+            {
+                // SAFETY: `valueType` says NVML stored an unsigned long long, so `ullVal`
+                // is the member it wrote; the union was fully initialised before the call
+                // in any case, so the read never sees uninitialised bytes.
+                unsafe { v.value.ullVal }
+            } else {
+                0
+            },
+        })
+        .collect();
+    Ok(throughput::per_link_kib(links, &samples))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +403,21 @@ mod hardware {
             facts.pcie.len(),
             usize::try_from(n * n.saturating_sub(1) / 2).unwrap_or(0)
         );
+    }
+
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and driver"]
+    fn reads_nvlink_throughput_per_link() {
+        let nvml = Nvml::init().expect("NVML");
+        for i in 0..nvml.device_count().expect("count") {
+            let dev = nvml.device_by_index(i).expect("device");
+            let links: Vec<u32> = (0..MAX_LINKS)
+                .filter(|&l| dev.link_wrapper_for(l).is_active().unwrap_or(false))
+                .collect();
+            let kib = nvlink_throughput_kib(&dev, &links).expect("nvmlDeviceGetFieldValues");
+            assert_eq!(kib.len(), links.len());
+            println!("GPU {i}: links {links:?}: (tx KiB, rx KiB) {kib:?}");
+        }
     }
 }
 

@@ -37,8 +37,7 @@ pub(crate) struct FieldSample {
 impl FieldSample {
     /// The value, when NVML answered this entry with an unsigned long long.
     fn kib(&self) -> Option<u64> {
-        (self.return_code == NVML_SUCCESS
-            && self.value_type == NVML_VALUE_TYPE_UNSIGNED_LONG_LONG)
+        (self.return_code == NVML_SUCCESS && self.value_type == NVML_VALUE_TYPE_UNSIGNED_LONG_LONG)
             .then_some(self.value)
     }
 }
@@ -131,7 +130,10 @@ mod tests {
             ok(FI_NVLINK_THROUGHPUT_DATA_TX, 0, 1),
             ok(FI_NVLINK_THROUGHPUT_DATA_RX, 0, u64::MAX),
         ];
-        assert_eq!(per_link_kib(&[0], &samples), vec![(Some(1), Some(u64::MAX))]);
+        assert_eq!(
+            per_link_kib(&[0], &samples),
+            vec![(Some(1), Some(u64::MAX))]
+        );
     }
 
     #[test]

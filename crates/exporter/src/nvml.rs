@@ -9,12 +9,18 @@
 //! the topology's numbering is kept, the first ports read the first links, and ports
 //! beyond NVML's count get no reading (no sample rather than a guess).
 //!
-//! Not read here: NVLink throughput (`tx_bytes`/`rx_bytes` stay `None`): the per-link
-//! throughput fields (`NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX`) need the link in the
-//! field request's `scopeId`, which nvml-wrapper 0.13's `field_values_for` always sends
-//! as 0, and this crate has no unsafe code to call NVML directly. XIDs: they arrive through
-//! NVML events, which block; run `linkwise_discovery::watch_xids` on its own thread and
-//! pass each event to `ExporterHandle::record_xid`.
+//! NVLink throughput (`tx_bytes`/`rx_bytes`): per GPU, one
+//! [`linkwise_discovery::nvlink_throughput_kib`] call per collection reads the
+//! `NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX` field values of its matched links (NVML
+//! link number as `scopeId`; nvml-wrapper 0.13's `field_values_for` always sends 0, so the
+//! raw call lives in discovery, the one crate allowed `unsafe`). NVML counts KiB: the
+//! readings are that times 1024, so they grow in 1 KiB steps. A value the GPU does not
+//! report (`NOT_SUPPORTED` on GPUs or drivers without these counters) is `None`; when the
+//! call as a whole fails every link of that GPU reads `None`, logged once at debug.
+//!
+//! Not read here: XIDs. They arrive through NVML events, which block; run
+//! `linkwise_discovery::watch_xids` on its own thread and pass each event to
+//! `ExporterHandle::record_xid`.
 
 use std::sync::Arc;
 
@@ -41,6 +47,8 @@ pub struct NvmlCollector {
     index: Vec<Option<u32>>,
     /// Per topology GPU: (port index, NVML link number) pairs, `None` until probed.
     links: Vec<Option<Vec<(usize, u32)>>>,
+    /// Per topology GPU: a failed throughput call has been logged.
+    throughput_logged: Vec<bool>,
 }
 
 impl std::fmt::Debug for NvmlCollector {
@@ -85,6 +93,11 @@ fn gen_mts(generation: u32) -> Option<u32> {
     }
 }
 
+/// NVML's KiB throughput counters in bytes (saturating, so the counter never goes back).
+fn kib_to_bytes(kib: u64) -> u64 {
+    kib.saturating_mul(1024)
+}
+
 // === impl NvmlCollector ===
 
 impl NvmlCollector {
@@ -121,12 +134,14 @@ impl NvmlCollector {
         }
         let ports = nvlink_ports(&topo);
         let links = vec![None; topo.gpus.len()];
+        let throughput_logged = vec![false; topo.gpus.len()];
         let mut c = NvmlCollector {
             nvml,
             topo,
             ports,
             index,
             links,
+            throughput_logged,
         };
         for g in 0..c.topo.gpus.len() {
             if let Some(Ok(dev)) = c.index[g].map(|i| c.nvml.device_by_index(i)) {
@@ -236,14 +251,30 @@ impl NvmlCollector {
             self.links[g] = Some(map);
         }
         let Some(map) = &self.links[g] else { return };
-        for &(port, link) in map {
+        let numbers: Vec<u32> = map.iter().map(|&(_, link)| link).collect();
+        let kib = match linkwise_discovery::nvlink_throughput_kib(&dev, &numbers) {
+            Ok(kib) => kib,
+            Err(e) => {
+                if !self.throughput_logged[g] {
+                    self.throughput_logged[g] = true;
+                    tracing::debug!(
+                        gpu = %self.topo.gpus[g].id.0,
+                        error = %e,
+                        "NVLink throughput unreadable; its byte counters have no samples"
+                    );
+                }
+                Vec::new()
+            }
+        };
+        for (k, &(port, link)) in map.iter().enumerate() {
             let w = dev.link_wrapper_for(link);
             let counter = |c: ErrorCounter| w.error_counter(c).ok();
+            let (tx, rx) = kib.get(k).copied().unwrap_or((None, None));
             out.links.push(LinkReading {
                 port,
                 up: w.is_active().unwrap_or(false),
-                tx_bytes: None,
-                rx_bytes: None,
+                tx_bytes: tx.map(kib_to_bytes),
+                rx_bytes: rx.map(kib_to_bytes),
                 crc_flit_errors: counter(ErrorCounter::DlCrcFlit),
                 crc_data_errors: counter(ErrorCounter::DlCrcData),
                 replay_errors: counter(ErrorCounter::DlReplay),
@@ -283,6 +314,13 @@ mod tests {
         assert_eq!(gen_mts(4), Some(16_000));
         assert_eq!(gen_mts(6), Some(64_000));
         assert_eq!(gen_mts(0), None);
+    }
+
+    #[test]
+    fn throughput_kib_are_bytes() {
+        assert_eq!(kib_to_bytes(0), 0);
+        assert_eq!(kib_to_bytes(3), 3 * 1024);
+        assert_eq!(kib_to_bytes(u64::MAX), u64::MAX);
     }
 }
 
