@@ -26,6 +26,7 @@ mod exit;
 mod fsutil;
 mod observability;
 mod render;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,8 @@ enum Command {
     Slurm(cmd::slurm::Args),
     /// Serve GPU, NVLink and PCIe metrics (OpenMetrics) without the device plugin.
     Exporter(cmd::exporter::Args),
+    /// Replay a placement trace (openb CSVs) for policies and seeds; allocation and fragmentation.
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Dra(a) => cmd::dra::run(a),
         Command::Slurm(a) => cmd::slurm::run(a),
         Command::Exporter(a) => cmd::exporter::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

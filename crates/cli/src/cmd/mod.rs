@@ -8,6 +8,7 @@ pub mod dra;
 pub mod exporter;
 pub mod labels;
 pub mod profiles;
+pub mod sim;
 pub mod slurm;
 pub mod topo;
 

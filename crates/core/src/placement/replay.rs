@@ -31,9 +31,10 @@ pub struct LogPoint {
     pub single_island: Option<bool>,
 }
 
-/// The pod list a seed replays: `pods` shuffled, then inflated by drawing uniformly with
-/// replacement (appended at the end) until the next draw would pass `tune` x capacity,
-/// or pruned by removing uniformly random pods until at or below it.
+/// The pod list a seed replays: `pods` sorted by name and shuffled, then inflated by
+/// drawing uniformly with replacement (appended at the end) until the next draw's
+/// per-GPU milli would pass `tune` x capacity (`TunePodsByNodeTotalResource`), or pruned
+/// by removing uniformly random pods until at or below it.
 pub fn prepare(
     pods: &[PodSpec],
     capacity_milli: u64,
@@ -53,7 +54,10 @@ pub fn prepare(
         loop {
             let k = usize::try_from(rng.below(pods.len() as u64)).unwrap_or(0);
             let p = &pods[k];
-            if total + p.gpu_request_milli() > target {
+            // The simulator's `tuneUpPods` stops when the drawn pod's *per-GPU* milli
+            // would pass the target (then adds its total request), so the list can
+            // overshoot the target by up to one multi-GPU pod. Kept as is.
+            if total + u64::from(p.gpu_milli) > target {
                 break;
             }
             total += p.gpu_request_milli();
@@ -119,4 +123,26 @@ pub fn replay(
         on_point(&point);
     }
     cluster
+}
+
+/// The allocation ratio (%) at `k`% arrived, as the paper's analysis scripts resample a
+/// run: the mean of the log points whose `round(100 · arrived / capacity)` is `k`, or, if
+/// none, of those within `k ± 1`. `None` when no point is near `k`.
+pub fn alloc_ratio_at(points: &[LogPoint], capacity_milli: u64, k: u32) -> Option<f64> {
+    if capacity_milli == 0 {
+        return None;
+    }
+    let cap = capacity_milli as f64;
+    let pct = |p: &LogPoint| (100.0 * p.arrived_milli as f64 / cap).round();
+    let k = f64::from(k);
+    let mean = |pred: &dyn Fn(f64) -> bool| {
+        let (sum, n) = points
+            .iter()
+            .filter(|p| pred(pct(p)))
+            .fold((0.0, 0u32), |(s, n), p| {
+                (s + 100.0 * p.allocated_milli as f64 / cap, n + 1)
+            });
+        (n > 0).then(|| sum / f64::from(n))
+    };
+    mean(&|x| x == k).or_else(|| mean(&|x| (x - k).abs() <= 1.0))
 }

@@ -1,0 +1,450 @@
+//! `linkwise sim`: replay a placement trace (Alibaba openb CSVs) the way the FGD paper's
+//! simulator does, for several policies and seeds, and report the paper's metrics.
+
+use std::path::{Path, PathBuf};
+
+use linkwise_core::placement::frag::TypicalPods;
+use linkwise_core::placement::policies;
+use serde_json::{Map, Value, json};
+
+use crate::exit::BadInput;
+use crate::sim::metrics::{MAX_K, PolicySummary, Stat};
+use crate::sim::plot::{Chart, Series};
+use crate::sim::run::{Inputs, Job, run_all};
+use crate::sim::topomap::{self, TopologyMap};
+use crate::sim::{csv, metrics};
+
+/// Replay a trace for several policies and seeds; report allocation and fragmentation.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Method (the FGD paper's simulator, ATC '23): for each seed the pods are \
+sorted by name and shuffled, then inflated by drawing pods with replacement (or pruned) to --tune x the \
+cluster's GPU capacity, and scheduled one at a time, never departing, failures not retried. Each run is \
+resampled onto the x-axis \"arrived GPU request, % of capacity\" (0..130: the mean of the points whose \
+rounded arrived % equals k, else of those within k±1); the table and JSON give the mean and sample sd over \
+seeds. Metrics: allocation ratio (% of capacity allocated), unallocated GPUs, fragmentation amount (% of \
+capacity, against the trace's typical pods) and rate (% of idle GPU), failed pods.\n\n\
+Output: -o table prints, per policy, the allocation ratio at 100% and 130% arrived, unallocated GPUs, \
+fragmentation amount and rate at 100%, failed pods, and unallocated GPUs relative to fgd; -o json gives \
+every metric at every column with data (keys \"0\"..\"130\"), each as {mean, sd, n}: n is the number of \
+seeds with data in that column (a cell marked (n/N) in the table).\n\n\
+Exit codes: 0 done, 1 a run failed, 2 bad input (a CSV error names the file, line and column).\n\n\
+Examples:\n  \
+linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_default.csv\n  \
+linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_default.csv \\\n    \
+--policy fgd,bestfit,dotprod --seeds 42..44 --plot alloc.svg --plot-png alloc.png\n  \
+linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_gpushare100.csv \\\n    \
+--policy bestfit --seeds 42 -o json > bestfit.json\n  \
+linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_multigpu50.csv \\\n    \
+--policy fgd,default --seeds 42,43 --topology-map default"
+)]
+pub struct Args {
+    /// Node list CSV (columns sn,cpu_milli,memory_mib,gpu,model; empty or `nan` model = CPU-only).
+    #[arg(long, value_name = "NODES.csv")]
+    nodes: PathBuf,
+    /// Pod list CSV (columns name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec]; others ignored).
+    #[arg(long, value_name = "PODS.csv")]
+    pods: PathBuf,
+    /// Policies, comma-separated (default: all): random, dotprod, gpu-clustering, gpu-packing,
+    /// bestfit, fgd, default.
+    #[arg(long, value_delimiter = ',', value_name = "P[,P...]")]
+    policy: Vec<String>,
+    /// Seeds: a range `42..51` (inclusive), a list `42,43`, or one seed; ranges and lists combine.
+    #[arg(long, default_value = "42..51")]
+    seeds: String,
+    /// Inflate (or prune) the trace to this multiple of the cluster's GPU capacity.
+    #[arg(long, default_value_t = 1.3)]
+    tune: f64,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Also draw the allocation ratio against arrived workload as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Also draw it as a PNG file (960x600).
+    #[arg(long, value_name = "FILE.png")]
+    plot_png: Option<PathBuf>,
+    #[arg(long, value_name = "MAP", help = topomap::HELP)]
+    topology_map: Option<String>,
+    /// Worker threads (default: the available parallelism). Results do not depend on it.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+/// Parses `--seeds`: `A..B` or `A..=B` (inclusive), `A,B,...`, or `A`; items combine.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, BadInput> {
+    let bad = |why: String| {
+        BadInput(format!(
+            "--seeds {s:?}: {why} (expected 42..51, 42,43 or 42)"
+        ))
+    };
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| bad(format!("{:?} is not a non-negative integer", t.trim())))
+    };
+    let mut out: Vec<u64> = Vec::new();
+    for item in s.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(bad("empty item".into()));
+        }
+        if let Some((a, b)) = item.split_once("..") {
+            let b = b.strip_prefix('=').unwrap_or(b);
+            let (a, b) = (num(a)?, num(b)?);
+            if b < a {
+                return Err(bad(format!("range {a}..{b} is empty")));
+            }
+            if b - a >= 100_000 {
+                return Err(bad(format!("range {a}..{b} has too many seeds")));
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(num(item)?);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|x| seen.insert(*x));
+    Ok(out)
+}
+
+/// Rounds for output: 4 decimals is well below any seed-to-seed spread.
+fn r4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+fn stat_json(s: &Stat) -> Value {
+    json!({"mean": r4(s.mean), "sd": r4(s.sd), "n": s.n})
+}
+
+fn column_json(col: &[Option<Stat>]) -> Value {
+    let mut m = Map::new();
+    for (k, s) in col.iter().enumerate() {
+        if let Some(s) = s {
+            m.insert(k.to_string(), stat_json(s));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `mean ± sd`, with `(n/N)` when fewer than all `of` seeds have data there.
+fn pm(s: Option<&Stat>, decimals: usize, of: usize) -> String {
+    match s {
+        Some(s) if s.n < of => format!(
+            "{:.*} ± {:.*} ({}/{of})",
+            decimals, s.mean, decimals, s.sd, s.n
+        ),
+        Some(s) => format!("{:.*} ± {:.*}", decimals, s.mean, decimals, s.sd),
+        None => "-".into(),
+    }
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn seeds_text(seeds: &[u64]) -> String {
+    let contiguous = seeds.windows(2).all(|w| w[1] == w[0] + 1);
+    match seeds {
+        [one] => one.to_string(),
+        [first, .., last] if contiguous => format!("{first}..{last}"),
+        _ => seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if !(args.tune.is_finite() && args.tune > 0.0 && args.tune <= 100.0) {
+        return Err(BadInput(format!(
+            "--tune {}: expected a positive factor such as 1.3",
+            args.tune
+        ))
+        .into());
+    }
+    if args.threads == Some(0) {
+        return Err(BadInput("--threads 0: expected at least 1".into()).into());
+    }
+    let seeds = parse_seeds(&args.seeds)?;
+    let mut nodes = csv::read_nodes(&args.nodes)?;
+    let trace = csv::read_pods(&args.pods)?;
+    let total_gpus: u64 = nodes.iter().map(|n| u64::from(n.gpus)).sum();
+    if total_gpus == 0 {
+        return Err(BadInput(format!(
+            "{}: no GPUs in the node list (use a list with a `gpu` column above 0, e.g. openb_node_list_gpu_node.csv)",
+            args.nodes.display()
+        ))
+        .into());
+    }
+    let typical = TypicalPods::from_trace(&trace, 0.95);
+    let mut names: Vec<String> = if args.policy.is_empty() {
+        policies::NAMES.iter().map(|s| (*s).to_string()).collect()
+    } else {
+        args.policy
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    for n in &names {
+        if policies::by_name(n, &typical).is_none() {
+            return Err(BadInput(format!(
+                "--policy {n:?}: unknown policy; known: {}",
+                policies::NAMES.join(", ")
+            ))
+            .into());
+        }
+    }
+    if names.is_empty() {
+        return Err(BadInput(format!(
+            "--policy: no policy given; known: {}",
+            policies::NAMES.join(", ")
+        ))
+        .into());
+    }
+    let map = args
+        .topology_map
+        .as_deref()
+        .map(TopologyMap::parse)
+        .transpose()?;
+    if let Some(m) = &map {
+        let covered = m.apply(&mut nodes);
+        tracing::info!(covered, nodes = nodes.len(), "topology map applied");
+    }
+    let jobs: Vec<Job> = names
+        .iter()
+        .flat_map(|p| {
+            seeds.iter().map(move |&seed| Job {
+                policy: p.clone(),
+                seed,
+            })
+        })
+        .collect();
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let started = std::time::Instant::now();
+    let runs = run_all(
+        &Inputs {
+            nodes: &nodes,
+            trace: &trace,
+            typical: &typical,
+            tune: args.tune,
+        },
+        &jobs,
+        threads,
+    )?;
+    tracing::info!(
+        runs = runs.len(),
+        secs = format_args!("{:.2}", started.elapsed().as_secs_f64()),
+        "simulation done"
+    );
+    let summaries: Vec<(String, PolicySummary)> = names
+        .iter()
+        .map(|n| {
+            let of: Vec<&metrics::RunSummary> = jobs
+                .iter()
+                .zip(&runs)
+                .filter(|(j, _)| &j.policy == n)
+                .map(|(_, r)| r)
+                .collect();
+            (n.clone(), PolicySummary::of(&of))
+        })
+        .collect();
+    let trace_name = file_stem(&args.pods);
+    let report = Report {
+        trace: &trace_name,
+        seeds: &seeds,
+        tune: args.tune,
+        total_gpus,
+        nodes: nodes.len(),
+        pods: trace.len(),
+        islands: map.is_some(),
+        summaries: &summaries,
+    };
+    match args.output {
+        Output::Json => crate::emitln!("{}", serde_json::to_string_pretty(&report.json())?)?,
+        Output::Table => crate::emit(&report.table())?,
+    }
+    if args.plot.is_some() || args.plot_png.is_some() {
+        let chart = report.chart();
+        if let Some(p) = &args.plot {
+            crate::fsutil::write_atomic(p, chart.svg().as_bytes())?;
+            tracing::info!(path = %p.display(), "wrote SVG plot");
+        }
+        if let Some(p) = &args.plot_png {
+            crate::fsutil::write_atomic(p, &chart.png())?;
+            tracing::info!(path = %p.display(), "wrote PNG plot");
+        }
+    }
+    Ok(())
+}
+
+/// Everything the outputs show.
+struct Report<'a> {
+    trace: &'a str,
+    seeds: &'a [u64],
+    tune: f64,
+    total_gpus: u64,
+    nodes: usize,
+    pods: usize,
+    islands: bool,
+    summaries: &'a [(String, PolicySummary)],
+}
+
+// === impl Report ===
+
+impl Report<'_> {
+    fn json(&self) -> Value {
+        let mut policies = Map::new();
+        for (name, s) in self.summaries {
+            policies.insert(
+                name.clone(),
+                json!({
+                    "alloc_ratio": column_json(&s.alloc),
+                    "frag_amount": column_json(&s.frag),
+                    "frag_rate": column_json(&s.rate),
+                    "unallocated_gpus": column_json(&s.unalloc),
+                    "failed_pods": stat_json(&s.failed),
+                    "single_island_share": if self.islands {
+                        s.single_island_share.as_ref().map_or(Value::Null, stat_json)
+                    } else {
+                        Value::Null
+                    },
+                }),
+            );
+        }
+        json!({
+            "trace": self.trace,
+            "seeds": self.seeds,
+            "tune": self.tune,
+            "totalGpus": self.total_gpus,
+            "nodes": self.nodes,
+            "pods": self.pods,
+            "policies": policies,
+        })
+    }
+
+    fn table(&self) -> String {
+        let at = |col: &[Option<Stat>], k: usize| col.get(k).copied().flatten();
+        let fgd = self
+            .summaries
+            .iter()
+            .find(|(n, _)| n == "fgd")
+            .and_then(|(_, s)| at(&s.unalloc, 100));
+        let mut header: Vec<String> = [
+            "policy",
+            "alloc% @100",
+            "alloc% @130",
+            "unalloc GPUs @100",
+            "frag% @100",
+            "frag rate% @100",
+            "failed pods",
+        ]
+        .map(String::from)
+        .to_vec();
+        if self.islands {
+            header.push("single-island".into());
+        }
+        if fgd.is_some() {
+            header.push("unalloc / fgd".into());
+        }
+        let mut rows = vec![header];
+        for (name, s) in self.summaries {
+            let of = self.seeds.len();
+            let mut row = vec![
+                name.clone(),
+                pm(at(&s.alloc, 100).as_ref(), 2, of),
+                pm(at(&s.alloc, MAX_K).as_ref(), 2, of),
+                pm(at(&s.unalloc, 100).as_ref(), 0, of),
+                pm(at(&s.frag, 100).as_ref(), 2, of),
+                pm(at(&s.rate, 100).as_ref(), 1, of),
+                pm(Some(&s.failed), 0, of),
+            ];
+            if self.islands {
+                row.push(match &s.single_island_share {
+                    Some(st) => format!("{:.1}% ± {:.1}", 100.0 * st.mean, 100.0 * st.sd),
+                    None => "-".into(),
+                });
+            }
+            if let Some(f) = fgd {
+                row.push(match at(&s.unalloc, 100) {
+                    Some(u) if f.mean > 0.0 => format!("{:.2}×", u.mean / f.mean),
+                    _ => "-".into(),
+                });
+            }
+            rows.push(row);
+        }
+        format!(
+            "trace {}: {} pods on {} nodes, {} GPUs; tune {}; seeds {} ({} run{} per policy)\n{}",
+            self.trace,
+            self.pods,
+            self.nodes,
+            self.total_gpus,
+            self.tune,
+            seeds_text(self.seeds),
+            self.seeds.len(),
+            if self.seeds.len() == 1 { "" } else { "s" },
+            crate::render::columns(&rows)
+        )
+    }
+
+    fn chart(&self) -> Chart {
+        Chart {
+            title: format!("GPU allocation ratio - {}", self.trace),
+            subtitle: format!(
+                "{} GPUs, {} nodes; tune {}; seeds {} (mean and ± 1 sd over {} runs)",
+                self.total_gpus,
+                self.nodes,
+                self.tune,
+                seeds_text(self.seeds),
+                self.seeds.len()
+            ),
+            x_label: "Arrived GPU request (% of cluster GPU capacity)".into(),
+            y_label: "GPU allocation ratio (%)".into(),
+            x: (0.0, MAX_K as f64, 10.0),
+            y: (0.0, 100.0, 10.0),
+            series: self
+                .summaries
+                .iter()
+                .map(|(name, s)| Series {
+                    name: name.clone(),
+                    points: s
+                        .alloc
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, st)| st.map(|st| (k as f64, st.mean, st.sd)))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_ranges_lists_and_single_values() {
+        assert_eq!(parse_seeds("42..51").map(|v| v.len()).ok(), Some(10));
+        assert_eq!(parse_seeds("42..=44").ok(), Some(vec![42, 43, 44]));
+        assert_eq!(parse_seeds("42,43").ok(), Some(vec![42, 43]));
+        assert_eq!(parse_seeds("7").ok(), Some(vec![7]));
+        assert_eq!(parse_seeds("1,3..4,1").ok(), Some(vec![1, 3, 4]));
+        for bad in ["", "x", "5..3", "1,,2", "-1", "1..x"] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+    }
+}

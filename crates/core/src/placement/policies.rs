@@ -1,1 +1,0 @@
-//! Placement policies: the FGD paper's baselines and linkwise's default.

@@ -1,0 +1,116 @@
+//! linkwise's default placement policy (design and measurements: `docs/placement.md`).
+
+use super::super::frag::TypicalPods;
+use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
+use super::{
+    FragEval, MaxPicker, NodeOrder, feasible, fgd_score, first_gpus, is_sharing, sub_packed,
+};
+
+/// linkwise's default: fragmentation gradient descent (FGD's score against the typical
+/// pods), then — among placements with the same score — a node already in use over an
+/// idle one, then a node order fixed for the run (consolidation); multi-GPU pods stay
+/// inside one NVLink island when the node models islands.
+///
+/// Ranking, highest first: (1) the pod's GPUs share one island (only meaningful with
+/// islands), (2) `int(100·sigmoid(Δfrag/1000))` as in FGD, (3) the node already hosts a
+/// pod, (4) the node's rank in a random order drawn once per run.
+#[derive(Debug, Clone)]
+pub struct LinkwiseDefault {
+    eval: FragEval,
+    order: NodeOrder,
+    scratch: Vec<u32>,
+}
+
+impl LinkwiseDefault {
+    /// The default policy against this target workload.
+    pub fn new(typical: &TypicalPods) -> Self {
+        LinkwiseDefault {
+            eval: FragEval::new(typical),
+            order: NodeOrder::default(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// GPUs for a multi-GPU pod inside one island when the node models islands: the island
+/// with the fewest free GPUs that still fits (best fit), lowest GPU indices within it.
+fn island_gpus(node: &NodeState, pod: &PodSpec) -> Option<Vec<u32>> {
+    if pod.num_gpu < 2 || node.spec.islands.is_empty() {
+        return None;
+    }
+    let mut best: Option<(usize, Vec<u32>)> = None;
+    for island in &node.spec.islands {
+        let mut free: Vec<u32> = island
+            .iter()
+            .copied()
+            .filter(|&g| {
+                node.gpu_free
+                    .get(g as usize)
+                    .is_some_and(|&f| f >= pod.gpu_milli)
+            })
+            .collect();
+        if free.len() >= pod.num_gpu as usize && best.as_ref().is_none_or(|(n, _)| free.len() < *n)
+        {
+            let n = free.len();
+            free.sort_unstable();
+            free.truncate(pod.num_gpu as usize);
+            best = Some((n, free));
+        }
+    }
+    best.map(|(_, g)| g)
+}
+
+/// Whether the node hosts anything.
+fn in_use(node: &NodeState) -> bool {
+    node.cpu_free < node.spec.cpu_milli || node.gpu_free.iter().any(|&f| f < GPU_MILLI)
+}
+
+impl Policy for LinkwiseDefault {
+    fn name(&self) -> &'static str {
+        "default"
+    }
+
+    fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
+        self.eval.prepare(cluster);
+        self.order.prepare(cluster.nodes.len(), rng);
+        let sharing = is_sharing(pod);
+        let mut pick = MaxPicker::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for (n, node) in feasible(cluster, pod) {
+            let before = self.eval.frag(n, node.cpu_free, &node.gpu_free);
+            let cpu_after = node.cpu_free - pod.cpu_milli;
+            let used = u8::from(in_use(node));
+            let tie = self.order.rank(n);
+            if sharing {
+                // Each GPU that fits, first index wins among equal scores (as FGD).
+                let mut best: Option<(i64, u32)> = None;
+                for (g, &f) in (0u32..).zip(&node.gpu_free) {
+                    if f < pod.gpu_milli {
+                        continue;
+                    }
+                    scratch.clear();
+                    scratch.extend_from_slice(&node.gpu_free);
+                    scratch[g as usize] -= pod.gpu_milli;
+                    let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
+                    if best.is_none_or(|(bs, _)| s > bs) {
+                        best = Some((s, g));
+                    }
+                }
+                if let Some((s, g)) = best {
+                    pick.offer((0u8, s, used), tie, (n, vec![g]));
+                }
+            } else {
+                sub_packed(&node.gpu_free, pod, &mut scratch);
+                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
+                let (island, gpus) = match island_gpus(node, pod) {
+                    Some(g) => (1u8, g),
+                    None => (0u8, first_gpus(node, pod)),
+                };
+                pick.offer((island, s, used), tie, (n, gpus));
+            }
+        }
+        self.scratch = scratch;
+        let (node, gpus) = pick.into_best()?;
+        Some(Placement { node, gpus })
+    }
+}
