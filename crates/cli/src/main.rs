@@ -23,6 +23,7 @@ macro_rules! emitln {
     };
 }
 mod exit;
+mod extender;
 mod fsutil;
 mod observability;
 mod render;
@@ -72,6 +73,8 @@ enum Command {
     Slurm(cmd::slurm::Args),
     /// Serve GPU, NVLink and PCIe metrics (OpenMetrics) without the device plugin.
     Exporter(cmd::exporter::Args),
+    /// Serve the kube-scheduler extender: filter and prioritize GPU pods by NVLink fabric.
+    Extender(cmd::extender::Args),
     /// Replay a placement trace (openb CSVs) for policies and seeds; allocation and fragmentation.
     Sim(cmd::sim::Args),
 }
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Dra(a) => cmd::dra::run(a),
         Command::Slurm(a) => cmd::slurm::run(a),
         Command::Exporter(a) => cmd::exporter::run(a),
+        Command::Extender(a) => cmd::extender::run(a),
         Command::Sim(a) => cmd::sim::run(a),
     };
     match result {

@@ -135,6 +135,67 @@ impl NodeFabric {
         }
         Ok(f)
     }
+
+    /// A minimal [`Topology`] of the annotated node, enough for
+    /// [`crate::alloc::Allocator::new`]: one host named `node` (with the NUMA nodes the
+    /// annotation names), one GPU per entry of `gpus` (index = position, NUMA node from
+    /// `numa`, unhealthy positions marked unhealthy) and one NVLink link per pair with
+    /// lanes (generation unknown). Pairs without NVLink take the pair matrix's fallback
+    /// class (`NODE` on one NUMA node, `SYS` across). Islands follow from the links.
+    pub fn to_topology(&self, node: &str) -> Topology {
+        let mut host = crate::Host::named(node);
+        let numa: BTreeSet<u32> = self.numa.iter().flatten().copied().collect();
+        host.numa_nodes = numa
+            .into_iter()
+            .map(|id| crate::NumaNode {
+                id,
+                cpus: crate::CpuSet::default(),
+                memory_bytes: None,
+            })
+            .collect();
+        let gpus = self
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut g = crate::Gpu::new(
+                    id.clone(),
+                    u32::try_from(i).unwrap_or(u32::MAX),
+                    node,
+                    "unknown",
+                );
+                g.numa_node = self.numa.get(i).copied().flatten();
+                if self.unhealthy.contains(&i) {
+                    g.health = crate::Health::Unhealthy {
+                        reason: "unhealthy in the node annotation".to_string(),
+                    };
+                }
+                g
+            })
+            .collect();
+        let mut links = Vec::new();
+        for (i, row) in self.lanes.iter().enumerate() {
+            for (j, &lanes) in row.iter().enumerate().skip(i + 1) {
+                if lanes > 0 && j < self.gpus.len() && i < self.gpus.len() {
+                    links.push(crate::Link::new(
+                        crate::Endpoint::Gpu(GpuId(self.gpus[i].clone())),
+                        crate::Endpoint::Gpu(GpuId(self.gpus[j].clone())),
+                        crate::LinkKind::Nvlink {
+                            lanes,
+                            generation: None,
+                        },
+                    ));
+                }
+            }
+        }
+        Topology {
+            source: format!("annotation:{node}"),
+            hosts: vec![host],
+            gpus,
+            links,
+            ..Topology::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +213,40 @@ mod tests {
         ] {
             assert!(NodeFabric::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn to_topology_rebuilds_lanes_and_islands() {
+        let f = NodeFabric::parse(
+            r#"{"v":1,"resource":"nvidia.com/gpu","gpus":["a","b","c","d"],"numa":[0,0,1,1],"lanes":[[0,4,0,0],[4,0,0,0],[0,0,0,4],[0,0,4,0]],"islands":[[0,1],[2,3]],"free":[0,2,3],"unhealthy":[1]}"#,
+        )
+        .expect("valid annotation");
+        let t = f.to_topology("n1");
+        assert_eq!(t.validate(), Ok(()));
+        assert_eq!(t.gpus.len(), 4);
+        assert!(!t.gpus[1].health.is_healthy());
+        let m = t.pair_matrix();
+        assert_eq!(m.cell(0, 1).nvlink_lanes(), 4);
+        assert_eq!(m.cell(0, 2).label(), "SYS");
+        let islands: Vec<Vec<String>> = t
+            .islands_of(&m)
+            .iter()
+            .map(|i| i.gpus.iter().map(|g| g.0.clone()).collect())
+            .collect();
+        assert_eq!(islands, vec![vec!["a", "b"], vec!["c", "d"]]);
+        // The allocator works on it and picks the free NVLink pair.
+        let al = crate::alloc::Allocator::new(&t);
+        let a = al
+            .allocate(&crate::alloc::AllocRequest {
+                available: ["a", "c", "d"]
+                    .iter()
+                    .map(|s| GpuId((*s).to_string()))
+                    .collect(),
+                size: 2,
+                ..Default::default()
+            })
+            .expect("fits");
+        assert_eq!(a.positions, vec![2, 3]);
+        assert_eq!(a.score.islands, 1);
     }
 }

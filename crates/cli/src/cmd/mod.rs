@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod discover;
 pub mod dra;
 pub mod exporter;
+pub mod extender;
 pub mod labels;
 pub mod profiles;
 pub mod sim;

@@ -42,7 +42,7 @@ pub struct Args {
     /// Node list CSV (columns sn,cpu_milli,memory_mib,gpu,model; empty or `nan` model = CPU-only).
     #[arg(long, value_name = "NODES.csv")]
     nodes: PathBuf,
-    /// Pod list CSV (columns name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec]; others ignored).
+    /// Pod list CSV (columns name, cpu_milli, memory_mib, num_gpu, gpu_milli, optionally gpu_spec; others ignored).
     #[arg(long, value_name = "PODS.csv")]
     pods: PathBuf,
     /// Policies, comma-separated (default: all): random, dotprod, gpu-clustering, gpu-packing,

@@ -1,0 +1,89 @@
+//! The extender's filter and prioritize on 1,000 and 5,000 full Node objects (Nodes
+//! mode: `nodeCacheCapable: false`), DGX H100 annotations with random GPUs in use, a
+//! 4-GPU pod; against merely parsing and re-serialising the same request
+//! (`serde_json::Value` round trip), the floor any extender pays.
+//!
+//! Run: `cargo bench -p linkwise --bench extender`.
+
+#[allow(dead_code)]
+#[path = "../src/extender/mod.rs"]
+mod extender;
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use linkwise_core::annotation::{KEY, NodeFabric};
+use linkwise_discovery::{ProfileSource, TopologySource};
+use serde_json::{Value, json};
+
+/// A request with `n` DGX H100 nodes, each with a pseudo-random set of GPUs in use.
+fn request(n: usize) -> Vec<u8> {
+    let Ok(topo) = ProfileSource::new("dgx-h100").and_then(|s| s.discover()) else {
+        return Vec::new();
+    };
+    let host = topo
+        .hosts
+        .first()
+        .map(|h| h.name.clone())
+        .unwrap_or_default();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let items: Vec<Value> = (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let used: BTreeSet<String> = topo
+                .gpus
+                .iter()
+                .enumerate()
+                .filter(|(g, _)| (state >> g) & 1 == 1)
+                .map(|(_, g)| g.id.0.clone())
+                .collect();
+            let ann =
+                NodeFabric::new(&topo, &host, "nvidia.com/gpu", &used, &BTreeSet::new()).to_value();
+            json!({
+                "metadata": { "name": format!("node-{i:05}"), "annotations": { KEY: ann },
+                              "labels": { "kubernetes.io/hostname": format!("node-{i:05}") } },
+                "status": { "allocatable": { "nvidia.com/gpu": "8", "cpu": "224" } }
+            })
+        })
+        .collect();
+    let pod = json!({
+        "metadata": { "name": "train", "namespace": "ml" },
+        "spec": { "containers": [ { "name": "main",
+            "resources": { "limits": { "nvidia.com/gpu": "4" } } } ] }
+    });
+    serde_json::to_vec(&json!({
+        "Pod": pod,
+        "Nodes": { "kind": "NodeList", "apiVersion": "v1", "items": items },
+        "NodeNames": null
+    }))
+    .unwrap_or_default()
+}
+
+fn bench(c: &mut Criterion) {
+    let ext = extender::Extender::new("", Vec::new(), None);
+    let mut g = c.benchmark_group("extender");
+    g.sample_size(10).measurement_time(Duration::from_secs(4));
+    for n in [1_000usize, 5_000] {
+        let body = request(n);
+        g.bench_with_input(BenchmarkId::new("filter", n), &body, |b, body| {
+            b.iter(|| ext.handle("POST", "/filter", black_box(body)));
+        });
+        g.bench_with_input(BenchmarkId::new("prioritize", n), &body, |b, body| {
+            b.iter(|| ext.handle("POST", "/prioritize", black_box(body)));
+        });
+        g.bench_with_input(BenchmarkId::new("json-roundtrip", n), &body, |b, body| {
+            b.iter(|| {
+                let v: Value = serde_json::from_slice(black_box(body)).unwrap_or_default();
+                serde_json::to_vec(&v).unwrap_or_default()
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

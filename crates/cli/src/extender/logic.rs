@@ -1,0 +1,394 @@
+//! What the extender decides: the pod's GPU need, each node's verdict and score.
+//! Pure functions of the request and the node annotations (`docs/extender.md`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use linkwise_core::GpuId;
+use linkwise_core::alloc::{AllocRequest, Allocator};
+use linkwise_core::annotation::NodeFabric;
+
+use super::types::Pod;
+
+/// Pod annotation: a fraction of one GPU, in thousandths (`"500"` = half a GPU).
+pub const MILLI_KEY: &str = "linkwise.dev/gpu-milli";
+/// Pod annotation: `required` or `preferred` (the default).
+pub const NVLINK_KEY: &str = "linkwise.dev/nvlink";
+/// The resources managed when `--resource` is not given.
+pub const DEFAULT_RESOURCES: [&str; 2] = ["nvidia.com/gpu", "linkwise.dev/gpu"];
+/// The highest extender score.
+pub const MAX_SCORE: i64 = 10;
+
+/// What the pod asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// No managed GPU: linkwise has no opinion.
+    None,
+    /// `k` whole GPUs.
+    Whole(usize),
+    /// A share of one GPU, in thousandths (1..=999).
+    Fraction(u64),
+}
+
+/// The pod's need and its NVLink requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodNeed {
+    /// GPUs.
+    pub need: Need,
+    /// `linkwise.dev/nvlink: required`.
+    pub nvlink_required: bool,
+}
+
+fn quantity(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// Reads the pod's need: the sum over its containers of the managed resources' limits
+/// (else requests), replaced by [`MILLI_KEY`] when the pod has it. `Err` names the bad
+/// value.
+pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, String> {
+    let mut whole: u64 = 0;
+    let containers = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.as_deref())
+        .unwrap_or_default();
+    for c in containers {
+        let Some(res) = &c.resources else { continue };
+        for r in resources {
+            let v = res
+                .limits
+                .as_ref()
+                .and_then(|l| l.get(r))
+                .or_else(|| res.requests.as_ref().and_then(|q| q.get(r)));
+            if let Some(v) = v {
+                let n = quantity(v).ok_or_else(|| {
+                    format!(
+                        "pod {} container {:?}: {r} quantity {v} is not a whole number of GPUs",
+                        pod.key(),
+                        c.name.as_deref().unwrap_or("")
+                    )
+                })?;
+                whole = whole.saturating_add(n);
+            }
+        }
+    }
+    let mut need = match usize::try_from(whole) {
+        Ok(0) => Need::None,
+        Ok(k) => Need::Whole(k),
+        Err(_) => Need::Whole(usize::MAX),
+    };
+    if let Some(m) = pod.annotation(MILLI_KEY) {
+        let milli: u64 = m.trim().parse().ok().filter(|&v| v > 0).ok_or_else(|| {
+            format!(
+                "pod {}: annotation {MILLI_KEY} {m:?} is not a positive whole number of milli-GPUs",
+                pod.key()
+            )
+        })?;
+        need = if milli < 1000 {
+            Need::Fraction(milli)
+        } else {
+            Need::Whole(usize::try_from(milli.div_ceil(1000)).unwrap_or(usize::MAX))
+        };
+    }
+    let nvlink_required = match pod.annotation(NVLINK_KEY).map(str::trim) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("preferred") => false,
+        Some(v) if v.eq_ignore_ascii_case("required") => true,
+        Some(v) => {
+            return Err(format!(
+                "pod {}: annotation {NVLINK_KEY} {v:?} is neither \"required\" nor \"preferred\"",
+                pod.key()
+            ));
+        }
+    };
+    Ok(PodNeed {
+        need,
+        nvlink_required,
+    })
+}
+
+/// What linkwise knows about one node.
+#[derive(Debug, Clone)]
+pub enum NodeView {
+    /// The node's parsed `linkwise.dev/fabric` annotation.
+    Known(Arc<NodeFabric>),
+    /// Nothing usable, and why (not cached, no annotation, unreadable annotation).
+    Unknown(String),
+}
+
+impl NodeView {
+    /// The view of an annotation value (`None`: the node has none).
+    pub fn from_annotation(value: Option<&str>) -> NodeView {
+        match value {
+            None => NodeView::Unknown(format!("no {} annotation", linkwise_core::annotation::KEY)),
+            Some(v) => match NodeFabric::parse(v) {
+                Ok(f) => {
+                    let distinct: BTreeSet<&String> = f.gpus.iter().collect();
+                    if distinct.len() == f.gpus.len() {
+                        NodeView::Known(Arc::new(f))
+                    } else {
+                        NodeView::Unknown("unreadable annotation: a GPU id appears twice".into())
+                    }
+                }
+                Err(e) => NodeView::Unknown(format!("unreadable annotation: {e}")),
+            },
+        }
+    }
+}
+
+/// The filter's answer for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The node stays.
+    Pass,
+    /// Fails now; preemption could free GPUs.
+    Fail(String),
+    /// Fails whatever is preempted.
+    Unresolvable(String),
+}
+
+/// Positions of healthy GPUs, free healthy GPUs, and per island the free healthy count.
+struct Counts {
+    healthy: usize,
+    free: Vec<usize>,
+    largest_island: usize,
+    largest_free_island: usize,
+}
+
+fn counts(f: &NodeFabric) -> Counts {
+    let unhealthy: BTreeSet<usize> = f.unhealthy.iter().copied().collect();
+    let free: BTreeSet<usize> = f
+        .free
+        .iter()
+        .copied()
+        .filter(|p| !unhealthy.contains(p) && *p < f.gpus.len())
+        .collect();
+    let healthy_in = |is: &Vec<usize>| {
+        is.iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|p| !unhealthy.contains(p))
+            .count()
+    };
+    let free_in = |is: &Vec<usize>| {
+        is.iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|p| free.contains(p))
+            .count()
+    };
+    Counts {
+        healthy: f.gpus.len().saturating_sub(unhealthy.len()),
+        largest_island: f.islands.iter().map(healthy_in).max().unwrap_or(0),
+        largest_free_island: f.islands.iter().map(free_in).max().unwrap_or(0),
+        free: free.into_iter().collect(),
+    }
+}
+
+/// The filter verdict for a node (unknown nodes pass: linkwise cannot judge them).
+pub fn verdict(need: PodNeed, node: &NodeView) -> Verdict {
+    let NodeView::Known(f) = node else {
+        return Verdict::Pass;
+    };
+    if need.need == Need::None {
+        return Verdict::Pass;
+    }
+    if f.gpus.is_empty() {
+        return Verdict::Unresolvable("node has no GPUs".into());
+    }
+    let c = counts(f);
+    match need.need {
+        Need::None => Verdict::Pass,
+        Need::Fraction(_) if c.healthy == 0 => {
+            Verdict::Unresolvable("node has no healthy GPU".into())
+        }
+        Need::Fraction(_) => Verdict::Pass,
+        Need::Whole(k) => {
+            if c.healthy < k {
+                return Verdict::Unresolvable(format!(
+                    "node has {} healthy GPUs, the pod needs {k}",
+                    c.healthy
+                ));
+            }
+            let required = need.nvlink_required && k > 1;
+            if required && c.largest_island < k {
+                return Verdict::Unresolvable(format!(
+                    "no {k}-GPU NVLink island on the node (largest has {} healthy GPUs)",
+                    c.largest_island
+                ));
+            }
+            if c.free.len() < k {
+                return Verdict::Fail(format!("{k} GPUs requested, {} free", c.free.len()));
+            }
+            if required && c.largest_free_island < k {
+                return Verdict::Fail(format!("no {k}-GPU NVLink-connected set free"));
+            }
+            Verdict::Pass
+        }
+    }
+}
+
+/// Allocators by node shape (GPU count, lanes, NUMA): nodes of one model share one.
+#[derive(Debug, Default)]
+pub struct AllocCache {
+    map: Mutex<HashMap<Vec<u32>, Arc<Allocator>>>,
+}
+
+/// Shapes kept before the cache starts over.
+const SHAPES: usize = 256;
+
+impl AllocCache {
+    /// The allocator of `f`'s shape; its GPU ids are the positions (`"0"`, `"1"`, ...).
+    pub fn get(&self, f: &NodeFabric) -> Arc<Allocator> {
+        let mut key = Vec::with_capacity(1 + f.gpus.len() * (f.gpus.len() + 1));
+        key.push(u32::try_from(f.gpus.len()).unwrap_or(u32::MAX));
+        key.extend(f.lanes.iter().flatten().copied());
+        key.extend(f.numa.iter().map(|n| n.unwrap_or(u32::MAX)));
+        if let Ok(m) = self.map.lock()
+            && let Some(a) = m.get(&key)
+        {
+            return a.clone();
+        }
+        let shape = NodeFabric {
+            gpus: (0..f.gpus.len()).map(|p| p.to_string()).collect(),
+            free: Vec::new(),
+            unhealthy: Vec::new(),
+            clique: None,
+            ..f.clone()
+        };
+        let a = Arc::new(Allocator::new(&shape.to_topology("node")));
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= SHAPES {
+                m.clear();
+            }
+            m.insert(key, a.clone());
+        }
+        a
+    }
+}
+
+/// The best set's quality on one node (inputs to the score).
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    /// Ring bottleneck of the best set, MB/s.
+    bottleneck: u64,
+    /// The set is connected by NVLink links among its own GPUs.
+    nvlink_connected: bool,
+    /// Intact islands the set breaks into.
+    opened: u32,
+    /// Free healthy GPUs left after the set.
+    leftover: usize,
+}
+
+fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache) -> Option<Fit> {
+    let c = counts(f);
+    if c.free.len() < k || k == 0 {
+        return None;
+    }
+    let al = allocs.get(f);
+    let req = AllocRequest {
+        available: c.free.iter().map(|p| GpuId(p.to_string())).collect(),
+        size: k,
+        ..AllocRequest::default()
+    };
+    let a = al.allocate(&req).ok()?;
+    let set = &a.positions;
+    // NVLink-connected: a search over the set's own NVLink links reaches every GPU.
+    let mut seen = vec![false; set.len()];
+    let mut stack = vec![0usize];
+    if let Some(s) = seen.first_mut() {
+        *s = true;
+    }
+    while let Some(x) = stack.pop() {
+        for y in 0..set.len() {
+            if !seen[y] && al.lanes(set[x], set[y]) > 0 {
+                seen[y] = true;
+                stack.push(y);
+            }
+        }
+    }
+    Some(Fit {
+        bottleneck: a.score.bottleneck_mbps,
+        nvlink_connected: seen.iter().all(|&s| s),
+        opened: a.score.opened,
+        leftover: c.free.len() - k,
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Scores 0..=10 for the nodes, in their order (formula in `docs/extender.md`).
+pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64> {
+    let whole = |k: usize| -> Vec<Option<Fit>> {
+        nodes
+            .iter()
+            .map(|n| match n {
+                NodeView::Known(f) if verdict(need, n) == Verdict::Pass => best_fit(f, k, allocs),
+                _ => None,
+            })
+            .collect()
+    };
+    let rank = |k: usize, fits: &[Option<Fit>]| -> Vec<i64> {
+        let bmax = fits
+            .iter()
+            .flatten()
+            .map(|f| f.bottleneck)
+            .max()
+            .unwrap_or(0);
+        let lmin = fits.iter().flatten().map(|f| f.leftover).min().unwrap_or(0);
+        fits.iter()
+            .map(|f| {
+                let Some(f) = f else { return 0 };
+                let fabric = if k <= 1 {
+                    7
+                } else {
+                    let ring = if bmax == 0 {
+                        0
+                    } else {
+                        to_i64(
+                            (3 * u128::from(f.bottleneck) + u128::from(bmax) / 2)
+                                .checked_div(u128::from(bmax))
+                                .map_or(0, |v| u64::try_from(v).unwrap_or(3)),
+                        )
+                    };
+                    let base = if f.nvlink_connected { 4 } else { 0 };
+                    base + ring.min(3)
+                };
+                let whole_islands = if f.opened == 0 { 2 } else { 0 };
+                let fit = whole_islands + i64::from(f.leftover == lmin);
+                (fabric + fit).clamp(0, MAX_SCORE)
+            })
+            .collect()
+    };
+    match need.need {
+        Need::None => vec![0; nodes.len()],
+        Need::Whole(k) => rank(k, &whole(k)),
+        Need::Fraction(_) => {
+            let one = rank(1, &whole(1));
+            nodes
+                .iter()
+                .zip(one)
+                .map(|(n, s)| match n {
+                    NodeView::Known(f) if verdict(need, n) == Verdict::Pass => {
+                        let c = counts(f);
+                        if c.healthy > c.free.len() {
+                            // A healthy GPU is in use: the share can go there and every
+                            // free GPU stays whole.
+                            MAX_SCORE
+                        } else {
+                            (s - 3).max(0)
+                        }
+                    }
+                    _ => 0,
+                })
+                .collect()
+        }
+    }
+}
