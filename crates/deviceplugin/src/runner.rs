@@ -70,6 +70,28 @@ async fn register(kubelet: &Path, plugin: &GpuPlugin) -> Result<(), String> {
     }
 }
 
+/// Binds a listening socket at `sock` so that the path appears only once the socket
+/// listens: bound under a temporary name in the same directory, then renamed into place.
+/// (Binding in place leaves a moment between `bind` and `listen` in which the file exists
+/// but a client connecting to it is refused.)
+fn bind_in_place(sock: &Path) -> Result<UnixListener, Error> {
+    let name = sock.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = sock.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|error| Error::Bind {
+        path: sock.to_path_buf(),
+        error,
+    })?;
+    std::fs::rename(&tmp, sock).map_err(|error| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Bind {
+            path: sock.to_path_buf(),
+            error,
+        }
+    })?;
+    Ok(listener)
+}
+
 /// Serves `plugin` until `shutdown` completes: binds the plugin socket in the
 /// device-plugin directory, registers with the kubelet once serving (retrying with
 /// backoff while the kubelet is absent), and when the plugin socket disappears or
@@ -81,11 +103,7 @@ pub async fn run(plugin: GpuPlugin, shutdown: impl Future<Output = ()>) -> Resul
     let kubelet = cfg.kubelet_dir.join(KUBELET_SOCKET);
     tokio::pin!(shutdown);
     loop {
-        let _ = std::fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).map_err(|error| Error::Bind {
-            path: sock.clone(),
-            error,
-        })?;
+        let listener = bind_in_place(&sock)?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
             Server::builder()
