@@ -51,7 +51,9 @@
 //! (RISC-V boards often have no NUMA, no IOMMU and no ACPI) or holds text that does not
 //! parse, become [`linkwise_core::Gap`]s naming the file; discovery does not fail on
 //! them. A host without GPUs, or without a readable `sys/bus/pci/devices`, gives a
-//! topology with no GPU.
+//! topology with no GPU; when PCI functions were seen, a `gpus` gap lists them (ids,
+//! class, the bridge above each, NUMA node and IOMMU group or their absence), so a
+//! board or virtual machine without NVIDIA devices shows what it does have.
 
 mod devices;
 mod gpus;
@@ -91,7 +93,7 @@ impl TopologySource for SysfsSource {
             gaps: Vec::new(),
         };
         let host = host::discover(&mut cx);
-        let functions = devices::scan(&mut cx);
+        let (functions, others) = devices::scan(&mut cx);
         let driver = gpus::driver(&mut cx);
 
         let of = |k: Kind| functions.iter().filter(move |f| f.kind == k);
@@ -148,6 +150,10 @@ impl TopologySource for SysfsSource {
                 "sysfs does not show NVLink lanes, NVSwitch ports or fabric membership; GPU pairs carry \
                  PCIe path classes only. Use the NVML source (cargo feature `nvml`) for NVLink",
             );
+        }
+        if found.is_empty() && !others.is_empty() {
+            let why = devices::describe_others(&cx, &others);
+            cx.gap("gpus", why);
         }
         if !found.is_empty() {
             cx.gap(

@@ -62,9 +62,25 @@ impl Function {
     }
 }
 
+/// A PCI function linkwise does not use, kept to explain an empty result.
+#[derive(Debug, Clone)]
+pub(super) struct Other {
+    /// The directory name under `sys/bus/pci/devices`.
+    pub(super) bdf: String,
+    /// The parsed address (for ordering).
+    addr: PciAddress,
+    /// `sys/bus/pci/devices/<bdf>`, relative to the root.
+    rel: String,
+    /// PCI vendor id.
+    vendor: u32,
+    /// Where it sits.
+    place: Placement,
+}
+
 /// Lists `sys/bus/pci/devices` and keeps NVIDIA GPUs and NVSwitches and Mellanox
-/// NICs, in PCI address order. An unreadable directory gives none, with a gap.
-pub(super) fn scan(cx: &mut Ctx) -> Vec<Function> {
+/// NICs, in PCI address order; the other functions come back apart, also in address
+/// order. An unreadable directory gives none, with a gap.
+pub(super) fn scan(cx: &mut Ctx) -> (Vec<Function>, Vec<Other>) {
     let names = match cx.root.list(PCI_DEVICES) {
         Ok(n) => n,
         Err(e) => {
@@ -73,10 +89,11 @@ pub(super) fn scan(cx: &mut Ctx) -> Vec<Function> {
                 cx.root.show(PCI_DEVICES)
             );
             cx.gap("pci devices", why);
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     let mut out = Vec::new();
+    let mut others = Vec::new();
     for bdf in names {
         let Ok(addr) = bdf.parse::<PciAddress>() else {
             tracing::debug!(entry = %bdf, "not a PCI address; skipped");
@@ -109,7 +126,15 @@ pub(super) fn scan(cx: &mut Ctx) -> Vec<Function> {
         ) else {
             continue;
         };
+        let other = |rel: String, bdf: String| Other {
+            place: placement(&comps, &bdf),
+            bdf,
+            addr,
+            rel,
+            vendor,
+        };
         if vendor != VENDOR_NVIDIA && vendor != VENDOR_MELLANOX {
+            others.push(other(rel, bdf));
             continue;
         }
         let Some(class) = cx.parsed(
@@ -124,7 +149,10 @@ pub(super) fn scan(cx: &mut Ctx) -> Vec<Function> {
             (VENDOR_NVIDIA, 0x0302 | 0x0300) => Kind::Gpu,
             (VENDOR_NVIDIA, 0x0680) => Kind::NvSwitch,
             (VENDOR_MELLANOX, 0x0207 | 0x0200) => Kind::Nic,
-            _ => continue,
+            _ => {
+                others.push(other(rel, bdf));
+                continue;
+            }
         };
         let device = cx
             .parsed(
@@ -144,7 +172,58 @@ pub(super) fn scan(cx: &mut Ctx) -> Vec<Function> {
         });
     }
     out.sort_by_key(|f| f.addr);
-    out
+    others.sort_by_key(|f| f.addr);
+    (out, others)
+}
+
+/// At most this many functions are described in the no-GPU gap.
+const OTHERS_SHOWN: usize = 32;
+
+/// The `why` of the gap recorded when no GPU was found: every other PCI function
+/// (up to [`OTHERS_SHOWN`]) with its ids, class, the bridges above it, and whether its
+/// NUMA node and IOMMU group are known. This is what a host without NVIDIA devices (a
+/// RISC-V board, a virtual machine, a CPU node) shows instead of GPUs.
+pub(super) fn describe_others(cx: &Ctx, others: &[Other]) -> String {
+    let hex = |attr: &str, f: &Other| {
+        cx.root
+            .read_trimmed(&format!("{}/{attr}", f.rel))
+            .and_then(|s| parse::hex_u32(&s))
+    };
+    let mut parts = Vec::new();
+    for f in others.iter().take(OTHERS_SHOWN) {
+        let device = hex("device", f).map_or("????".into(), |d| format!("{d:04x}"));
+        let class = hex("class", f).map_or("unknown".into(), |c| format!("0x{c:06x}"));
+        let mut d = format!("{} [{:04x}:{device}] class {class}", f.bdf, f.vendor);
+        match f.place.bridges.last() {
+            Some(port) => d.push_str(&format!(" behind {port}")),
+            None if f.place.host_bridge.is_some() => d.push_str(" on the host bridge"),
+            None => {}
+        }
+        match cx
+            .root
+            .read_trimmed(&format!("{}/numa_node", f.rel))
+            .as_deref()
+        {
+            Some("-1") => d.push_str(", numa node unknown (-1)"),
+            Some(n) => d.push_str(&format!(", numa node {n}")),
+            None => d.push_str(", no numa_node file"),
+        }
+        match cx.root.link_name(&format!("{}/iommu_group", f.rel)) {
+            Ok(Some(g)) => d.push_str(&format!(", iommu group {g}")),
+            _ => d.push_str(", no iommu group"),
+        }
+        parts.push(d);
+    }
+    if others.len() > OTHERS_SHOWN {
+        parts.push(format!("and {} more", others.len() - OTHERS_SHOWN));
+    }
+    format!(
+        "no NVIDIA GPU (vendor 0x10de, class 0x0300/0x0302) among the {} PCI functions in {}{}{}",
+        others.len(),
+        cx.root.show(PCI_DEVICES),
+        if parts.is_empty() { "" } else { ": " },
+        parts.join("; ")
+    )
 }
 
 /// True for a host bridge directory: `pci` then `DDDD:BB` in hex.

@@ -775,6 +775,79 @@ fn nvidia_bridges_and_other_functions() {
     assert_eq!(nic_class(&topo, 0, "0000:05:00.0"), PathClass::Phb);
 }
 
+#[test]
+fn a_host_without_gpus_lists_its_pci_functions_in_a_gap() {
+    // A virtual RISC-V machine: a host bridge function, a root port and an Ethernet
+    // controller behind it, no NUMA node, no IOMMU group; one function has a group.
+    let t = Tree::new();
+    for (path, vendor, device, class, numa) in [
+        (
+            "pci0000:00/0000:00:00.0",
+            "0x1b36",
+            "0x0008",
+            "0x060000",
+            "-1",
+        ),
+        (
+            "pci0000:00/0000:00:01.0",
+            "0x1b36",
+            "0x000c",
+            "0x060400",
+            "-1",
+        ),
+        (
+            "pci0000:00/0000:00:01.0/0000:01:00.0",
+            "0x1af4",
+            "0x1041",
+            "0x020000",
+            "-1",
+        ),
+        (
+            "pci0000:00/0000:00:02.0",
+            "0x1234",
+            "0x11e8",
+            "0x00ff00",
+            "1",
+        ),
+    ] {
+        let d = format!("sys/devices/{path}");
+        t.file(&format!("{d}/vendor"), vendor);
+        t.file(&format!("{d}/device"), device);
+        t.file(&format!("{d}/class"), class);
+        t.file(&format!("{d}/numa_node"), numa);
+        let bdf = path.rsplit('/').next().unwrap();
+        t.link(
+            &format!("sys/bus/pci/devices/{bdf}"),
+            &format!("../../../devices/{path}"),
+        );
+    }
+    t.link(
+        "sys/devices/pci0000:00/0000:00:02.0/iommu_group",
+        "../../../kernel/iommu_groups/7",
+    );
+    let topo = t.discover();
+    assert!(topo.gpus.is_empty());
+    let gap = topo
+        .gaps
+        .iter()
+        .find(|g| g.what == "gpus")
+        .expect("a gpus gap saying why there is none");
+    assert!(gap.why.contains("among the 4 PCI functions"), "{}", gap.why);
+    for part in [
+        "0000:00:00.0 [1b36:0008] class 0x060000 on the host bridge, numa node unknown (-1), no iommu group",
+        "0000:01:00.0 [1af4:1041] class 0x020000 behind 0000:00:01.0, numa node unknown (-1), no iommu group",
+        "0000:00:02.0 [1234:11e8] class 0x00ff00 on the host bridge, numa node 1, iommu group 7",
+    ] {
+        assert!(gap.why.contains(part), "missing {part:?} in {}", gap.why);
+    }
+    // With a GPU present, the other functions are not listed.
+    let with_gpu = t;
+    with_gpu.gpu(3, "0000:03:00.0");
+    let topo = with_gpu.discover();
+    assert_eq!(topo.gpus.len(), 1);
+    assert!(!has_gap(&topo, "gpus"));
+}
+
 // === the live machine ===
 
 /// NVIDIA GPU functions in `/sys/bus/pci/devices`, counted without the source.
