@@ -7,6 +7,8 @@
 //! RISC-V lab (`scripts/riscv-lab`) runs this test binary, cross-built for riscv64,
 //! inside a riscv64 guest against the riscv64 `linkwise`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,7 +170,7 @@ fn registers_and_prefers_what_alloc_picks(profile: &str) {
                         container_requests: vec![api::ContainerPreferredAllocationRequest {
                             available_device_i_ds: ids,
                             must_include_device_i_ds: Vec::new(),
-                            allocation_size: size as i32,
+                            allocation_size: i32::try_from(size).unwrap(),
                         }],
                     })
                     .await
