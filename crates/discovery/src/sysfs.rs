@@ -152,7 +152,7 @@ impl TopologySource for SysfsSource {
             );
         }
         if found.is_empty() && !others.is_empty() {
-            let why = devices::describe_others(&cx, &others);
+            let why = devices::describe_others(&cx, &others, others.len() + functions.len());
             cx.gap("gpus", why);
         }
         if !found.is_empty() {

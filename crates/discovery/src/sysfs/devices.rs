@@ -179,11 +179,11 @@ pub(super) fn scan(cx: &mut Ctx) -> (Vec<Function>, Vec<Other>) {
 /// At most this many functions are described in the no-GPU gap.
 const OTHERS_SHOWN: usize = 32;
 
-/// The `why` of the gap recorded when no GPU was found: every other PCI function
-/// (up to [`OTHERS_SHOWN`]) with its ids, class, the bridges above it, and whether its
+/// The `why` of the gap recorded when no GPU was found (`total` PCI functions in all,
+/// NICs and NVSwitches included): every other PCI function (up to [`OTHERS_SHOWN`]) with its ids, class, the bridges above it, and whether its
 /// NUMA node and IOMMU group are known. This is what a host without NVIDIA devices (a
 /// RISC-V board, a virtual machine, a CPU node) shows instead of GPUs.
-pub(super) fn describe_others(cx: &Ctx, others: &[Other]) -> String {
+pub(super) fn describe_others(cx: &Ctx, others: &[Other], total: usize) -> String {
     let hex = |attr: &str, f: &Other| {
         cx.root
             .read_trimmed(&format!("{}/{attr}", f.rel))
@@ -218,8 +218,7 @@ pub(super) fn describe_others(cx: &Ctx, others: &[Other]) -> String {
         parts.push(format!("and {} more", others.len() - OTHERS_SHOWN));
     }
     format!(
-        "no NVIDIA GPU (vendor 0x10de, class 0x0300/0x0302) among the {} PCI functions in {}{}{}",
-        others.len(),
+        "no NVIDIA GPU (vendor 0x10de, class 0x0300/0x0302) among the {total} PCI functions in {}{}{}",
         cx.root.show(PCI_DEVICES),
         if parts.is_empty() { "" } else { ": " },
         parts.join("; ")

@@ -778,7 +778,8 @@ fn nvidia_bridges_and_other_functions() {
 #[test]
 fn a_host_without_gpus_lists_its_pci_functions_in_a_gap() {
     // A virtual RISC-V machine: a host bridge function, a root port and an Ethernet
-    // controller behind it, no NUMA node, no IOMMU group; one function has a group.
+    // controller behind it, no NUMA node, no IOMMU group; one function has a group;
+    // and a Mellanox NIC, which discovery reports as a NIC, not in the list.
     let t = Tree::new();
     for (path, vendor, device, class, numa) in [
         (
@@ -809,6 +810,13 @@ fn a_host_without_gpus_lists_its_pci_functions_in_a_gap() {
             "0x00ff00",
             "1",
         ),
+        (
+            "pci0000:00/0000:00:04.0",
+            "0x15b3",
+            "0x101d",
+            "0x020000",
+            "0",
+        ),
     ] {
         let d = format!("sys/devices/{path}");
         t.file(&format!("{d}/vendor"), vendor);
@@ -832,7 +840,10 @@ fn a_host_without_gpus_lists_its_pci_functions_in_a_gap() {
         .iter()
         .find(|g| g.what == "gpus")
         .expect("a gpus gap saying why there is none");
-    assert!(gap.why.contains("among the 4 PCI functions"), "{}", gap.why);
+    // The count covers the NIC; the list does not (it is in `nics`).
+    assert!(gap.why.contains("among the 5 PCI functions"), "{}", gap.why);
+    assert_eq!(topo.nics.len(), 1);
+    assert!(!gap.why.contains("0000:00:04.0"), "{}", gap.why);
     for part in [
         "0000:00:00.0 [1b36:0008] class 0x060000 on the host bridge, numa node unknown (-1), no iommu group",
         "0000:01:00.0 [1af4:1041] class 0x020000 behind 0000:00:01.0, numa node unknown (-1), no iommu group",
