@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -38,6 +39,31 @@ pub async fn serve(
     handle: ExporterHandle,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_http(
+        listener,
+        move |req| {
+            let resp = respond(&handle, &req);
+            async move { resp }
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// HTTP/1.1 on `listener` until `shutdown` completes, each request answered by
+/// `respond`: one task per connection, a 10 s limit on reading request headers (hyper
+/// answers malformed requests with 400 and closes), accept errors logged with a short
+/// back-off instead of a spin. On shutdown it stops accepting, asks open connections to
+/// close after their current response and waits up to 2 s for them. Shared by the
+/// exporter and the scheduler extender.
+pub async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    respond: F,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = JoinSet::new();
@@ -55,12 +81,12 @@ pub async fn serve(
                 }
             },
         };
-        let h = handle.clone();
+        let respond = respond.clone();
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
             let svc = service_fn(move |req| {
-                let resp = respond(&h, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                let resp = respond(req);
+                async move { Ok::<_, Infallible>(resp.await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
