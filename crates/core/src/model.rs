@@ -616,6 +616,11 @@ impl Link {
     }
 }
 
+/// The [`Gap::what`] of a topology whose GPUs or NVSwitches were seen but whose NVLink
+/// facts were not (sysfs alone cannot see NVLink). Such a topology's "no NVLink" is
+/// unknown, not false; see [`Topology::nvlink_unknown`].
+pub const NVLINK_GAP: &str = "nvlink";
+
 /// Something discovery could not find out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -661,6 +666,12 @@ impl Topology {
     /// True when the topology covers more than one host.
     pub fn is_multi_host(&self) -> bool {
         self.hosts.len() > 1
+    }
+
+    /// The gap saying NVLink facts are missing although NVIDIA GPUs or NVSwitches were
+    /// seen; `None` when the topology's NVLink facts (present or absent) are known.
+    pub fn nvlink_unknown(&self) -> Option<&Gap> {
+        self.gaps.iter().find(|g| g.what == NVLINK_GAP)
     }
 
     /// Record something that could not be discovered.

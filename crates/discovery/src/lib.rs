@@ -16,6 +16,7 @@
 
 mod auto;
 mod error;
+pub mod input;
 pub mod merge;
 #[cfg(feature = "nvml")]
 mod nvml;
@@ -114,19 +115,9 @@ impl SourceSpec {
     }
 }
 
-/// Reads a whole input file; `-` is standard input.
+/// Reads a whole input file (`-` is standard input), bounded by [`input::max_input_bytes`].
 pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let read = if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
-    } else {
-        std::fs::read(path)
-    };
-    read.map_err(|error| Error::Read {
-        path: path.to_path_buf(),
-        error,
-    })
+    input::read_capped(path)
 }
 
 #[cfg(feature = "nvml")]

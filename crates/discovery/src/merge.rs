@@ -236,7 +236,9 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
         }
         base.links.push(l);
     }
-    base.gaps.retain(|g| !g.why.contains("NVML"));
+    // The driver answered: NVLink facts (present or absent) are now known.
+    base.gaps
+        .retain(|g| g.what != linkwise_core::NVLINK_GAP && !g.why.contains("NVML"));
     if unknown > 0 {
         base.gap(
             format!("{unknown} NVLink(s)"),
@@ -281,7 +283,7 @@ mod tests {
                 class: PathClass::Phb,
             },
         ));
-        t.gap("nvlink", "sysfs cannot see NVLink; build with NVML");
+        t.gap(linkwise_core::NVLINK_GAP, "sysfs cannot see NVLink");
         t
     }
 

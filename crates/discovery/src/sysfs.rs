@@ -85,9 +85,31 @@ impl SysfsSource {
     }
 }
 
+/// A root that does not exist, is not a directory or holds neither `sys` nor `proc`
+/// cannot be a host: refusing it keeps a mistyped path from reading as a GPU-less host.
+fn check_root(root: &Path, source: &str) -> Result<()> {
+    let bad = |reason: String| {
+        Err(crate::Error::BadSource {
+            spec: source.to_string(),
+            reason,
+        })
+    };
+    match std::fs::metadata(root) {
+        Err(e) => bad(format!("{}: {e}", root.display())),
+        Ok(m) if !m.is_dir() => bad(format!("{} is not a directory", root.display())),
+        Ok(_) if !root.join("sys").is_dir() && !root.join("proc").is_dir() => bad(format!(
+            "{} holds neither sys/ nor proc/; give the directory that contains them \
+             (a captured tree, or / for this host)",
+            root.display()
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 impl TopologySource for SysfsSource {
     fn discover(&self) -> Result<Topology> {
         let source = format!("sysfs:{}", self.root.display());
+        check_root(&self.root, &source)?;
         let mut cx = Ctx {
             root: Root::new(&self.root),
             gaps: Vec::new(),
@@ -146,9 +168,11 @@ impl TopologySource for SysfsSource {
 
         if !found.is_empty() || !switches.is_empty() {
             cx.gap(
-                "nvlink",
+                linkwise_core::NVLINK_GAP,
                 "sysfs does not show NVLink lanes, NVSwitch ports or fabric membership; GPU pairs carry \
-                 PCIe path classes only. Use the NVML source (cargo feature `nvml`) for NVLink",
+                 PCIe path classes only. NVLink facts come from NVML (libnvidia-ml.so.1, loaded at run \
+                 time by the default build): install the NVIDIA driver, or in a container mount the \
+                 driver libraries (NVIDIA runtime class)",
             );
         }
         if found.is_empty() && !others.is_empty() {

@@ -538,6 +538,7 @@ fn looping_device_link_is_skipped_with_a_gap() {
 #[test]
 fn empty_root_gives_an_empty_topology_with_gaps() {
     let t = Tree::new();
+    fs::create_dir(t.root().join("sys")).expect("mkdir sys");
     let topo = t.discover();
     assert!(
         topo.gpus.is_empty()
@@ -571,13 +572,22 @@ fn empty_root_gives_an_empty_topology_with_gaps() {
 }
 
 #[test]
-fn missing_root_is_not_an_error() {
+fn a_root_that_is_no_host_is_refused() {
+    // Regression: `--source sysfs:/nonexistent` read as a GPU-less host and exited 0.
     let t = Tree::new();
-    let topo = SysfsSource::new(t.root().join("does/not/exist"))
-        .discover()
-        .unwrap();
-    assert!(topo.gpus.is_empty());
-    assert_eq!(topo.hosts[0].name, "localhost");
+    t.file("plain-file", "x");
+    for (root, why) in [
+        (t.root().join("does/not/exist"), "No such file"),
+        (t.root().join("plain-file"), "not a directory"),
+        (t.root().to_path_buf(), "neither sys/ nor proc/"),
+    ] {
+        let err = SysfsSource::new(&root).discover().unwrap_err();
+        assert!(
+            matches!(err, linkwise_discovery::Error::BadSource { .. }) && err.to_string().contains(why),
+            "{}: {err}",
+            root.display()
+        );
+    }
 }
 
 #[test]
