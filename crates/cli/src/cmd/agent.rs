@@ -75,20 +75,66 @@ pub struct Args {
     annotate_every: u64,
     #[command(flatten)]
     metrics: super::exporter::MetricsArgs,
+    #[command(flatten)]
+    nvlink: super::NvlinkArgs,
 }
 
 /// The environment variable the DaemonSet sets from the downward API.
 const NODE_NAME_ENV: &str = "NODE_NAME";
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let topo = super::discover(&args.source)?;
-    if !args.resource_name.contains('/') {
-        return Err(crate::exit::BadInput(format!(
+/// Flag values that cannot be right, refused before anything starts (exit 2).
+fn check_args(args: &Args) -> Result<(), crate::exit::BadInput> {
+    use linkwise_core::labels::is_dns_subdomain;
+    let bad = |m: String| Err(crate::exit::BadInput(m));
+    let valid_resource = args.resource_name.split_once('/').is_some_and(|(domain, name)| {
+        is_dns_subdomain(domain) && linkwise_core::labels::is_label_value(name) && !name.is_empty()
+    });
+    if !valid_resource {
+        return bad(format!(
             "--resource-name {:?}: an extended resource is <vendor-domain>/<name>, e.g. nvidia.com/gpu",
             args.resource_name
-        ))
-        .into());
+        ));
     }
+    if args.socket_name.is_empty()
+        || args.socket_name.contains('/')
+        || args.socket_name == "."
+        || args.socket_name == ".."
+        || args.socket_name == linkwise_deviceplugin::KUBELET_SOCKET
+    {
+        return bad(format!(
+            "--socket-name {:?}: a plain file name in --kubelet-dir, other than kubelet.sock",
+            args.socket_name
+        ));
+    }
+    if !linkwise_core::labels::is_label_key(&format!("{}/x", args.label_prefix)) {
+        return bad(format!(
+            "--label-prefix {:?} is not a DNS subdomain",
+            args.label_prefix
+        ));
+    }
+    if let Some(n) = &args.node_name
+        && !is_dns_subdomain(n)
+    {
+        return bad(format!(
+            "--node-name {n:?} is not a Kubernetes node name (a DNS subdomain: lower-case letters, digits, '-' and '.')"
+        ));
+    }
+    if args.annotate_every == 0 {
+        return bad("--annotate-every must be at least 1 second".into());
+    }
+    if args.kubelet_dir.as_os_str().is_empty() {
+        return bad("--kubelet-dir is empty".into());
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    check_args(&args)?;
+    let topo = super::discover_published(
+        &args.source,
+        args.nvlink,
+        "node labels, preferred allocations and the fabric annotation",
+    )?;
     if topo.gpus.is_empty() {
         tracing::warn!(source = %topo.source, "no GPU found; serving an empty device list");
     }
@@ -102,14 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let names: Vec<(String, GpuId)> = {
-        let rs = Resolver::new(&topo);
-        topo.gpus
-            .iter()
-            .map(|g| (g.id.0.clone(), g.id.clone()))
-            .chain(rs.names())
-            .collect()
-    };
+    let names = Resolver::new(&topo);
     let node = args
         .node_name
         .clone()
@@ -125,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_default(),
         resource: args.resource_name.clone(),
         pod_resources: args.pod_resources_socket.clone(),
-        every: Duration::from_secs(args.annotate_every.max(1)),
+        every: Duration::from_secs(args.annotate_every),
     });
     let exporter_topo = (args.metrics.metrics_addr != "none").then(|| topo.clone());
     let plugin = GpuPlugin::new(
@@ -242,7 +281,7 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// Parses the control file: `DEVICE healthy|unhealthy [reason]` per line.
-fn parse_health(text: &str, names: &[(String, GpuId)]) -> (Vec<(GpuId, bool)>, Vec<String>) {
+fn parse_health(text: &str, names: &Resolver) -> (Vec<(GpuId, bool)>, Vec<String>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -258,9 +297,12 @@ fn parse_health(text: &str, names: &[(String, GpuId)]) -> (Vec<(GpuId, bool)>, V
             ));
             continue;
         };
-        let Some((_, id)) = names.iter().find(|(k, _)| k == dev) else {
-            problems.push(format!("line {}: no GPU {dev:?}", n + 1));
-            continue;
+        let id = match names.one(dev) {
+            Ok(id) => id,
+            Err(e) => {
+                problems.push(format!("line {}: {e}", n + 1));
+                continue;
+            }
         };
         match state.to_ascii_lowercase().as_str() {
             "healthy" => out.push((id.clone(), true)),
@@ -276,7 +318,7 @@ fn parse_health(text: &str, names: &[(String, GpuId)]) -> (Vec<(GpuId, bool)>, V
 
 /// Applies the control file every [`HEALTH_POLL`]; devices it does not mention return to
 /// healthy when it changes, so deleting a line (or the file) heals a device.
-async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Vec<(String, GpuId)>) {
+async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Resolver) {
     let initial = health.snapshot();
     let mut last: Option<String> = None;
     loop {
@@ -302,7 +344,16 @@ async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Vec<(Stri
 }
 
 fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+    // Bounded like every input: a health file that never ends is read up to the cap.
+    match linkwise_discovery::input::read_to_string_capped(path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            if path.exists() {
+                tracing::warn!(error = %e, "health file not read");
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,18 +362,17 @@ mod tests {
 
     #[test]
     fn health_lines_parse_and_problems_are_reported() {
-        let names = vec![
-            ("GPU0".to_string(), GpuId("a".into())),
-            ("3".to_string(), GpuId("b".into())),
-        ];
+        let topo = linkwise_discovery::SourceSpec::parse("profile:dgx-h100")
+            .and_then(|s| s.open())
+            .and_then(|s| s.discover())
+            .expect("a profile");
+        let id = |i: u32| topo.gpus.iter().find(|g| g.index == i).expect("a GPU").id.clone();
+        let names = Resolver::new(&topo);
         let (states, problems) = parse_health(
-            "GPU0 unhealthy XID 79\n# comment\n3 Healthy\nGPU9 unhealthy\nGPU0 sick\nGPU0\n",
+            "gpu0 unhealthy XID 79\n# comment\n3 Healthy\nGPU9 unhealthy\nGPU0 sick\nGPU0\n",
             &names,
         );
-        assert_eq!(
-            states,
-            vec![(GpuId("a".into()), false), (GpuId("b".into()), true)]
-        );
+        assert_eq!(states, vec![(id(0), false), (id(3), true)]);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("line 4"));
     }

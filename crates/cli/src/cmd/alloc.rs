@@ -1,6 +1,6 @@
 //! `linkwise alloc`: choose GPUs on a node (or an NVLink domain), with an explanation.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -69,9 +69,20 @@ pub struct Args {
     /// Answer one JSON request per line of FILE (- for stdin) with one JSON line each.
     #[arg(long, conflicts_with_all = ["count", "milli", "mig"])]
     batch: Option<PathBuf>,
+    #[command(flatten)]
+    nvlink: super::NvlinkArgs,
+    /// Hand out GPUs marked unhealthy when --available or --must-include names them
+    /// (refused otherwise; without --available unhealthy GPUs are never chosen).
+    #[arg(long)]
+    allow_unhealthy: bool,
     /// Say why this set won.
     #[arg(long)]
     explain: bool,
+    /// Stop searching after this long and answer the best set found so far (seconds, or
+    /// with a unit: 500ms, 2s; 0 = no limit). Exact searches (every request on a node of
+    /// up to 16 GPUs) always finish; --explain and -o json say when the optimum was not proven.
+    #[arg(long, default_value = "2s", value_parser = parse_time_budget, value_name = "TIME")]
+    time_budget: Budget,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -154,8 +165,9 @@ struct Wanted<'a> {
 }
 
 fn whole_request(
-    rs: &Resolver<'_>,
+    rs: &Resolver,
     al: &Allocator,
+    lim: &Limits,
     w: Wanted<'_>,
 ) -> Result<AllocRequest, BadInput> {
     let Wanted {
@@ -167,20 +179,59 @@ fn whole_request(
         numa,
         cpus,
     } = w;
-    // No list means every healthy GPU; an explicit empty list means none.
+    // No list means every healthy GPU; an explicit list must name at least one.
     let available = match available {
-        Some(list) => rs.all(list)?,
+        Some(list) => {
+            let ids = rs.all(list)?;
+            if ids.is_empty() {
+                return Err(BadInput(
+                    "--available names no GPU; omit it to choose among every healthy GPU".into(),
+                ));
+            }
+            lim.usable("--available", &ids)?;
+            ids
+        }
         None => al.healthy(),
     };
+    let must_include = rs.all(must)?;
+    lim.usable("--must-include", &must_include)?;
+    if count == 0 {
+        return Err(BadInput("--count must be at least 1".into()));
+    }
+    if count > lim.gpus {
+        return Err(BadInput(format!(
+            "--count {count}: {} has {} GPU(s)",
+            lim.source, lim.gpus
+        )));
+    }
+    if must_include.len() > count {
+        return Err(BadInput(format!(
+            "--must-include names {} GPUs but --count is {count}",
+            must_include.len()
+        )));
+    }
+    if let Some(m) = must_include.iter().find(|m| !available.contains(m)) {
+        return Err(BadInput(format!(
+            "--must-include {} is not among the available GPUs{}",
+            lim.label(m),
+            if lim.healthy(m) { "" } else { " (it is unhealthy)" }
+        )));
+    }
+    if let Some(n) = numa {
+        lim.numa(n)?;
+    }
     let cpus = cpus
         .map(|c| {
-            c.parse::<CpuSet>()
-                .map_err(|e| BadInput(format!("--cpus: {e}")))
+            let set = c
+                .parse::<CpuSet>()
+                .map_err(|e| BadInput(format!("--cpus: {e}")))?;
+            lim.cpus(&set)?;
+            Ok::<_, BadInput>(set)
         })
         .transpose()?;
     Ok(AllocRequest {
         available,
-        must_include: rs.all(must)?,
+        must_include,
         size: count,
         policy,
         scoring,
@@ -189,7 +240,144 @@ fn whole_request(
     })
 }
 
-fn parse_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadInput> {
+/// What a request may name on this topology: checked before the allocator runs, so
+/// impossible values are bad input (exit 2) rather than a quiet answer.
+struct Limits {
+    source: String,
+    gpus: usize,
+    /// Unhealthy GPUs and why.
+    unhealthy: std::collections::HashMap<GpuId, String>,
+    labels: std::collections::HashMap<GpuId, String>,
+    allow_unhealthy: bool,
+    /// NUMA nodes the topology knows (hosts' nodes, GPUs' nodes and memory nodes).
+    numa: std::collections::BTreeSet<u32>,
+    /// CPUs the topology knows (NUMA node cpulists, GPU affinities); `None` when unknown.
+    cpus: Option<CpuSet>,
+}
+
+impl Limits {
+    fn new(topo: &Topology, allow_unhealthy: bool) -> Self {
+        let multi = topo.is_multi_host();
+        let mut numa: std::collections::BTreeSet<u32> = topo
+            .hosts
+            .iter()
+            .flat_map(|h| h.numa_nodes.iter().map(|n| n.id))
+            .collect();
+        numa.extend(topo.gpus.iter().filter_map(|g| g.numa_node));
+        numa.extend(topo.gpus.iter().filter_map(|g| g.gpu_numa_id));
+        let cpus = topo
+            .hosts
+            .iter()
+            .flat_map(|h| h.numa_nodes.iter().map(|n| &n.cpus))
+            .chain(topo.gpus.iter().filter_map(|g| g.cpu_affinity.as_ref()))
+            .fold(None, |acc: Option<CpuSet>, c| {
+                Some(acc.map_or_else(|| c.clone(), |a| a.union(c)))
+            });
+        Limits {
+            source: topo.source.clone(),
+            gpus: topo.gpus.len(),
+            unhealthy: topo
+                .gpus
+                .iter()
+                .filter_map(|g| match &g.health {
+                    linkwise_core::Health::Unhealthy { reason } => {
+                        Some((g.id.clone(), reason.clone()))
+                    }
+                    linkwise_core::Health::Healthy => None,
+                })
+                .collect(),
+            labels: topo
+                .gpus
+                .iter()
+                .map(|g| (g.id.clone(), g.label(multi)))
+                .collect(),
+            allow_unhealthy,
+            numa,
+            cpus,
+        }
+    }
+
+    /// An explicit --available list for a share or MIG slice: not empty, usable.
+    fn listed(&self, rs: &Resolver, list: &[String]) -> Result<Vec<GpuId>, BadInput> {
+        let ids = rs.all(list)?;
+        if ids.is_empty() {
+            return Err(BadInput(
+                "--available names no GPU; omit it to choose among every healthy GPU".into(),
+            ));
+        }
+        self.usable("--available", &ids)?;
+        Ok(ids)
+    }
+
+    fn label(&self, id: &GpuId) -> String {
+        self.labels.get(id).cloned().unwrap_or_else(|| id.0.clone())
+    }
+
+    fn healthy(&self, id: &GpuId) -> bool {
+        !self.unhealthy.contains_key(id)
+    }
+
+    /// A list of devices: no duplicates, no unhealthy device unless allowed.
+    fn usable(&self, flag: &str, ids: &[GpuId]) -> Result<(), BadInput> {
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                return Err(BadInput(format!(
+                    "{flag} names {} ({id}) twice",
+                    self.label(id)
+                )));
+            }
+            if let Some(why) = self.unhealthy.get(id)
+                && !self.allow_unhealthy
+            {
+                return Err(BadInput(format!(
+                    "{flag}: {} ({id}) is unhealthy ({why}); pass --allow-unhealthy to hand it out anyway",
+                    self.label(id)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn numa(&self, n: u32) -> Result<(), BadInput> {
+        if self.numa.contains(&n) {
+            return Ok(());
+        }
+        let known: Vec<String> = self.numa.iter().map(u32::to_string).collect();
+        Err(BadInput(if known.is_empty() {
+            format!("--numa {n}: {} records no NUMA nodes", self.source)
+        } else {
+            format!(
+                "--numa {n}: {} has NUMA node(s) {}",
+                self.source,
+                known.join(", ")
+            )
+        }))
+    }
+
+    fn cpus(&self, set: &CpuSet) -> Result<(), BadInput> {
+        if set.is_empty() {
+            return Err(BadInput("--cpus names no CPU".into()));
+        }
+        let Some(known) = &self.cpus else {
+            return Err(BadInput(format!(
+                "--cpus: {} records no CPU lists to compare with",
+                self.source
+            )));
+        };
+        let missing = CpuSet::from_cpus(set.cpus().iter().copied().filter(|c| !known.contains(*c)));
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(BadInput(format!(
+                "--cpus: CPU(s) {missing} are not on {} (its CPUs: {known})",
+                self.source
+            )))
+        }
+    }
+}
+
+fn parse_used(rs: &Resolver, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadInput> {
     list.iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
@@ -205,7 +393,7 @@ fn parse_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, u32)>, B
         .collect()
 }
 
-fn parse_mig_used(rs: &Resolver<'_>, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
+fn parse_mig_used(rs: &Resolver, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
     let mut out: Vec<(GpuId, MigState)> = Vec::new();
     for s in list {
         let (g, slices) = s.rsplit_once(':').ok_or_else(|| {
@@ -249,6 +437,7 @@ fn answer_json(
         "labels": gpus.iter().map(|g| g.label(multi)).collect::<Vec<_>>(),
         "score": a.score,
         "exact": a.exact,
+        "timedOut": a.timed_out,
         "explain": al.explain(a, req),
     })
 }
@@ -272,17 +461,18 @@ fn frac_json(topo: &Topology, p: &FracPlacement, what: serde_json::Value) -> ser
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let topo = super::discover(&args.source)?;
+    let topo = super::discover_published(&args.source, args.nvlink, "an allocation")?;
     let al = Allocator::new(&topo);
     let rs = Resolver::new(&topo);
+    let lim = Limits::new(&topo, args.allow_unhealthy);
     if let Some(path) = &args.batch {
-        return batch(&topo, &rs, &al, path);
+        return batch(&topo, &rs, &al, &lim, path, args.time_budget);
     }
     if let Some(milli) = args.milli {
         let available = if args.available.is_empty() {
             al.healthy()
         } else {
-            rs.all(&args.available)?
+            lim.listed(&rs, &args.available)?
         };
         let used = parse_used(&rs, &args.used)?;
         let p = place_fraction(&al, &available, &used, milli).map_err(|e| match e {
@@ -310,7 +500,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             mig
         } else {
-            rs.all(&args.available)?
+            lim.listed(&rs, &args.available)?
         };
         let state = parse_mig_used(&rs, &args.mig_used)?;
         let p = place_mig(&al, &available, &state, prof).map_err(|e| match e {
@@ -330,6 +520,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let req = whole_request(
         &rs,
         &al,
+        &lim,
         Wanted {
             count,
             available: (!args.available.is_empty()).then_some(args.available.as_slice()),
@@ -340,7 +531,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cpus: args.cpus.as_deref(),
         },
     )?;
-    let a = al.allocate(&req).map_err(alloc_error)?;
+    let a = allocate_timed(&al, &req, args.time_budget).map_err(alloc_error)?;
+    if a.timed_out && !args.explain && matches!(args.output, Output::Table) {
+        eprintln!(
+            "linkwise alloc: stopped at the time budget after {} candidate sets: the best set found, optimum not proven (--time-budget 0 searches to the end)",
+            a.evaluated
+        );
+    }
     match args.output {
         Output::Json => crate::emitln!(
             "{}",
@@ -393,6 +590,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--time-budget`: how long one whole-GPU request may search (`None`: no limit).
+#[derive(Debug, Clone, Copy)]
+struct Budget(Option<std::time::Duration>);
+
+fn parse_time_budget(s: &str) -> Result<Budget, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else {
+        (t.strip_suffix('s').unwrap_or(t), 1.0)
+    };
+    let secs = num
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * scale)
+        .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
+        .ok_or_else(|| {
+            format!("{s:?}: expected seconds (2, 0.5) or a duration (500ms, 2s) up to a day; 0 means no limit")
+        })?;
+    Ok(Budget(
+        (secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)),
+    ))
+}
+
+/// Answers a whole-GPU request within the budget (the allocator has no clock: it asks).
+fn allocate_timed(
+    al: &Allocator,
+    req: &AllocRequest,
+    budget: Budget,
+) -> Result<Allocation, AllocError> {
+    match budget.0 {
+        None => al.allocate(req),
+        Some(b) => {
+            let deadline = Instant::now() + b;
+            al.allocate_within(req, &|| Instant::now() >= deadline)
+        }
+    }
+}
+
 fn alloc_error(e: AllocError) -> anyhow::Error {
     match e {
         AllocError::UnknownDevice { .. } | AllocError::Duplicate { .. } => {
@@ -429,17 +666,19 @@ fn print_frac(
 /// Answers one request line; `Err` is the line's error object.
 fn answer_line(
     topo: &Topology,
-    rs: &Resolver<'_>,
+    rs: &Resolver,
     al: &Allocator,
+    lim: &Limits,
     text: &str,
     alloc_time: &mut std::time::Duration,
+    budget: Budget,
 ) -> Result<serde_json::Value, (bool, String)> {
     let line: Line =
         serde_json::from_str(text).map_err(|e| (true, format!("column {}: {e}", e.column())))?;
     let strs = |v: &[serde_json::Value]| v.iter().map(value_str).collect::<Vec<_>>();
     if let Some(milli) = line.milli {
         let available = match &line.available {
-            Some(v) => rs.all(&strs(v)).map_err(|e| (true, e.0))?,
+            Some(v) => lim.listed(rs, &strs(v)).map_err(|e| (true, e.0))?,
             None => al.healthy(),
         };
         let used: Vec<String> = line
@@ -462,6 +701,7 @@ fn answer_line(
     let req = whole_request(
         rs,
         al,
+        lim,
         Wanted {
             count,
             available: available.as_deref(),
@@ -474,7 +714,7 @@ fn answer_line(
     )
     .map_err(|e| (true, e.0))?;
     let start = Instant::now();
-    let result = al.allocate(&req);
+    let result = allocate_timed(al, &req, budget);
     *alloc_time = start.elapsed();
     let a = result.map_err(|e| {
         (
@@ -488,7 +728,17 @@ fn answer_line(
     Ok(answer_json(topo, al, &req, &a))
 }
 
-fn batch(topo: &Topology, rs: &Resolver<'_>, al: &Allocator, path: &PathBuf) -> anyhow::Result<()> {
+/// The longest request line `--batch` reads (a request names at most a few thousand devices).
+const MAX_BATCH_LINE: usize = 1 << 20;
+
+fn batch(
+    topo: &Topology,
+    rs: &Resolver,
+    al: &Allocator,
+    lim: &Limits,
+    path: &PathBuf,
+    budget: Budget,
+) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -501,15 +751,45 @@ fn batch(topo: &Topology, rs: &Resolver<'_>, al: &Allocator, path: &PathBuf) -> 
     let mut times = Vec::new();
     let mut alloc_times = Vec::new();
     let (mut malformed, mut infeasible) = (0usize, 0usize);
-    for (n, line) in reader.lines().enumerate() {
-        let line =
-            line.map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
+    let cap = linkwise_discovery::input::max_input_bytes();
+    let mut total: u64 = 0;
+    let mut reader = reader;
+    let mut buf = Vec::new();
+    for n in 0.. {
+        buf.clear();
+        let read = (&mut reader)
+            .take(MAX_BATCH_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
+        if read == 0 {
+            break;
+        }
+        total += read as u64;
+        if buf.len() > MAX_BATCH_LINE {
+            return Err(BadInput(format!(
+                "{}: line {} is longer than {} bytes; one JSON request per line",
+                path.display(),
+                n + 1,
+                MAX_BATCH_LINE
+            ))
+            .into());
+        }
+        if total > cap {
+            return Err(BadInput(format!(
+                "{}: larger than the input limit of {} (raise it with --max-input-bytes)",
+                path.display(),
+                linkwise_discovery::input::human_bytes(cap)
+            ))
+            .into());
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), n + 1)))?;
         if line.trim().is_empty() {
             continue;
         }
         let start = Instant::now();
         let mut alloc_time = std::time::Duration::ZERO;
-        let answer = answer_line(topo, rs, al, &line, &mut alloc_time);
+        let answer = answer_line(topo, rs, al, lim, &line, &mut alloc_time, budget);
         times.push(start.elapsed());
         alloc_times.push(alloc_time);
         let v = match answer {

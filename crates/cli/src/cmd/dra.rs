@@ -24,6 +24,8 @@ enum What {
         #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
         source: String,
         #[command(flatten)]
+        nvlink: super::NvlinkArgs,
+        #[command(flatten)]
         common: Common,
     },
     /// The DeviceClass selecting this driver's GPUs.
@@ -258,9 +260,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     match args.what {
-        What::Slices { source, common } => {
+        What::Slices {
+            source,
+            nvlink,
+            common,
+        } => {
             check(&common.driver)?;
-            let topo = super::discover(&source)?;
+            let topo = super::discover_published(&source, nvlink, "ResourceSlices")?;
             print(slices(&topo, &common.driver), common.output)
         }
         What::Class { common } => {
@@ -277,10 +283,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if count == 0 {
                 return Err(crate::exit::BadInput("--count must be at least 1".into()).into());
             }
+            if !linkwise_core::labels::is_dns_subdomain(&name) {
+                return Err(crate::exit::BadInput(format!(
+                    "--name {name:?} is not a Kubernetes object name (a DNS subdomain: lower-case \
+                     letters, digits, '-' and '.'); for example {:?}",
+                    dns_label(&name)
+                ))
+                .into());
+            }
             print(
                 vec![claim(
                     &common.driver,
-                    &dns_label(&name),
+                    &name,
                     count,
                     keep_together,
                 )],

@@ -19,6 +19,8 @@ pub struct Args {
     /// The label key prefix.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     prefix: String,
+    #[command(flatten)]
+    nvlink: super::NvlinkArgs,
     /// Output: key=value lines, a JSON object, or an NFD feature file (with a header).
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -44,7 +46,7 @@ pub fn nfd_file(topo: &linkwise_core::Topology, host: Option<&str>, prefix: &str
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let topo = super::discover(&args.source)?;
+    let topo = super::discover_published(&args.source, args.nvlink, "node labels")?;
     if let Some(h) = &args.host
         && topo.host(h).is_none()
     {
