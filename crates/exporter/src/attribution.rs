@@ -144,7 +144,7 @@ pub fn read_slurm_dir(topo: &Topology, dir: &Path) -> Result<BTreeMap<usize, Str
             continue;
         };
         let path = entry.path();
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_job_file(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             // A directory or socket named like a GPU is not a job file.
@@ -168,6 +168,26 @@ pub fn read_slurm_dir(topo: &Topology, dir: &Path) -> Result<BTreeMap<usize, Str
             (g, v.join(","))
         })
         .collect())
+}
+
+/// The most a job file may hold: one job id per line, a few lines per GPU.
+const MAX_JOB_FILE: u64 = 64 * 1024;
+
+/// Reads a job file, bounded: a file that never ends (or a device node put there by
+/// mistake) is an error, not an unbounded read.
+fn read_job_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_JOB_FILE + 1)
+        .read_to_string(&mut buf)?;
+    if buf.len() as u64 > MAX_JOB_FILE {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_JOB_FILE} bytes: not a job file"),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Pod attribution with the Slurm jobs added: one [`Attribution`] per GPU that a
@@ -277,6 +297,20 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_endless_job_file_is_an_error_not_an_unbounded_read() {
+        // Regression: job files were read whole, so /dev/zero under a GPU's name grew memory.
+        let t = topo();
+        let dir = tempfile::tempdir().unwrap();
+        // A device node is no job file: skipped, after a bounded read.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("0")).unwrap();
+        assert!(read_slurm_dir(&t, dir.path()).unwrap().is_empty());
+        // A regular file over the bound is an error naming it.
+        std::fs::write(dir.path().join("1"), vec![b'7'; 70_000]).unwrap();
+        let err = read_slurm_dir(&t, dir.path()).unwrap_err();
+        assert!(err.contains("not a job file"), "{err}");
     }
 
     #[test]
