@@ -1036,7 +1036,7 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         "gres",
         "--source",
         "profile:dgx1-v100",
-        "-o",
+        "--out",
         gres.to_str().unwrap(),
     ]);
     let text = std::fs::read_to_string(&gres).unwrap();

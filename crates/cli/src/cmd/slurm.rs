@@ -6,19 +6,28 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use linkwise_core::Topology;
-use linkwise_slurm::{LinksMode, Plugin, gres_conf_with, node_line_as, topology_conf};
+use linkwise_slurm::{
+    LinksMode, Plugin, TopologyLayout, check_node_name, cluster_conflicts, gres_conf_regenerate,
+    gres_lines, node_fields, topology_conf_regenerate, topology_layout, without_version,
+};
 
 use anyhow::Context;
+use serde_json::json;
 
 use crate::exit::BadInput;
 
 /// Generate Slurm configuration from the fabric (AutoDetect=off; Links from NVLink lanes).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Writing (-o FILE) is atomic. --check FILE compares instead of writing: exit 0 when the file \
-is up to date, exit 1 and a diff when it differs (for config-management runs).\n\n\
-Examples:\n  linkwise slurm gres --source profile:dgx1-v100\n  linkwise slurm gres -o /etc/slurm/gres.conf\n  \
-linkwise slurm gres --check /etc/slurm/gres.conf\n  linkwise slurm gres --links steer --source profile:dgx1-v100\n  linkwise slurm node --source profile:dgx-h100\n  \
+    after_help = "-o/--output selects the format: text (the Slurm configuration) or json (the same \
+facts as JSON). --out FILE writes atomically (a symlink is written through to its target; the file keeps \
+its mode and owner) and says on stderr what it wrote. --check FILE compares instead of writing: exit 0 \
+when the file is up to date (the linkwise version in its header comment aside), exit 1 and a diff when it \
+differs or does not exist (for config-management runs).\n\n\
+Examples:\n  linkwise slurm gres --source profile:dgx1-v100\n  linkwise slurm gres --out /etc/slurm/gres.conf\n  \
+linkwise slurm gres --check /etc/slurm/gres.conf\n  linkwise slurm gres --source profile:dgx1-v100 -o json\n  \
+linkwise slurm gres --links steer --source profile:dgx1-v100\n  linkwise slurm node --source profile:dgx-h100\n  \
+linkwise slurm gres --source topo-text:topo.txt --node-name gpu07\n  \
 linkwise slurm topology --cluster snapshots/ --plugin block\n  \
 linkwise slurm prolog    (from slurm.conf Prolog=; see `linkwise slurm prolog --help`)"
 )]
@@ -36,7 +45,8 @@ enum What {
         /// The host (default: the source's first).
         #[arg(long)]
         host: Option<String>,
-        /// The Slurm node name to write, when it differs from the host name.
+        /// The Slurm node name to write, when it differs from the host name (required for
+        /// sources that do not name the host, such as topo-text).
         #[arg(long)]
         node_name: Option<String>,
         /// Links= values: NVLink lane counts, or steering ranks that make Slurm 22.05's
@@ -53,7 +63,8 @@ enum What {
         /// The host (default: the source's first).
         #[arg(long)]
         host: Option<String>,
-        /// The Slurm node name to write, when it differs from the host name.
+        /// The Slurm node name to write, when it differs from the host name (required for
+        /// sources that do not name the host, such as topo-text).
         #[arg(long)]
         node_name: Option<String>,
         #[command(flatten)]
@@ -151,19 +162,62 @@ enum PluginArg {
 
 #[derive(Debug, clap::Args)]
 struct Out {
-    /// Write to FILE atomically instead of standard output.
-    #[arg(short = 'o', long = "out", conflicts_with = "check")]
+    /// Output format: text (the Slurm configuration) or json (the same facts).
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// Write to FILE atomically instead of standard output (a symlink is written through;
+    /// mode and owner are kept).
+    #[arg(long, value_name = "FILE", conflicts_with = "check", value_parser = file_arg)]
     out: Option<PathBuf>,
-    /// Compare with FILE: exit 1 and print a diff when it differs.
-    #[arg(long)]
+    /// Compare with FILE: exit 0 when it is up to date, 1 and a diff when it differs.
+    #[arg(long, value_name = "FILE", value_parser = file_arg)]
     check: Option<PathBuf>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// The Slurm configuration text.
+    Text,
+    /// The same facts as JSON.
+    Json,
+}
+
+/// Output format names of linkwise commands: given where a file is expected, they are
+/// almost certainly meant for `-o`.
+const FORMAT_WORDS: &[&str] = &[
+    "text", "table", "json", "yaml", "yml", "nfd", "dot", "mermaid", "csv", "svg", "png",
+    "markdown",
+];
+
+/// `--out`/`--check` values: a file, not empty, not a bare format word.
+fn file_arg(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("empty; give a file path".to_string());
+    }
+    if FORMAT_WORDS.iter().any(|w| s.eq_ignore_ascii_case(w)) {
+        return Err(format!(
+            "{s:?} is an output format, not a file: use -o {} to choose the format \
+             (a file named {s} is ./{s})",
+            s.to_ascii_lowercase()
+        ));
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// The largest line-alignment table [`diff`] builds (old lines times new lines): 32 MiB.
+const MAX_DIFF_CELLS: usize = 4 << 20;
 
 /// A line diff (longest common subsequence): `-` old, `+` new, context lines unmarked.
 fn diff(old: &str, new: &str) -> String {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     let (n, m) = (a.len(), b.len());
+    if n.saturating_mul(m) > MAX_DIFF_CELLS {
+        // Far too different to align line by line in bounded memory: all out, all in.
+        let mut out: String = a.iter().map(|l| format!("-{l}\n")).collect();
+        out.extend(b.iter().map(|l| format!("+{l}\n")));
+        return out;
+    }
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
@@ -192,40 +246,169 @@ fn diff(old: &str, new: &str) -> String {
     out
 }
 
-fn deliver(text: &str, out: &Out) -> anyhow::Result<()> {
+/// What a command produced: the text to print or write, and a few words for the
+/// `wrote FILE (...)` line (`8 GPUs`).
+struct Rendered {
+    text: String,
+    detail: String,
+}
+
+fn deliver(r: &Rendered, out: &Out) -> anyhow::Result<()> {
     if let Some(path) = &out.check {
-        let current = std::fs::read_to_string(path).unwrap_or_default();
-        if current == text {
-            crate::emitln!("{} is up to date", path.display())?;
-            return Ok(());
-        }
-        crate::emit(&format!(
-            "--- {}\n+++ generated\n{}",
-            path.display(),
-            diff(&current, text)
-        ))?;
-        return Err(anyhow::Error::new(crate::exit::Differs(
-            path.display().to_string(),
-        )));
+        return check(path, &r.text, out.output);
     }
     match &out.out {
-        Some(path) => crate::fsutil::write_atomic(path, text.as_bytes()),
-        None => crate::emit(text),
+        Some(path) => {
+            let written = crate::fsutil::write_atomic_report(path, r.text.as_bytes())?;
+            eprintln!("{}", written.line(&r.detail));
+            Ok(())
+        }
+        None => crate::emit(&r.text),
     }
 }
 
-fn one(source: &str, host: Option<&str>) -> anyhow::Result<Topology> {
-    let topo = super::discover(source)?;
-    if let Some(h) = host
-        && topo.host(h).is_none()
-    {
-        return Err(BadInput(format!("no host {h:?} in {}", topo.source)).into());
+/// `--check FILE`: up to date when the file says what would be written, the linkwise
+/// version in a text header aside.
+fn check(path: &Path, text: &str, format: Format) -> anyhow::Result<()> {
+    let current = match linkwise_discovery::input::read_to_string_capped(path) {
+        Ok(t) => Some(t),
+        Err(linkwise_discovery::Error::Read { error, .. })
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        // Unreadable, too large, a directory, not text: an error, not "empty".
+        Err(e) => return Err(e.into()),
+    };
+    let same = |a: &str| match format {
+        Format::Text => without_version(a) == without_version(text),
+        Format::Json => a == text,
+    };
+    match &current {
+        Some(c) if c == text => {
+            crate::emitln!("{} is up to date", path.display())?;
+            Ok(())
+        }
+        Some(c) if same(c) => {
+            crate::emitln!(
+                "{} is up to date (written by another linkwise version)",
+                path.display()
+            )?;
+            Ok(())
+        }
+        Some(c) => {
+            crate::emit(&format!(
+                "--- {}\n+++ generated\n{}",
+                path.display(),
+                diff(c, text)
+            ))?;
+            Err(anyhow::Error::new(crate::exit::Differs(
+                path.display().to_string(),
+            )))
+        }
+        None => {
+            crate::emit(&format!(
+                "--- {} (does not exist)\n+++ generated\n{}",
+                path.display(),
+                diff("", text)
+            ))?;
+            Err(anyhow::Error::new(crate::exit::Differs(format!(
+                "{} (file does not exist)",
+                path.display()
+            ))))
+        }
     }
-    if topo.gpus.is_empty() {
-        return Err(BadInput(format!("{} has no GPU: nothing to write", topo.source)).into());
-    }
-    Ok(topo)
 }
+
+/// `arg` as a shell word: as is when it is plainly safe, else single-quoted.
+fn shell_word(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:,@%+=".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line that regenerates a file: `linkwise slurm WHAT` and the flags given
+/// (name, value), values quoted for the shell.
+fn command_line(what: &str, flags: &[(&str, &str)]) -> String {
+    let mut line = format!("linkwise slurm {what}");
+    for (flag, value) in flags {
+        line.push_str(&format!(" {flag} {}", shell_word(value)));
+    }
+    line
+}
+
+/// The topology of one node, the host in it, and the Slurm node name to write (checked).
+fn one<'a>(
+    source: &str,
+    host: Option<&'a str>,
+    node_name: Option<&'a str>,
+) -> anyhow::Result<(Topology, String, String)> {
+    let topo = super::discover(source)?;
+    let hosts: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
+    let host = match host {
+        Some(h) if topo.host(h).is_none() => {
+            return Err(BadInput(format!(
+                "no host {h:?} in {}; hosts: {}",
+                topo.source,
+                hosts.join(", ")
+            ))
+            .into());
+        }
+        Some(h) => h.to_string(),
+        None => match hosts.first() {
+            Some(h) => (*h).to_string(),
+            None => {
+                return Err(
+                    BadInput(format!("{} has no host: nothing to write", topo.source)).into(),
+                );
+            }
+        },
+    };
+    if !topo.gpus.iter().any(|g| g.host == host) {
+        return Err(BadInput(if hosts.len() > 1 {
+            format!(
+                "host {host} of {} has no GPU: nothing to write",
+                topo.source
+            )
+        } else {
+            format!("{} has no GPU: nothing to write", topo.source)
+        })
+        .into());
+    }
+    let name = match node_name {
+        Some(n) => {
+            check_node_name(n).map_err(|e| BadInput(format!("--node-name: {e}")))?;
+            n.to_string()
+        }
+        None if host == UNNAMED_HOST => {
+            return Err(BadInput(format!(
+                "{} does not name its host (host {UNNAMED_HOST:?}, as nvidia-smi topo text gives \
+                 none): give the Slurm node name with --node-name",
+                topo.source
+            ))
+            .into());
+        }
+        None => {
+            check_node_name(&host).map_err(|e| {
+                BadInput(format!(
+                    "the host name in {}: {e}; give the Slurm node name with --node-name",
+                    topo.source
+                ))
+            })?;
+            host.clone()
+        }
+    };
+    Ok((topo, host, name))
+}
+
+/// The host name of sources that do not know it (topo-text): never a Slurm node name.
+const UNNAMED_HOST: &str = "unknown";
 
 fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topology>> {
     let mut out = Vec::new();
@@ -252,10 +435,182 @@ fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topolog
             out.push(super::discover(&format!("snapshot:{}", f.display()))?);
         }
     }
+    let mut given = BTreeSet::new();
     for s in sources {
+        if !given.insert(s.as_str()) {
+            return Err(BadInput(format!("--source {s} is given twice")).into());
+        }
         out.push(super::discover(s)?);
     }
+    for t in &out {
+        for h in &t.hosts {
+            if h.name == UNNAMED_HOST {
+                return Err(BadInput(format!(
+                    "{} does not name its host (host {UNNAMED_HOST:?}, as nvidia-smi topo text \
+                     gives none); topology.conf needs node names: use snapshots taken with \
+                     `linkwise discover -o yaml` on each node",
+                    t.source
+                ))
+                .into());
+            }
+            check_node_name(&h.name).map_err(|e| BadInput(format!("{}: host {e}", t.source)))?;
+        }
+    }
+    if let Some(conflict) = cluster_conflicts(&out).into_iter().next() {
+        return Err(BadInput(format!("the inputs disagree: {conflict}")).into());
+    }
+    if out.iter().all(|t| t.hosts.is_empty()) {
+        return Err(BadInput("the inputs name no node: nothing to write".to_string()).into());
+    }
     Ok(out)
+}
+
+/// gres.conf, or its lines as JSON records.
+fn gres(
+    source: &str,
+    host: Option<&str>,
+    node_name: Option<&str>,
+    links: LinksArg,
+    format: Format,
+) -> anyhow::Result<Rendered> {
+    let (topo, host_name, name) = one(source, host, node_name)?;
+    let mode = match links {
+        LinksArg::Lanes => LinksMode::Lanes,
+        LinksArg::Steer => LinksMode::Steer,
+    };
+    let lines = gres_lines(&topo, Some(&host_name), Some(&name), mode);
+    let detail = format!(
+        "{} GPU{}",
+        lines.len(),
+        if lines.len() == 1 { "" } else { "s" }
+    );
+    let text = match format {
+        Format::Text => {
+            let mut flags = Vec::new();
+            if mode == LinksMode::Steer {
+                flags.push(("--links", "steer"));
+            }
+            flags.push(("--source", source));
+            if let Some(h) = host {
+                flags.push(("--host", h));
+            }
+            if let Some(n) = node_name {
+                flags.push(("--node-name", n));
+            }
+            gres_conf_regenerate(
+                &topo,
+                Some(&host_name),
+                Some(&name),
+                mode,
+                &command_line("gres", &flags),
+            )
+        }
+        Format::Json => {
+            let records: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| {
+                    json!({
+                        "node_name": l.node_name,
+                        "name": l.name,
+                        "type": l.gpu_type,
+                        "file": l.file,
+                        "cores": l.cores.map(|(lo, hi)| format!("{lo}-{hi}")),
+                        "links": l.links,
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&records)? + "\n"
+        }
+    };
+    Ok(Rendered { text, detail })
+}
+
+/// The slurm.conf node line, or its fields as a JSON object.
+fn node(
+    source: &str,
+    host: Option<&str>,
+    node_name: Option<&str>,
+    format: Format,
+) -> anyhow::Result<Rendered> {
+    let (topo, host_name, name) = one(source, host, node_name)?;
+    let n = node_fields(&topo, Some(&host_name), Some(&name));
+    let text = match format {
+        Format::Text => format!("{n}\n"),
+        Format::Json => {
+            let v = json!({
+                "node_name": n.node_name,
+                "cpus": n.cpus,
+                "boards": n.shape.map(|_| 1),
+                "sockets_per_board": n.shape.map(|s| s.0),
+                "cores_per_socket": n.shape.map(|s| s.1),
+                "threads_per_core": n.shape.map(|s| s.2),
+                "real_memory_mib": n.real_memory_mib,
+                "gres": n.gres.as_ref().map(|(t, c)| json!({"name": "gpu", "type": t, "count": c})),
+                "state": n.state,
+            });
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+    };
+    Ok(Rendered {
+        text,
+        detail: format!("node {}", n.node_name),
+    })
+}
+
+/// topology.conf, or its switches or blocks as JSON.
+fn topology(
+    dir: Option<&Path>,
+    sources: &[String],
+    plugin: PluginArg,
+    format: Format,
+) -> anyhow::Result<Rendered> {
+    let (plugin, plugin_name) = match plugin {
+        PluginArg::Tree => (Plugin::Tree, "tree"),
+        PluginArg::Block => (Plugin::Block, "block"),
+    };
+    let topos = cluster(dir, sources)?;
+    let layout = topology_layout(&topos, plugin);
+    let detail = match &layout {
+        TopologyLayout::Tree { switches } => format!("{} switches", switches.len()),
+        TopologyLayout::Block { blocks, .. } => format!("{} blocks", blocks.len()),
+    };
+    let text = match format {
+        Format::Text => {
+            let dir_text = dir.map(|d| d.display().to_string());
+            let mut flags = vec![("--plugin", plugin_name)];
+            if let Some(d) = &dir_text {
+                flags.push(("--cluster", d));
+            }
+            for s in sources {
+                flags.push(("--source", s));
+            }
+            topology_conf_regenerate(&topos, plugin, &command_line("topology", &flags))
+        }
+        Format::Json => {
+            let v = match &layout {
+                TopologyLayout::Tree { switches } => json!({
+                    "plugin": "tree",
+                    "switches": switches
+                        .iter()
+                        .map(|s| json!({"name": s.name, "nodes": s.nodes, "switches": s.switches}))
+                        .collect::<Vec<_>>(),
+                }),
+                TopologyLayout::Block {
+                    blocks,
+                    block_sizes,
+                } => json!({
+                    "plugin": "block",
+                    "blocks": blocks
+                        .iter()
+                        .map(|b| json!({"name": b.name, "nodes": b.nodes}))
+                        .collect::<Vec<_>>(),
+                    "block_sizes": block_sizes,
+                }),
+            };
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+    };
+    Ok(Rendered { text, detail })
 }
 
 // === Slurm prolog / epilog hooks ===
@@ -269,13 +624,30 @@ fn job_id(value: Option<String>) -> anyhow::Result<String> {
         .into());
     };
     let id = value.trim();
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadInput(format!(
-            "{JOB_ID_ENV}={value:?} is not a Slurm job id (digits)"
+    // Slurm job ids are 32-bit, from 1; leading zeros would make "042" another job than "42".
+    match id.parse::<u32>() {
+        Ok(n) if n > 0 && id.bytes().all(|b| b.is_ascii_digit()) => Ok(n.to_string()),
+        _ => Err(BadInput(format!(
+            "{JOB_ID_ENV}={value:?} is not a Slurm job id (a number from 1 to {})",
+            u32::MAX
         ))
-        .into());
+        .into()),
     }
-    Ok(id.to_string())
+}
+
+/// `--dir` of the hooks: a path that is a directory or does not exist yet.
+fn check_hook_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Err(BadInput("--dir is empty; give the job-mapping directory".to_string()).into());
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(BadInput(format!(
+            "--dir {} exists and is not a directory",
+            dir.display()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// GRES indices from `0,2-3` style text (whitespace around items ignored). `var` names the
@@ -347,15 +719,19 @@ fn lock_dir(dir: &Path) -> anyhow::Result<File> {
 
 /// The job ids in a mapping file, in file order (blank lines dropped); none when absent.
 fn read_jobs(path: &Path) -> anyhow::Result<Vec<String>> {
-    match std::fs::read_to_string(path) {
+    match linkwise_discovery::input::read_to_string_capped(path) {
         Ok(text) => Ok(text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        Err(linkwise_discovery::Error::Read { error, .. })
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -424,6 +800,7 @@ fn env(name: &str) -> Option<String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Prolog { hook } => {
+            check_hook_dir(&hook.dir)?;
             let job = job_id(env(JOB_ID_ENV))?;
             let gpus = job_gpus(env(JOB_GPUS_ENV), env(CUDA_VISIBLE_DEVICES_ENV))?;
             if gpus.is_empty() {
@@ -432,7 +809,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             prolog(&hook.dir, &job, &gpus)
         }
-        What::Epilog { hook } => epilog(&hook.dir, &job_id(env(JOB_ID_ENV))?),
+        What::Epilog { hook } => {
+            check_hook_dir(&hook.dir)?;
+            epilog(&hook.dir, &job_id(env(JOB_ID_ENV))?)
+        }
         What::Gres {
             source,
             host,
@@ -440,15 +820,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             links,
             out,
         } => deliver(
-            &gres_conf_with(
-                &one(&source, host.as_deref())?,
+            &gres(
+                &source,
                 host.as_deref(),
                 node_name.as_deref(),
-                match links {
-                    LinksArg::Lanes => LinksMode::Lanes,
-                    LinksArg::Steer => LinksMode::Steer,
-                },
-            ),
+                links,
+                out.output,
+            )?,
             &out,
         ),
         What::Node {
@@ -457,11 +835,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             node_name,
             out,
         } => deliver(
-            &node_line_as(
-                &one(&source, host.as_deref())?,
-                host.as_deref(),
-                node_name.as_deref(),
-            ),
+            &node(&source, host.as_deref(), node_name.as_deref(), out.output)?,
             &out,
         ),
         What::Topology {
@@ -469,16 +843,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source,
             plugin,
             out,
-        } => {
-            let plugin = match plugin {
-                PluginArg::Tree => Plugin::Tree,
-                PluginArg::Block => Plugin::Block,
-            };
-            deliver(
-                &topology_conf(&cluster(dir.as_deref(), &source)?, plugin),
-                &out,
-            )
-        }
+        } => deliver(
+            &topology(dir.as_deref(), &source, plugin, out.output)?,
+            &out,
+        ),
     }
 }
 
@@ -491,6 +859,10 @@ mod tests {
         assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "-b\n+x\n");
         assert_eq!(diff("", "a\n"), "+a\n");
         assert_eq!(diff("a\n", "a\n"), "");
+        // A huge file (e.g. --check on the wrong file) is not aligned in quadratic memory.
+        let huge = "x\n".repeat(MAX_DIFF_CELLS + 1);
+        let d = diff(&huge, "x\ny\n");
+        assert!(d.starts_with("-x\n") && d.ends_with("+x\n+y\n"));
     }
 
     #[test]
@@ -519,5 +891,10 @@ mod tests {
         assert!(job_id(None).unwrap_err().to_string().contains(JOB_ID_ENV));
         assert!(job_id(Some("".into())).is_err());
         assert!(job_id(Some("4 2".into())).is_err());
+        // Out of Slurm's range, or another spelling of the same job.
+        assert!(job_id(Some("0".into())).is_err());
+        assert!(job_id(Some("4294967296".into())).is_err());
+        assert!(job_id(Some("+42".into())).is_err());
+        assert_eq!(job_id(Some("042".into())).unwrap(), "42");
     }
 }
