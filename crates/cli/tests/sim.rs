@@ -3,6 +3,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -369,38 +370,54 @@ fn crc32(data: &[u8]) -> u32 {
     !c
 }
 
-/// Inflates a zlib stream of stored blocks (what linkwise writes), checking Adler-32.
-fn inflate_stored(z: &[u8]) -> Vec<u8> {
+/// Inflates a zlib stream (flate2 checks the Adler-32) and undoes the PNG row filters
+/// of an 8-bit RGB image `w` pixels wide; returns the pixels, 3 bytes each, row-major.
+fn decode_rgb(z: &[u8], w: usize, h: usize) -> Vec<u8> {
+    use std::io::Read;
     assert_eq!(z[0] & 0x0F, 8, "deflate");
-    assert_eq!(
-        (u16::from(z[0]) << 8 | u16::from(z[1])) % 31,
-        0,
-        "zlib header check"
-    );
-    let mut i = 2;
-    let mut out = Vec::new();
-    loop {
-        let hdr = z[i];
-        assert_eq!(hdr >> 1 & 3, 0, "stored block");
-        let len = usize::from(u16::from_le_bytes([z[i + 1], z[i + 2]]));
-        let nlen = u16::from_le_bytes([z[i + 3], z[i + 4]]);
-        assert_eq!(!nlen as usize, len);
-        out.extend_from_slice(&z[i + 5..i + 5 + len]);
-        i += 5 + len;
-        if hdr & 1 == 1 {
-            break;
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(z)
+        .read_to_end(&mut raw)
+        .expect("a valid zlib stream");
+    let row = w * 3;
+    assert_eq!(raw.len(), (row + 1) * h, "rows of filter byte + pixels");
+    let mut out = vec![0u8; row * h];
+    for y in 0..h {
+        let kind = raw[y * (row + 1)];
+        for i in 0..row {
+            let x = raw[y * (row + 1) + 1 + i];
+            let a = if i >= 3 { out[y * row + i - 3] } else { 0 };
+            let b = if y > 0 { out[(y - 1) * row + i] } else { 0 };
+            let c = if i >= 3 && y > 0 {
+                out[(y - 1) * row + i - 3]
+            } else {
+                0
+            };
+            let pred = match kind {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => u8::try_from((u16::from(a) + u16::from(b)) / 2).unwrap(),
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                k => panic!("row {y}: filter type {k}"),
+            };
+            out[y * row + i] = x.wrapping_add(pred);
         }
     }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in &out {
-        a = (a + u32::from(x)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    assert_eq!(
-        u32::from_be_bytes(z[i..i + 4].try_into().unwrap()),
-        (b << 16) | a,
-        "Adler-32"
-    );
     out
 }
 
@@ -425,7 +442,7 @@ fn plots_are_written_as_svg_and_png() {
     assert!(text.trim_end().ends_with("</svg>"));
     assert_eq!(text.matches("<polyline").count(), 3, "one line per policy");
     assert_eq!(
-        text.matches("<polygon").count(),
+        text.matches("<polygon class=\"band\"").count(),
         3,
         "one sd band per policy"
     );
@@ -450,14 +467,9 @@ fn plots_are_written_as_svg_and_png() {
     );
     assert_eq!((w, h), (960, 600));
     assert_eq!(&ihdr[8..13], &[8, 2, 0, 0, 0], "8-bit RGB");
-    let raw = inflate_stored(&idat);
-    assert_eq!(raw.len(), w * h * 3 + h);
+    let pixels = decode_rgb(&idat, w, h);
     // Something was drawn in each policy's colour family: not all white.
-    let non_white = raw
-        .chunks(w * 3 + 1)
-        .flat_map(|r| r[1..].chunks(3))
-        .filter(|p| p != &[255, 255, 255])
-        .count();
+    let non_white = pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count();
     assert!(non_white > 10_000, "{non_white} drawn pixels");
     // Cross-check with an independent decoder when one is at hand.
     if let Ok(o) = Command::new("python3")
@@ -522,4 +534,254 @@ fn real_openb_trace_runs_when_present() {
     let at100 = alloc["100"]["mean"].as_f64().unwrap();
     assert!((75.0..=95.0).contains(&at100), "{at100}");
     assert!(alloc["130"]["mean"].as_f64().unwrap() >= at100);
+}
+
+/// The sim arguments as a `Vec<&str>`-ready list, run; returns the output.
+fn run_raw(extra: &[&str]) -> Output {
+    let args = sim(extra);
+    linkwise(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Regression: with one seed every cell printed `± 0.00`, a spread that one run does
+/// not have; the plot's legend and subtitle promised a ± 1 sd band.
+#[test]
+fn one_seed_shows_no_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("one.svg");
+    let out = run_sim(&[
+        "--policy",
+        "fgd,bestfit",
+        "--seeds",
+        "42",
+        "--topology-map",
+        "default",
+        "--plot",
+        &svg.display().to_string(),
+    ]);
+    assert!(!out.contains('±'), "{out}");
+    assert!(out.contains("seeds 42 (1 run per policy)"), "{out}");
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in rows {
+        assert!(
+            r.split_whitespace().nth(1).unwrap().parse::<f64>().is_ok(),
+            "{r}"
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(!text.contains('±'), "no sd in the SVG");
+    assert!(!text.contains("class=\"band\""), "no sd band");
+    // With several seeds the spread is there.
+    let out = run_sim(&["--policy", "fgd", "--seeds", "42,43"]);
+    assert!(out.contains('±'), "{out}");
+}
+
+/// The y tick labels of a chart SVG (right-aligned text left of the plot), as numbers.
+fn y_ticks(svg: &str) -> Vec<f64> {
+    svg.lines()
+        .filter(|l| l.starts_with("<text") && l.contains("text-anchor=\"end\""))
+        .filter_map(|l| l.split('>').nth(1)?.split('<').next()?.parse().ok())
+        .collect()
+}
+
+/// Regression: the y-axis always ran 0..100 (and x 0..130), so policies that differ by
+/// a few points near the top were drawn on top of each other.
+#[test]
+fn plot_zooms_to_where_the_policies_differ() {
+    // On the mini trace with seed 42, fgd and dotprod allocate the same until about
+    // 105% arrived and then level off at 95.8% and 94.9%.
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("zoom.svg");
+    let j = json(&[
+        "--policy",
+        "fgd,dotprod",
+        "--seeds",
+        "42",
+        "--plot",
+        &svg.display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let ticks = y_ticks(&text);
+    assert!(ticks.len() >= 3, "{ticks:?}");
+    let (lo, hi) = (ticks[0], *ticks.last().unwrap());
+    assert!(lo >= 50.0, "y-axis starts at {lo}: {ticks:?}");
+    assert!(hi <= 100.0 && hi - lo < 50.0, "{ticks:?}");
+    // The axis still holds both lines where they part (130% arrived).
+    for p in ["fgd", "dotprod"] {
+        let m = j["policies"][p]["alloc_ratio"]["130"]["mean"]
+            .as_f64()
+            .unwrap();
+        assert!(lo <= m && m <= hi, "{p} at {m} outside {lo}..{hi}");
+    }
+    assert!(text.contains("zoomed"), "the subtitle says so");
+}
+
+/// Overlapping lines are told apart by more than colour: each policy has its own dash
+/// pattern and marker shape, and the legend draws them the same way.
+#[test]
+fn plot_lines_differ_in_dash_and_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("all.svg");
+    run_sim(&["--seeds", "42", "--plot", &svg.display().to_string()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let dash = |l: &str| {
+        l.split("stroke-dasharray=\"")
+            .nth(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("<polyline"))
+        .map(dash)
+        .collect();
+    assert_eq!(lines.len(), NAMES.len());
+    let distinct: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), lines.len(), "dash patterns {lines:?}");
+    // The legend's samples carry the same patterns, in order.
+    let legend = text.split("class=\"legend\"").nth(1).unwrap();
+    let samples: Vec<String> = legend
+        .lines()
+        .filter(|l| l.starts_with("<line"))
+        .map(dash)
+        .collect();
+    assert_eq!(samples, lines);
+    // A marker per policy in the legend, and markers on the lines.
+    let marks = legend.matches("<polygon").count() + legend.matches("<path").count() / 2;
+    assert_eq!(marks, NAMES.len(), "{legend}");
+    assert!(text.matches("class=\"markers\"").count() == NAMES.len());
+}
+
+/// Regression: the PNG was written with stored (uncompressed) deflate blocks, 1.7 MB for
+/// a 960x600 chart. It is compressed now and still decodes to the full image.
+#[test]
+fn png_plot_is_compressed_and_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("alloc.png");
+    run_sim(&["--seeds", "42,43", "--plot", &png.display().to_string()]);
+    let bytes = std::fs::read(&png).unwrap();
+    let (ihdr, idat) = png_chunks(&bytes);
+    let (w, h) = (
+        u32::from_be_bytes(ihdr[0..4].try_into().unwrap()) as usize,
+        u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as usize,
+    );
+    assert_eq!((w, h), (960, 600));
+    // A generous bound: a quarter of the raw pixels (the chart compresses far better).
+    assert!(
+        bytes.len() < w * h * 3 / 4,
+        "{} bytes for {w}x{h}",
+        bytes.len()
+    );
+    let pixels = decode_rgb(&idat, w, h);
+    assert_eq!(pixels.len(), w * h * 3);
+    // Top-left is the white background; the chart draws in colour somewhere.
+    assert_eq!(&pixels[..3], &[255, 255, 255]);
+    let coloured = pixels
+        .chunks(3)
+        .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 60)
+        .count();
+    assert!(coloured > 2_000, "{coloured} coloured pixels");
+}
+
+/// Every flag of `sim` refuses impossible, contradictory, duplicated and out-of-range
+/// values with exit 2 and a message saying what is allowed, before any simulation.
+#[test]
+fn bad_flag_values_exit_2_saying_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let in_dir = |name: &str| dir.path().join(name).display().to_string();
+    let (a_svg, a_png) = (in_dir("a.svg"), in_dir("a.png"));
+    let (jpg, bare) = (in_dir("a.jpg"), in_dir("plot"));
+    let missing_dir = in_dir("no/such/dir/a.svg");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["--seeds", "5..3"], &["--seeds", "empty"]),
+        (
+            vec!["--seeds", "1,2,1"],
+            &["--seeds", "seed 1 is given twice"],
+        ),
+        (vec!["--seeds", "42..45,44"], &["seed 44 is given twice"]),
+        (vec!["--seeds", "0..100000"], &["more than 100000 seeds"]),
+        (vec!["--seeds", "-1"], &["non-negative integer"]),
+        (vec!["--policy", "fgd,fgd"], &["fgd is given twice"]),
+        (vec!["--policy", "fgd,,bestfit"], &["empty item", "bestfit"]),
+        (vec!["--policy", ""], &["empty item", "fgd"]),
+        (vec!["--tune", "0"], &["--tune 0", "0.1 to 10"]),
+        (vec!["--tune", "-1.3"], &["0.1 to 10"]),
+        (vec!["--tune", "NaN"], &["0.1 to 10"]),
+        (vec!["--tune", "inf"], &["0.1 to 10"]),
+        (vec!["--tune", "1000"], &["--tune 1000", "0.1 to 10"]),
+        (vec!["--threads", "0"], &["--threads 0", "at least 1"]),
+        (vec!["--plot", &jpg], &["a.jpg", ".svg or .png"]),
+        (vec!["--plot", &bare], &[".svg or .png"]),
+        (vec!["--plot", &d], &[".svg or .png"]),
+        (vec!["--plot-png", &a_svg], &["--plot-png", ".png"]),
+        (vec!["--plot", &missing_dir], &["does not exist"]),
+        (vec!["--plot", &a_svg, "--plot", &a_svg], &["given twice"]),
+        (
+            vec!["--plot", &a_png, "--plot-png", &a_png],
+            &["given twice"],
+        ),
+        (vec!["--topology-map", ""], &["empty map"]),
+        (
+            vec!["--topology-map", "G2:8=pairs,G2:8=all"],
+            &["G2:8 is given twice"],
+        ),
+        (
+            vec!["--topology-map", "default,default"],
+            &["`default` is given twice"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let o = run_raw(&extra);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        for w in want {
+            assert!(e.contains(w), "{extra:?}: {w:?} missing from: {e}");
+        }
+        assert!(!e.contains("panicked"), "{extra:?}: {e}");
+    }
+    // Nothing was written for a refused run.
+    assert!(!dir.path().join("a.svg").exists());
+
+    // A directory named like a picture.
+    let pic_dir = dir.path().join("dir.svg");
+    std::fs::create_dir(&pic_dir).unwrap();
+    let o = run_raw(&["--plot", &pic_dir.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+
+    // Both lists from standard input.
+    let o = linkwise(&["sim", "--nodes", "-", "--pods", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("standard input"), "{}", stderr(&o));
+
+    // A special file (here through a symlink named like a picture) is not replaced.
+    let link = dir.path().join("null.svg");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let o = run_raw(&["--plot", &link.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}
+
+/// `--plot FILE.png` writes a PNG; `.svg` an SVG; the extension's case does not matter.
+#[test]
+fn plot_format_follows_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svg, png) = (dir.path().join("a.SVG"), dir.path().join("a.png"));
+    run_sim(&[
+        "--policy",
+        "bestfit",
+        "--seeds",
+        "42",
+        "--plot",
+        &svg.display().to_string(),
+        "--plot",
+        &png.display().to_string(),
+    ]);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    assert!(
+        std::fs::read(&png)
+            .unwrap()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
 }

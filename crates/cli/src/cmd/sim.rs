@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::exit::BadInput;
 use crate::sim::metrics::{MAX_K, PolicySummary, Stat};
-use crate::sim::plot::{Chart, Series};
+use crate::sim::plot::{self, Chart, Series};
 use crate::sim::run::{Inputs, Job, run_all};
 use crate::sim::topomap::{self, TopologyMap};
 use crate::sim::{csv, metrics};
@@ -22,17 +22,19 @@ sorted by name and shuffled, then inflated by drawing pods with replacement (or 
 cluster's GPU capacity, and scheduled one at a time, never departing, failures not retried. Each run is \
 resampled onto the x-axis \"arrived GPU request, % of capacity\" (0..130: the mean of the points whose \
 rounded arrived % equals k, else of those within k±1); the table and JSON give the mean and sample sd over \
-seeds. Metrics: allocation ratio (% of capacity allocated), unallocated GPUs, fragmentation amount (% of \
+seeds (with one seed there is no spread, and none is shown). Metrics: allocation ratio (% of capacity allocated), unallocated GPUs, fragmentation amount (% of \
 capacity, against the trace's typical pods) and rate (% of idle GPU), failed pods.\n\n\
 Output: -o table prints, per policy, the allocation ratio at 100% and 130% arrived, unallocated GPUs, \
 fragmentation amount and rate at 100%, failed pods, and unallocated GPUs relative to fgd; -o json gives \
 every metric at every column with data (keys \"0\"..\"130\"), each as {mean, sd, n}: n is the number of \
-seeds with data in that column (a cell marked (n/N) in the table).\n\n\
+seeds with data in that column (a cell marked (n/N) in the table; sd is 0 when n is 1).\n\n\
+Plot: --plot FILE.svg or FILE.png (repeat for both) draws the allocation ratio; the axes zoom to where the \
+policies differ, and each policy has its own colour, dash pattern and marker.\n\n\
 Exit codes: 0 done, 1 a run failed, 2 bad input (a CSV error names the file, line and column).\n\n\
 Examples:\n  \
 linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_default.csv\n  \
 linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_default.csv \\\n    \
---policy fgd,bestfit,dotprod --seeds 42..44 --plot alloc.svg --plot-png alloc.png\n  \
+--policy fgd,bestfit,dotprod --seeds 42..44 --plot alloc.svg --plot alloc.png\n  \
 linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_gpushare100.csv \\\n    \
 --policy bestfit --seeds 42 -o json > bestfit.json\n  \
 linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ../shared/data/openb/openb_pod_list_multigpu50.csv \\\n    \
@@ -40,33 +42,39 @@ linkwise sim --nodes ../shared/data/openb/openb_node_list_gpu_node.csv --pods ..
 )]
 pub struct Args {
     /// Node list CSV (columns sn,cpu_milli,memory_mib,gpu,model; empty or `nan` model = CPU-only).
+    /// `-` reads standard input.
     #[arg(long, value_name = "NODES.csv")]
     nodes: PathBuf,
     /// Pod list CSV (columns name, cpu_milli, memory_mib, num_gpu, gpu_milli, optionally gpu_spec; others ignored).
+    /// `-` reads standard input (not both lists).
     #[arg(long, value_name = "PODS.csv")]
     pods: PathBuf,
-    /// Policies, comma-separated (default: all): random, dotprod, gpu-clustering, gpu-packing,
-    /// bestfit, fgd, default.
+    /// Policies, comma-separated, each once (default: all): random, dotprod, gpu-clustering,
+    /// gpu-packing, bestfit, fgd, default.
     #[arg(long, value_delimiter = ',', value_name = "P[,P...]")]
     policy: Vec<String>,
-    /// Seeds: a range `42..51` (inclusive), a list `42,43`, or one seed; ranges and lists combine.
-    #[arg(long, default_value = "42..51")]
+    /// Seeds: a range `42..51` (inclusive), a list `42,43`, or one seed; ranges and lists
+    /// combine, each seed once, at most 100000 in all.
+    #[arg(long, default_value = "42..51", allow_negative_numbers = true)]
     seeds: String,
-    /// Inflate (or prune) the trace to this multiple of the cluster's GPU capacity.
-    #[arg(long, default_value_t = 1.3)]
+    /// Inflate (or prune) the trace to this multiple of the cluster's GPU capacity, from
+    /// 0.1 to 10 (the x-axis ends at 1.3).
+    #[arg(long, default_value_t = 1.3, allow_negative_numbers = true)]
     tune: f64,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
-    /// Also draw the allocation ratio against arrived workload as an SVG file.
-    #[arg(long, value_name = "FILE.svg")]
-    plot: Option<PathBuf>,
-    /// Also draw it as a PNG file (960x600).
+    /// Also draw the allocation ratio against arrived workload to FILE: SVG or PNG
+    /// (960x600) by its extension, `.svg` or `.png`; repeat the flag for both.
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
+    /// The same as `--plot FILE.png`.
     #[arg(long, value_name = "FILE.png")]
-    plot_png: Option<PathBuf>,
+    plot_png: Vec<PathBuf>,
     #[arg(long, value_name = "MAP", help = topomap::HELP)]
     topology_map: Option<String>,
-    /// Worker threads (default: the available parallelism). Results do not depend on it.
+    /// Worker threads, at least 1 (default: the available parallelism). Results do not
+    /// depend on it.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -77,11 +85,16 @@ enum Output {
     Json,
 }
 
+/// The most seeds one run takes.
+const MAX_SEEDS: usize = 100_000;
+
 /// Parses `--seeds`: `A..B` or `A..=B` (inclusive), `A,B,...`, or `A`; items combine.
+/// An empty range, a seed given twice (ranges included) and more than [`MAX_SEEDS`]
+/// seeds are bad input.
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>, BadInput> {
     let bad = |why: String| {
         BadInput(format!(
-            "--seeds {s:?}: {why} (expected 42..51, 42,43 or 42)"
+            "--seeds {s:?}: {why} (expected a range 42..51, a list 42,43 or one seed 42; each seed once)"
         ))
     };
     let num = |t: &str| {
@@ -90,28 +103,147 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, BadInput> {
             .map_err(|_| bad(format!("{:?} is not a non-negative integer", t.trim())))
     };
     let mut out: Vec<u64> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for item in s.split(',').map(str::trim) {
         if item.is_empty() {
             return Err(bad("empty item".into()));
         }
-        if let Some((a, b)) = item.split_once("..") {
-            let b = b.strip_prefix('=').unwrap_or(b);
-            let (a, b) = (num(a)?, num(b)?);
-            if b < a {
-                return Err(bad(format!("range {a}..{b} is empty")));
+        let (a, b) = match item.split_once("..") {
+            Some((a, b)) => {
+                let b = b.strip_prefix('=').unwrap_or(b);
+                let (a, b) = (num(a)?, num(b)?);
+                if b < a {
+                    return Err(bad(format!("range {a}..{b} is empty")));
+                }
+                (a, b)
             }
-            if b - a >= 100_000 {
-                return Err(bad(format!("range {a}..{b} has too many seeds")));
+            None => {
+                let a = num(item)?;
+                (a, a)
             }
-            out.extend(a..=b);
-        } else {
-            out.push(num(item)?);
+        };
+        if b - a >= (MAX_SEEDS - out.len()) as u64 {
+            return Err(bad(format!("more than {MAX_SEEDS} seeds")));
+        }
+        for seed in a..=b {
+            if !seen.insert(seed) {
+                return Err(bad(format!("seed {seed} is given twice")));
+            }
+            out.push(seed);
         }
     }
-    let mut seen = std::collections::BTreeSet::new();
-    out.retain(|x| seen.insert(*x));
     Ok(out)
 }
+
+/// The picture formats `--plot` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlotFormat {
+    Svg,
+    Png,
+}
+
+/// Checks the `--plot` / `--plot-png` files before any work is done: a known extension,
+/// a directory that exists, not a directory or special file itself, each file once.
+fn plot_targets(args: &Args) -> Result<Vec<(PathBuf, PlotFormat)>, BadInput> {
+    let mut out: Vec<(PathBuf, PlotFormat)> = Vec::new();
+    let given = args
+        .plot
+        .iter()
+        .map(|p| ("--plot", p))
+        .chain(args.plot_png.iter().map(|p| ("--plot-png", p)));
+    for (flag, p) in given {
+        let shown = p.display();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let format = match (flag, ext.as_deref()) {
+            ("--plot", Some("svg")) => PlotFormat::Svg,
+            (_, Some("png")) => PlotFormat::Png,
+            ("--plot", _) => {
+                return Err(BadInput(format!(
+                    "--plot {shown}: unknown picture format; expected a file name ending in .svg or .png"
+                )));
+            }
+            _ => {
+                return Err(BadInput(format!(
+                    "--plot-png {shown}: expected a file name ending in .png (use --plot for .svg)"
+                )));
+            }
+        };
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                return Err(BadInput(format!(
+                    "{flag} {shown}: is a directory; expected a file name such as {}",
+                    p.join(if format == PlotFormat::Svg {
+                        "alloc.svg"
+                    } else {
+                        "alloc.png"
+                    })
+                    .display()
+                )));
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(BadInput(format!(
+                    "{flag} {shown}: exists and is not a regular file; expected a file to create or replace"
+                )));
+            }
+            _ => {}
+        }
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = parent
+            && !dir.is_dir()
+        {
+            return Err(BadInput(format!(
+                "{flag} {shown}: directory {} does not exist",
+                dir.display()
+            )));
+        }
+        let key = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        if out
+            .iter()
+            .any(|(q, _)| std::path::absolute(q).unwrap_or_else(|_| q.clone()) == key)
+        {
+            return Err(BadInput(format!(
+                "{flag} {shown}: the same file is given twice; give each picture its own file"
+            )));
+        }
+        out.push((p.clone(), format));
+    }
+    Ok(out)
+}
+
+/// The policies asked for: each known, each once, none empty; all of them by default.
+fn policy_names(given: &[String]) -> Result<Vec<String>, BadInput> {
+    let known = || policies::NAMES.join(", ");
+    if given.is_empty() {
+        return Ok(policies::NAMES.iter().map(|s| (*s).to_string()).collect());
+    }
+    let mut names: Vec<String> = Vec::new();
+    for n in given.iter().map(|s| s.trim()) {
+        if n.is_empty() {
+            return Err(BadInput(format!(
+                "--policy: empty item; expected policy names separated by commas: {}",
+                known()
+            )));
+        }
+        if !policies::NAMES.contains(&n) {
+            return Err(BadInput(format!(
+                "--policy {n:?}: unknown policy; known: {}",
+                known()
+            )));
+        }
+        if names.iter().any(|m| m == n) {
+            return Err(BadInput(format!(
+                "--policy: {n} is given twice; name each policy once"
+            )));
+        }
+        names.push(n.to_string());
+    }
+    Ok(names)
+}
+
+/// The smallest and largest `--tune`.
+const TUNE_RANGE: (f64, f64) = (0.1, 10.0);
 
 /// Rounds for output: 4 decimals is well below any seed-to-seed spread.
 fn r4(v: f64) -> f64 {
@@ -132,14 +264,20 @@ fn column_json(col: &[Option<Stat>]) -> Value {
     Value::Object(m)
 }
 
-/// `mean ± sd`, with `(n/N)` when fewer than all `of` seeds have data there.
+/// `mean ± sd`, with `(n/N)` when fewer than all `of` seeds have data there; the mean
+/// alone when one seed has data (a single run has no spread).
 fn pm(s: Option<&Stat>, decimals: usize, of: usize) -> String {
     match s {
-        Some(s) if s.n < of => format!(
-            "{:.*} ± {:.*} ({}/{of})",
-            decimals, s.mean, decimals, s.sd, s.n
-        ),
-        Some(s) => format!("{:.*} ± {:.*}", decimals, s.mean, decimals, s.sd),
+        Some(s) => {
+            let mut t = format!("{:.*}", decimals, s.mean);
+            if s.n >= 2 {
+                t.push_str(&format!(" ± {:.*}", decimals, s.sd));
+            }
+            if s.n < of {
+                t.push_str(&format!(" ({}/{of})", s.n));
+            }
+            t
+        }
         None => "-".into(),
     }
 }
@@ -164,9 +302,10 @@ fn seeds_text(seeds: &[u64]) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if !(args.tune.is_finite() && args.tune > 0.0 && args.tune <= 100.0) {
+    let (lo, hi) = TUNE_RANGE;
+    if !(args.tune.is_finite() && (lo..=hi).contains(&args.tune)) {
         return Err(BadInput(format!(
-            "--tune {}: expected a positive factor such as 1.3",
+            "--tune {}: expected a factor from {lo} to {hi}, such as 1.3 (the trace is inflated or pruned to that multiple of the cluster's GPU capacity)",
             args.tune
         ))
         .into());
@@ -174,7 +313,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.threads == Some(0) {
         return Err(BadInput("--threads 0: expected at least 1".into()).into());
     }
+    if args.nodes.as_os_str() == "-" && args.pods.as_os_str() == "-" {
+        return Err(BadInput(
+            "--nodes - and --pods -: standard input can hold only one of the two lists; give the other as a file".into(),
+        )
+        .into());
+    }
     let seeds = parse_seeds(&args.seeds)?;
+    let names = policy_names(&args.policy)?;
+    let plots = plot_targets(&args)?;
+    let map = args
+        .topology_map
+        .as_deref()
+        .map(TopologyMap::parse)
+        .transpose()?;
     let mut nodes = csv::read_nodes(&args.nodes)?;
     let trace = csv::read_pods(&args.pods)?;
     let total_gpus: u64 = nodes.iter().map(|n| u64::from(n.gpus)).sum();
@@ -186,38 +338,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .into());
     }
     let typical = TypicalPods::from_trace(&trace, 0.95);
-    let mut names: Vec<String> = if args.policy.is_empty() {
-        policies::NAMES.iter().map(|s| (*s).to_string()).collect()
-    } else {
-        args.policy
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
-    let mut seen = std::collections::BTreeSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    for n in &names {
-        if policies::by_name(n, &typical).is_none() {
-            return Err(BadInput(format!(
-                "--policy {n:?}: unknown policy; known: {}",
-                policies::NAMES.join(", ")
-            ))
-            .into());
-        }
-    }
-    if names.is_empty() {
-        return Err(BadInput(format!(
-            "--policy: no policy given; known: {}",
-            policies::NAMES.join(", ")
-        ))
-        .into());
-    }
-    let map = args
-        .topology_map
-        .as_deref()
-        .map(TopologyMap::parse)
-        .transpose()?;
     if let Some(m) = &map {
         let covered = m.apply(&mut nodes);
         tracing::info!(covered, nodes = nodes.len(), "topology map applied");
@@ -277,15 +397,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Output::Json => crate::emitln!("{}", serde_json::to_string_pretty(&report.json())?)?,
         Output::Table => crate::emit(&report.table())?,
     }
-    if args.plot.is_some() || args.plot_png.is_some() {
+    if !plots.is_empty() {
         let chart = report.chart();
-        if let Some(p) = &args.plot {
-            crate::fsutil::write_atomic(p, chart.svg().as_bytes())?;
-            tracing::info!(path = %p.display(), "wrote SVG plot");
-        }
-        if let Some(p) = &args.plot_png {
-            crate::fsutil::write_atomic(p, &chart.png())?;
-            tracing::info!(path = %p.display(), "wrote PNG plot");
+        for (p, format) in &plots {
+            let bytes = match format {
+                PlotFormat::Svg => chart.svg().into_bytes(),
+                PlotFormat::Png => chart.png()?,
+            };
+            crate::fsutil::write_atomic(p, &bytes)?;
+            tracing::info!(path = %p.display(), bytes = bytes.len(), "wrote plot");
         }
     }
     Ok(())
@@ -374,7 +494,10 @@ impl Report<'_> {
             ];
             if self.islands {
                 row.push(match &s.single_island_share {
-                    Some(st) => format!("{:.1}% ± {:.1}", 100.0 * st.mean, 100.0 * st.sd),
+                    Some(st) if st.n >= 2 => {
+                        format!("{:.1}% ± {:.1}", 100.0 * st.mean, 100.0 * st.sd)
+                    }
+                    Some(st) => format!("{:.1}%", 100.0 * st.mean),
                     None => "-".into(),
                 });
             }
@@ -401,33 +524,47 @@ impl Report<'_> {
     }
 
     fn chart(&self) -> Chart {
+        let series: Vec<Series> = self
+            .summaries
+            .iter()
+            .map(|(name, s)| Series {
+                name: name.clone(),
+                points: s
+                    .alloc
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, st)| st.map(|st| (k as f64, st.mean, st.sd)))
+                    .collect(),
+            })
+            .collect();
+        let spread = self.seeds.len() > 1;
+        let (x, y) = plot::auto_axes(&series, (0.0, MAX_K as f64), (0.0, 100.0), spread);
+        let runs = if spread {
+            format!(
+                "seeds {} (mean and ± 1 sd over {} runs)",
+                seeds_text(self.seeds),
+                self.seeds.len()
+            )
+        } else {
+            format!("seed {} (one run per policy)", seeds_text(self.seeds))
+        };
+        let zoomed = if x.0 > 0.0 || y.0 > 0.0 || y.1 < 100.0 {
+            "; axes zoomed to where the policies differ"
+        } else {
+            ""
+        };
         Chart {
             title: format!("GPU allocation ratio - {}", self.trace),
             subtitle: format!(
-                "{} GPUs, {} nodes; tune {}; seeds {} (mean and ± 1 sd over {} runs)",
-                self.total_gpus,
-                self.nodes,
-                self.tune,
-                seeds_text(self.seeds),
-                self.seeds.len()
+                "{} GPUs, {} nodes; tune {}; {runs}{zoomed}",
+                self.total_gpus, self.nodes, self.tune,
             ),
             x_label: "Arrived GPU request (% of cluster GPU capacity)".into(),
             y_label: "GPU allocation ratio (%)".into(),
-            x: (0.0, MAX_K as f64, 10.0),
-            y: (0.0, 100.0, 10.0),
-            series: self
-                .summaries
-                .iter()
-                .map(|(name, s)| Series {
-                    name: name.clone(),
-                    points: s
-                        .alloc
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(k, st)| st.map(|st| (k as f64, st.mean, st.sd)))
-                        .collect(),
-                })
-                .collect(),
+            x,
+            y,
+            spread,
+            series,
         }
     }
 }
@@ -442,9 +579,38 @@ mod tests {
         assert_eq!(parse_seeds("42..=44").ok(), Some(vec![42, 43, 44]));
         assert_eq!(parse_seeds("42,43").ok(), Some(vec![42, 43]));
         assert_eq!(parse_seeds("7").ok(), Some(vec![7]));
-        assert_eq!(parse_seeds("1,3..4,1").ok(), Some(vec![1, 3, 4]));
-        for bad in ["", "x", "5..3", "1,,2", "-1", "1..x"] {
+        assert_eq!(parse_seeds("1,3..4").ok(), Some(vec![1, 3, 4]));
+        for bad in [
+            "",
+            "x",
+            "5..3",
+            "1,,2",
+            "-1",
+            "1..x",
+            "1,3..4,1",
+            "1..5,3",
+            "0..100000",
+        ] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
+        assert!(parse_seeds("0..99999").is_ok());
+        assert!(parse_seeds("0..50000,60000..110000").is_err());
+    }
+
+    #[test]
+    fn one_run_shows_no_spread() {
+        let one = Stat {
+            mean: 88.4,
+            sd: 0.0,
+            n: 1,
+        };
+        assert_eq!(pm(Some(&one), 2, 1), "88.40");
+        assert_eq!(pm(Some(&one), 2, 3), "88.40 (1/3)");
+        let two = Stat {
+            mean: 88.4,
+            sd: 0.5,
+            n: 2,
+        };
+        assert_eq!(pm(Some(&two), 1, 3), "88.4 ± 0.5 (2/3)");
     }
 }

@@ -1,12 +1,44 @@
 //! The fabric as a Graphviz `dot` graph.
+//!
+//! Every string is written as a DOT quoted string: `"` and `\` are escaped, control
+//! characters become spaces, and multi-line labels join their lines with DOT's `\n`
+//! (a centred line break), so a name can never end a string early or print a stray
+//! escape. Every node an edge links is declared with a label and a shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use linkwise_core::{C2cFlavor, Endpoint, LinkKind, Topology};
 
+/// The text of `s` inside a DOT quoted string: `\` and `"` escaped, control characters
+/// (a newline in a name included) as spaces.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// `s` as a DOT quoted string.
 fn q(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", esc(s))
+}
+
+/// A label of several lines, each escaped, joined by DOT's centred line break; empty
+/// lines are left out.
+fn lines(ls: &[&str]) -> String {
+    let parts: Vec<String> = ls
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| esc(l))
+        .collect();
+    format!("\"{}\"", parts.join("\\n"))
 }
 
 fn node_id(e: &Endpoint) -> String {
@@ -21,12 +53,80 @@ fn node_id(e: &Endpoint) -> String {
     }
 }
 
+fn numa_text(numa: Option<u32>) -> String {
+    numa.map_or_else(|| "NUMA unknown".to_string(), |n| format!("NUMA {n}"))
+}
+
+const SWITCH_ATTRS: &str = "shape=hexagon, fillcolor=\"#e6f4ea\"";
+const NIC_ATTRS: &str = "shape=cds, fillcolor=\"#fff4e0\"";
+const CPU_ATTRS: &str = "shape=component, fillcolor=\"#f3e8fb\"";
+
+/// The node statements written so far, so that each node is declared exactly once.
+#[derive(Debug, Default)]
+struct Nodes {
+    declared: BTreeSet<String>,
+}
+
+// === impl Nodes ===
+
+impl Nodes {
+    /// Writes `id [label=..., attrs];` at `indent` unless `id` is already declared.
+    fn declare(&mut self, o: &mut String, indent: &str, id: &str, label: &str, attrs: &str) {
+        if self.declared.insert(id.to_string()) {
+            let _ = writeln!(o, "{indent}{} [label={label}, {attrs}];", q(id));
+        }
+    }
+}
+
 /// GPUs grouped by host and NUMA node, NVSwitches, CPUs and NICs as nodes; NVLink,
 /// NVSwitch ports and C2C / Fusion links as edges whose width grows with the lanes.
 /// Switches that no host enumerates (NVL72-class switch trays) are drawn as one fabric
-/// node with one edge per GPU, so a 72-GPU domain stays readable.
+/// node with one edge per GPU, so a 72-GPU domain stays readable. Every edge endpoint
+/// is declared: a GPU, switch, NIC or CPU whose host is not among the hosts, or that no
+/// list holds, is drawn outside the host boxes.
 pub fn dot(topo: &Topology) -> String {
+    let hostless: Vec<&str> = topo
+        .switches
+        .iter()
+        .filter(|s| s.host.is_none())
+        .map(|s| s.id.as_str())
+        .collect();
+    let map = |e: &Endpoint| match e {
+        Endpoint::Switch(s) if hostless.contains(&s.as_str()) => None,
+        other => Some(node_id(other)),
+    };
+    const FABRIC: &str = "fabric";
+    // Edges: aggregate per endpoint pair and kind.
+    let mut edges: BTreeMap<(String, String, &'static str, bool), u32> = BTreeMap::new();
+    // The endpoints the edges link, by node id.
+    let mut linked: BTreeMap<String, &Endpoint> = BTreeMap::new();
+    for l in &topo.links {
+        let kind = match l.kind {
+            LinkKind::Nvlink { .. } => "nvlink",
+            LinkKind::NvswitchPort { .. } => "switch",
+            LinkKind::C2c {
+                flavor: C2cFlavor::NvlinkFusion,
+                ..
+            } => "fusion",
+            LinkKind::C2c { .. } => "c2c",
+            LinkKind::Pcie { .. } => continue,
+        };
+        let mut ends = [String::new(), String::new()];
+        for (slot, e) in ends.iter_mut().zip([&l.a, &l.b]) {
+            *slot = match map(e) {
+                Some(id) => {
+                    linked.entry(id.clone()).or_insert(e);
+                    id
+                }
+                None => FABRIC.to_string(),
+            };
+        }
+        let [a, b] = ends;
+        *edges.entry((a, b, kind, !l.is_up())).or_insert(0) += l.nvlink_lanes();
+    }
+
     let mut o = String::new();
+    let mut nodes = Nodes::default();
     let _ = writeln!(o, "graph linkwise {{");
     let _ = writeln!(
         o,
@@ -43,6 +143,23 @@ pub fn dot(topo: &Topology) -> String {
         .iter()
         .flat_map(|is| is.gpus.iter().map(move |g| (g, is)))
         .collect();
+    let gpu_label = |g: &linkwise_core::Gpu, multi_host: bool| {
+        let island = island_of.get(&g.id).map(|i| i.name()).unwrap_or_default();
+        let health = if g.health.is_healthy() {
+            ""
+        } else {
+            "UNHEALTHY"
+        };
+        lines(&[&g.label(multi_host), &g.model, &island, health])
+    };
+    let gpu_attrs = |g: &linkwise_core::Gpu| {
+        let fill = if g.health.is_healthy() {
+            "#eef3fb"
+        } else {
+            "#fde0e0"
+        };
+        format!("fillcolor=\"{fill}\"")
+    };
     let mut cluster = 0;
     for h in &topo.hosts {
         let _ = writeln!(
@@ -51,60 +168,45 @@ pub fn dot(topo: &Topology) -> String {
             q(&h.name)
         );
         cluster += 1;
+        // NUMA boxes: those holding GPUs and those of linked CPUs.
+        let cpus: BTreeMap<Option<u32>, String> = linked
+            .iter()
+            .filter_map(|(id, e)| match e {
+                Endpoint::Cpu { host, numa } if host == &h.name => Some((*numa, id.clone())),
+                _ => None,
+            })
+            .collect();
         let mut numas: Vec<Option<u32>> = topo
             .gpus
             .iter()
             .filter(|g| g.host == h.name)
             .map(|g| g.numa_node)
+            .chain(cpus.keys().copied())
             .collect();
         numas.sort();
         numas.dedup();
         for numa in numas {
-            let label = numa.map_or_else(|| "NUMA unknown".to_string(), |n| format!("NUMA {n}"));
+            let label = numa_text(numa);
             let _ = writeln!(
                 o,
                 "    subgraph cluster_{cluster} {{ label={}; style=dashed;",
                 q(&label)
             );
             cluster += 1;
-            let cpu_present = topo.links.iter().any(|l| {
-                matches!(&l.b, Endpoint::Cpu { host, numa: n } if host == &h.name && *n == numa)
-                    || matches!(&l.a, Endpoint::Cpu { host, numa: n } if host == &h.name && *n == numa)
-            });
-            if cpu_present {
-                let id = node_id(&Endpoint::Cpu {
-                    host: h.name.clone(),
-                    numa,
-                });
-                let _ = writeln!(
-                    o,
-                    "      {} [label={}, shape=component, fillcolor=\"#f3e8fb\"];",
-                    q(&id),
-                    q(&format!("CPU {label}"))
-                );
+            if let Some(id) = cpus.get(&numa) {
+                nodes.declare(&mut o, "      ", id, &q(&format!("CPU {label}")), CPU_ATTRS);
             }
             for g in topo
                 .gpus
                 .iter()
                 .filter(|g| g.host == h.name && g.numa_node == numa)
             {
-                let (fill, extra) = if g.health.is_healthy() {
-                    ("#eef3fb", String::new())
-                } else {
-                    ("#fde0e0", "\\nUNHEALTHY".to_string())
-                };
-                let island = island_of.get(&g.id).map(|i| i.name()).unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "      {} [label={}, fillcolor=\"{fill}\"];",
-                    q(&node_id(&Endpoint::Gpu(g.id.clone()))),
-                    q(&format!(
-                        "{}\\n{}\\n{}{}",
-                        g.label(false),
-                        g.model,
-                        island,
-                        extra
-                    ))
+                nodes.declare(
+                    &mut o,
+                    "      ",
+                    &node_id(&Endpoint::Gpu(g.id.clone())),
+                    &gpu_label(g, false),
+                    &gpu_attrs(g),
                 );
             }
             let _ = writeln!(o, "    }}");
@@ -114,60 +216,78 @@ pub fn dot(topo: &Topology) -> String {
             .iter()
             .filter(|s| s.host.as_deref() == Some(h.name.as_str()))
         {
-            let _ = writeln!(
-                o,
-                "    {} [label={}, shape=hexagon, fillcolor=\"#e6f4ea\"];",
-                q(&node_id(&Endpoint::Switch(s.id.clone()))),
-                q(&s.id)
+            nodes.declare(
+                &mut o,
+                "    ",
+                &node_id(&Endpoint::Switch(s.id.clone())),
+                &q(&s.id),
+                SWITCH_ATTRS,
             );
         }
         for n in topo.nics.iter().filter(|n| n.host == h.name) {
-            let label = n.name.clone().unwrap_or_else(|| n.id.clone());
-            let _ = writeln!(
-                o,
-                "    {} [label={}, shape=cds, fillcolor=\"#fff4e0\"];",
-                q(&node_id(&Endpoint::Nic(n.id.clone()))),
-                q(&label)
+            nodes.declare(
+                &mut o,
+                "    ",
+                &node_id(&Endpoint::Nic(n.id.clone())),
+                &q(n.name.as_deref().unwrap_or(&n.id)),
+                NIC_ATTRS,
             );
         }
         let _ = writeln!(o, "  }}");
     }
-    let hostless: Vec<&str> = topo
-        .switches
-        .iter()
-        .filter(|s| s.host.is_none())
-        .map(|s| s.id.as_str())
-        .collect();
-    if !hostless.is_empty() {
-        let _ = writeln!(
-            o,
-            "  \"fabric\" [label={}, shape=hexagon, fillcolor=\"#e6f4ea\"];",
-            q(&format!(
-                "NVLink switch fabric\\n{} NVSwitch chips",
-                hostless.len()
-            ))
+    // Whatever the host boxes did not hold: devices of hosts not listed, and linked
+    // endpoints that no list describes.
+    for g in &topo.gpus {
+        nodes.declare(
+            &mut o,
+            "  ",
+            &node_id(&Endpoint::Gpu(g.id.clone())),
+            &gpu_label(g, true),
+            &gpu_attrs(g),
         );
     }
-    // Edges: aggregate per endpoint pair and kind.
-    let mut edges: BTreeMap<(String, String, &'static str, bool), u32> = BTreeMap::new();
-    for l in &topo.links {
-        let kind = match l.kind {
-            LinkKind::Nvlink { .. } => "nvlink",
-            LinkKind::NvswitchPort { .. } => "switch",
-            LinkKind::C2c {
-                flavor: C2cFlavor::NvlinkFusion,
-                ..
-            } => "fusion",
-            LinkKind::C2c { .. } => "c2c",
-            LinkKind::Pcie { .. } => continue,
+    for s in topo.switches.iter().filter(|s| s.host.is_some()) {
+        let host = s.host.as_deref().unwrap_or_default();
+        nodes.declare(
+            &mut o,
+            "  ",
+            &node_id(&Endpoint::Switch(s.id.clone())),
+            &lines(&[&s.id, host]),
+            SWITCH_ATTRS,
+        );
+    }
+    for n in &topo.nics {
+        nodes.declare(
+            &mut o,
+            "  ",
+            &node_id(&Endpoint::Nic(n.id.clone())),
+            &lines(&[n.name.as_deref().unwrap_or(&n.id), &n.host]),
+            NIC_ATTRS,
+        );
+    }
+    for (id, e) in &linked {
+        let (label, attrs) = match e {
+            Endpoint::Gpu(g) => (q(&g.to_string()), "fillcolor=\"#eef3fb\""),
+            Endpoint::Switch(s) => (q(s), SWITCH_ATTRS),
+            Endpoint::Nic(n) => (q(n), NIC_ATTRS),
+            Endpoint::Cpu { host, numa } => (
+                lines(&[&format!("CPU {}", numa_text(*numa)), host]),
+                CPU_ATTRS,
+            ),
         };
-        let map = |e: &Endpoint| match e {
-            Endpoint::Switch(s) if hostless.contains(&s.as_str()) => "fabric".to_string(),
-            other => node_id(other),
-        };
-        *edges
-            .entry((map(&l.a), map(&l.b), kind, !l.is_up()))
-            .or_insert(0) += l.nvlink_lanes();
+        nodes.declare(&mut o, "  ", id, &label, attrs);
+    }
+    if !hostless.is_empty() {
+        nodes.declare(
+            &mut o,
+            "  ",
+            FABRIC,
+            &lines(&[
+                "NVLink switch fabric",
+                &format!("{} NVSwitch chips", hostless.len()),
+            ]),
+            SWITCH_ATTRS,
+        );
     }
     for ((a, b, kind, down), lanes) in edges {
         let width = 1.0 + f64::from(lanes.min(18)) * 0.4;
@@ -193,4 +313,19 @@ pub fn dot(topo: &Topology) -> String {
     }
     let _ = writeln!(o, "}}");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_once_and_lines_break() {
+        assert_eq!(q(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(q("two\nlines"), "\"two lines\"");
+        assert_eq!(
+            lines(&["GPU0", "H100", "", "x\"y"]),
+            r#""GPU0\nH100\nx\"y""#
+        );
+    }
 }

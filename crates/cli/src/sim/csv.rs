@@ -221,9 +221,12 @@ pub struct Col {
     name: String,
 }
 
+/// Reads a whole CSV file (`-` is standard input), stopping at the input cap
+/// (`--max-input-bytes`).
 fn read(path: &Path) -> Result<(String, String), BadInput> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{file}: {e}")))?;
+    let text = linkwise_discovery::input::read_to_string_capped(path)
+        .map_err(|e| BadInput(e.to_string()))?;
     Ok((file, text))
 }
 

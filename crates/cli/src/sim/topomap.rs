@@ -36,11 +36,31 @@ pub struct TopologyMap {
 // === impl TopologyMap ===
 
 impl TopologyMap {
-    /// Parses MAP (see [`HELP`]).
+    /// Parses MAP (see [`HELP`]). An entry may override one of `default`, but a key
+    /// (MODEL:COUNT) given twice, `default` given twice or an empty item is bad input.
     pub fn parse(spec: &str) -> Result<TopologyMap, BadInput> {
         let mut map = TopologyMap::default();
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let mut keys: Vec<(String, u32)> = Vec::new();
+        let mut has_default = false;
+        let items: Vec<&str> = spec.split(',').map(str::trim).collect();
+        if items.iter().all(|s| s.is_empty()) {
+            return Err(BadInput(
+                "--topology-map: empty map (use `default` or MODEL:COUNT=LAYOUT[,...])".into(),
+            ));
+        }
+        for item in items {
+            if item.is_empty() {
+                return Err(BadInput(format!(
+                    "--topology-map {spec:?}: empty item (expected `default` or MODEL:COUNT=LAYOUT entries separated by commas)"
+                )));
+            }
             if item == "default" {
+                if has_default {
+                    return Err(BadInput(format!(
+                        "--topology-map {spec:?}: `default` is given twice"
+                    )));
+                }
+                has_default = true;
                 let d = TopologyMap::parse(DEFAULT_MAP)?;
                 map.entries.extend(d.entries);
                 continue;
@@ -65,6 +85,12 @@ impl TopologyMap {
                 .filter(|&c| (1..=1024).contains(&c))
                 .ok_or_else(|| bad("COUNT must be a GPU count 1..1024"))?;
             let islands = layout_islands(layout.trim(), count).map_err(|e| bad(&e))?;
+            if keys.iter().any(|(m, c)| m == model && *c == count) {
+                return Err(bad(&format!(
+                    "{model}:{count} is given twice; give each MODEL:COUNT once (an entry may override `default`)"
+                )));
+            }
+            keys.push((model.to_string(), count));
             map.entries.push(Entry {
                 model: model.to_string(),
                 count,
@@ -171,5 +197,16 @@ mod tests {
         assert!(TopologyMap::parse("G2:4=dgx-h100").is_err());
         assert!(TopologyMap::parse("G2:8=nope").is_err());
         assert!(TopologyMap::parse("G2=pairs").is_err());
+        // Overriding the default is fine; repeating oneself is not.
+        assert!(TopologyMap::parse("default,T4:2=pairs").is_ok());
+        for bad in [
+            "G2:8=pairs,G2:8=all",
+            "default,default",
+            "G2:8=pairs,,T4:2=none",
+            "",
+            " , ",
+        ] {
+            assert!(TopologyMap::parse(bad).is_err(), "{bad}");
+        }
     }
 }
