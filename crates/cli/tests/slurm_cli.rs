@@ -484,6 +484,16 @@ fn impossible_flag_values_are_bad_input() {
         "--out",
         "",
     ]);
+    // Standard output is no --out; standard input cannot be both the source and the file.
+    bad_input(&[
+        "slurm",
+        "gres",
+        "--source",
+        "profile:dgx1-v100",
+        "--out",
+        "-",
+    ]);
+    bad_input(&["slurm", "gres", "--source", "snapshot:-", "--check", "-"]);
     // An output that is not a file to replace.
     bad_input(&[
         "slurm",

@@ -167,9 +167,10 @@ struct Out {
     output: Format,
     /// Write to FILE atomically instead of standard output (a symlink is written through;
     /// mode and owner are kept).
-    #[arg(long, value_name = "FILE", conflicts_with = "check", value_parser = file_arg)]
+    #[arg(long, value_name = "FILE", conflicts_with = "check", value_parser = out_arg)]
     out: Option<PathBuf>,
-    /// Compare with FILE: exit 0 when it is up to date, 1 and a diff when it differs.
+    /// Compare with FILE (`-`: standard input): exit 0 when it is up to date, 1 and a
+    /// diff when it differs.
     #[arg(long, value_name = "FILE", value_parser = file_arg)]
     check: Option<PathBuf>,
 }
@@ -202,6 +203,27 @@ fn file_arg(s: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(PathBuf::from(s))
+}
+
+/// `--out` values: [`file_arg`], and not `-` (standard output is what no `--out` means).
+fn out_arg(s: &str) -> Result<PathBuf, String> {
+    if s == "-" {
+        return Err("standard output is the default: leave --out out".to_string());
+    }
+    file_arg(s)
+}
+
+/// Refuses `--check -` when a source reads standard input too: one stream cannot be both.
+fn check_stdin_once(out: &Out, sources: &[String]) -> anyhow::Result<()> {
+    if out.check.as_deref() == Some(Path::new("-")) && sources.iter().any(|s| s.ends_with(":-")) {
+        return Err(BadInput(
+            "--check - and a --source reading standard input (...:-) cannot share it: give one \
+             of them as a file"
+                .to_string(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The largest line-alignment table [`diff`] builds (old lines times new lines): 32 MiB.
@@ -819,34 +841,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             node_name,
             links,
             out,
-        } => deliver(
-            &gres(
+        } => {
+            check_stdin_once(&out, std::slice::from_ref(&source))?;
+            let r = gres(
                 &source,
                 host.as_deref(),
                 node_name.as_deref(),
                 links,
                 out.output,
-            )?,
-            &out,
-        ),
+            )?;
+            deliver(&r, &out)
+        }
         What::Node {
             source,
             host,
             node_name,
             out,
-        } => deliver(
-            &node(&source, host.as_deref(), node_name.as_deref(), out.output)?,
-            &out,
-        ),
+        } => {
+            check_stdin_once(&out, std::slice::from_ref(&source))?;
+            let r = node(&source, host.as_deref(), node_name.as_deref(), out.output)?;
+            deliver(&r, &out)
+        }
         What::Topology {
             cluster: dir,
             source,
             plugin,
             out,
-        } => deliver(
-            &topology(dir.as_deref(), &source, plugin, out.output)?,
-            &out,
-        ),
+        } => {
+            check_stdin_once(&out, &source)?;
+            let r = topology(dir.as_deref(), &source, plugin, out.output)?;
+            deliver(&r, &out)
+        }
     }
 }
 
