@@ -475,3 +475,246 @@ fn nvlinks_without_recorded_bandwidth_use_the_lane_rate() {
     };
     assert_eq!(al.allocate(&req).unwrap().positions, vec![0, 1]);
 }
+
+mod time_budget {
+    //! The time budget (`Allocator::allocate_within`): tested with a probe that says "out
+    //! of time" after a fixed number of calls, so nothing here depends on the clock.
+
+    use super::*;
+    use std::cell::Cell;
+
+    /// SplitMix64, for deterministic meshes.
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// An irregular single-host NVLink mesh (the one `examples/alloc_budget.rs` measures):
+    /// GPU `p` linked to `p + 1` and to two GPUs drawn at random, 1-4 lanes of NVLink
+    /// generation 2-4, so pair bandwidths take many distinct values; two NUMA nodes.
+    pub(super) fn mesh(n: usize, seed: u64) -> Topology {
+        let mut st = seed;
+        let mut below = |m: usize| usize::try_from(splitmix(&mut st) % m as u64).unwrap();
+        let mut t = Topology {
+            source: "mesh".into(),
+            ..Topology::default()
+        };
+        t.hosts.push(Host::named("mesh"));
+        for p in 0..n {
+            let mut g = Gpu::new(
+                format!("GPU-{p:03}"),
+                u32::try_from(p).unwrap(),
+                "mesh",
+                "m",
+            );
+            g.numa_node = Some(u32::try_from(2 * p / n).unwrap());
+            t.gpus.push(g);
+        }
+        let id = |p: usize| Endpoint::Gpu(GpuId(format!("GPU-{p:03}")));
+        let mut links = Vec::new();
+        for p in 0..n {
+            links.push((p, (p + 1) % n));
+            for _ in 0..2 {
+                let q = below(n);
+                if q != p && q != (p + 1) % n && (q + 1) % n != p {
+                    links.push((p, q));
+                }
+            }
+        }
+        for (a, b) in links {
+            let lanes = 1 + u32::try_from(below(4)).unwrap();
+            let generation = Some(2 + u32::try_from(below(3)).unwrap());
+            t.links.push(Link::new(
+                id(a),
+                id(b),
+                LinkKind::Nvlink { lanes, generation },
+            ));
+        }
+        t.validate().unwrap();
+        t
+    }
+
+    /// A probe that says "out of time" from its `m + 1`-th call on, and counts its calls.
+    fn after(m: u64, calls: &Cell<u64>) -> impl Fn() -> bool + '_ {
+        move || {
+            calls.set(calls.get() + 1);
+            calls.get() > m
+        }
+    }
+
+    fn assert_valid(al: &Allocator, req: &AllocRequest, a: &linkwise_core::alloc::Allocation) {
+        assert_eq!(a.devices.len(), req.size, "{a:?}");
+        let mut seen = a.positions.clone();
+        seen.dedup();
+        assert_eq!(seen.len(), req.size, "distinct: {a:?}");
+        assert!(a.devices.iter().all(|d| req.available.contains(d)), "{a:?}");
+        assert!(
+            req.must_include.iter().all(|m| a.devices.contains(m)),
+            "{a:?}"
+        );
+        let positions: Vec<usize> = a.devices.iter().map(|d| al.position(d).unwrap()).collect();
+        assert_eq!(positions, a.positions);
+    }
+
+    /// Large irregular meshes (the slow case of issue 12, k = 14..16): whenever the probe
+    /// cuts the search — before the first set, mid-growth, mid-swaps — the answer is still
+    /// exactly k distinct available GPUs with every must-include one, marked timed out
+    /// and not exact, and the explanation says the optimum was not proven.
+    #[test]
+    fn a_spent_budget_still_answers_k_valid_gpus_marked_not_proven() {
+        let t = mesh(64, 7);
+        let al = Allocator::new(&t);
+        let ids = al.ids().to_vec();
+        // Every third GPU is taken; GPU 9 must be included in half the requests.
+        let available: Vec<GpuId> = ids
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| p % 3 != 1)
+            .map(|(_, g)| g.clone())
+            .collect();
+        for k in 14..=16 {
+            for must in [vec![], vec![ids[9].clone()]] {
+                let req = AllocRequest {
+                    available: available.clone(),
+                    must_include: must,
+                    size: k,
+                    ..AllocRequest::default()
+                };
+                // Cut before the first set, early and late in growth, in the swaps, and
+                // at the very last set the unbounded search scores.
+                let whole = al.allocate(&req).unwrap().evaluated;
+                assert!(whole > 100, "k {k}: only {whole} sets, nothing to cut");
+                for m in [0, 1, 7, 40, whole / 2, whole - 1] {
+                    let calls = Cell::new(0);
+                    let a = al.allocate_within(&req, &after(m, &calls)).unwrap();
+                    assert_valid(&al, &req, &a);
+                    assert!(a.timed_out, "k {k}, m {m}: {a:?}");
+                    assert!(!a.exact);
+                    // Asked once before each scored set; scoring stops at the first "yes".
+                    assert!(a.evaluated <= m, "k {k}: {} sets after {m}", a.evaluated);
+                    assert_eq!(calls.get(), m + 1, "the probe is not asked after a yes");
+                    let why = al.explain(&a, &req);
+                    assert!(
+                        why.contains("stopped at the time budget")
+                            && why.contains("optimum not proven"),
+                        "{why}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// On a multi-host NVLink domain the decomposition enumerates host groups one by one,
+    /// each exhaustively: a spent budget ends the search between two groups (never inside
+    /// one), with the best set of the groups done so far.
+    #[test]
+    fn a_spent_budget_stops_a_decomposition_between_host_groups() {
+        let mut nvlinks = Vec::new();
+        for h in 0..8u32 {
+            let b = 4 * h as usize;
+            nvlinks.extend([
+                (b, b + 1, 1 + h % 3),
+                (b + 1, b + 2, 1 + h % 2),
+                (b + 2, b + 3, 2),
+            ]);
+        }
+        let t = build(&Spec {
+            hosts: 8,
+            per_host: 4,
+            nvlinks,
+            switch_ports: (0..32).map(|p| (p, 2)).collect(),
+            classes: vec![4],
+            numa: vec![0, 1],
+            fabric: true,
+        });
+        let al = Allocator::new(&t);
+        let req = AllocRequest {
+            available: al.ids().to_vec(),
+            size: 6,
+            ..AllocRequest::default()
+        };
+        let whole = al.allocate(&req).unwrap();
+        assert!(!whole.timed_out);
+        let calls = Cell::new(0);
+        let a = al.allocate_within(&req, &after(0, &calls)).unwrap();
+        assert_valid(&al, &req, &a);
+        assert!(a.timed_out && !a.exact);
+        assert_eq!(calls.get(), 1, "asked once, before the second group");
+        assert!(
+            a.evaluated > 0 && a.evaluated < whole.evaluated,
+            "{} of {} sets",
+            a.evaluated,
+            whole.evaluated
+        );
+    }
+
+    /// A budget that is never spent changes nothing: the same set as no budget at all.
+    #[test]
+    fn an_unspent_budget_gives_the_unbounded_answer() {
+        let t = mesh(64, 7);
+        let al = Allocator::new(&t);
+        let req = AllocRequest {
+            available: al.ids().to_vec(),
+            size: 14,
+            ..AllocRequest::default()
+        };
+        let free = al.allocate(&req).unwrap();
+        let calls = Cell::new(0);
+        let a = al.allocate_within(&req, &after(u64::MAX, &calls)).unwrap();
+        assert!(!a.timed_out && !free.timed_out);
+        assert_eq!(a, free);
+        assert!(calls.get() >= a.evaluated, "asked before every scored set");
+        assert!(
+            al.explain(&a, &req)
+                .contains("a decomposition's candidate sets")
+        );
+    }
+
+    /// The exactness promise holds whatever the budget: on nodes of up to 16 GPUs the
+    /// search is exhaustive and never asks the probe, so a budget spent before the search
+    /// starts still gives the exact optimum, the set no budget gives.
+    #[test]
+    fn a_spent_budget_never_touches_exact_answers_up_to_16_gpus() {
+        for seed in 0..4 {
+            let t = mesh(16, seed);
+            let al = Allocator::new(&t);
+            for k in 1..=16 {
+                let req = AllocRequest {
+                    available: al.ids().to_vec(),
+                    size: k,
+                    ..AllocRequest::default()
+                };
+                let free = al.allocate(&req).unwrap();
+                let calls = Cell::new(0);
+                let a = al.allocate_within(&req, &after(0, &calls)).unwrap();
+                assert_eq!(calls.get(), 0, "seed {seed}, k {k}: the probe was asked");
+                assert!(a.exact && !a.timed_out);
+                assert_eq!(a, free);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Random topologies of up to 12 GPUs, every policy and scoring: with a budget
+        /// spent before the search starts the answer is still brute force's optimum.
+        #[test]
+        fn a_spent_budget_keeps_the_optimum_on_random_topologies(
+            (s, r) in spec(2, 1..=6).prop_filter("at most 12 GPUs", |s| s.hosts * s.per_host <= 12)
+                .prop_flat_map(|s| { let n = s.hosts * s.per_host; (Just(s), request(n)) })
+        ) {
+            let t = build(&s);
+            let al = Allocator::new(&t);
+            let Some(req) = make_request(&al, r) else { return Ok(()) };
+            let a = al.allocate_within(&req, &|| true).unwrap();
+            let (want, want_key) = brute_force(&al, &req);
+            prop_assert!(a.exact && !a.timed_out);
+            prop_assert_eq!(a.score.key(req.policy, req.scoring), want_key);
+            prop_assert_eq!(&a.positions, &want);
+        }
+    }
+}

@@ -22,7 +22,10 @@
 //! orbit of interchangeable GPUs ("twins") — on every node of up to [`EXACT_GPUS`] GPUs
 //! and wherever few enough sets remain, which gives the exact optimum; otherwise a
 //! decomposition by island and host that shrinks the candidates to a pool that can be
-//! enumerated, falling back to a greedy start plus swap search.
+//! enumerated, falling back to a greedy start plus swap search. A caller with a time
+//! budget uses [`Allocator::allocate_within`] with its own "out of time" probe (this crate
+//! has no clock): the greedy, the swaps and the decomposition stop when it says so and
+//! answer the best set found ([`Allocation::timed_out`]); exhaustive searches never ask it.
 //!
 //! [`Allocator`] is built once per topology and then answers requests without touching
 //! the topology again (the device plugin's hot path).
@@ -240,6 +243,10 @@ pub struct Allocation {
     pub score: Score,
     /// True when the search was exhaustive, so the answer is the optimum.
     pub exact: bool,
+    /// True when the caller's time budget ([`Allocator::allocate_within`]) ended the
+    /// search: the answer is the best set found after `evaluated` sets, and it is not
+    /// proven to be the optimum (`exact` is false).
+    pub timed_out: bool,
     /// How many candidate sets were scored.
     pub evaluated: u64,
     /// The best set that lost, with its score, when there was one.
@@ -507,8 +514,38 @@ impl Allocator {
     }
 
     /// Answers a request. Infeasible requests are errors; a success always holds exactly
-    /// `size` distinct available devices including every must-include device.
+    /// `size` distinct available devices including every must-include device. No time
+    /// limit: see [`Allocator::allocate_within`] for one.
     pub fn allocate(&self, req: &AllocRequest) -> Result<Allocation, AllocError> {
+        self.answer(req, None)
+    }
+
+    /// Answers a request within a time budget. This crate has no clock: the caller passes
+    /// `out_of_time`, a probe that says when the budget is spent (the CLI and the device
+    /// plugin compare `Instant::now()` with a deadline; tests count calls).
+    ///
+    /// The probe is asked before each candidate set is scored in the parts of the search
+    /// that are not exhaustive — greedy growth and swaps — and before each further pool
+    /// of a decomposition; once it says yes, growth finishes without scoring (the GPU
+    /// with the most bandwidth to the set so far), swaps stop, and the best set so far is
+    /// the answer, with [`Allocation::timed_out`] set and `exact` false. It is never asked
+    /// during an exhaustive enumeration, so every answer that is exact without a budget
+    /// (every request on a node of up to [`EXACT_GPUS`] GPUs, every search of up to
+    /// [`EXACT_BUDGET`] candidate sets) is the same set, exact, whatever the probe says.
+    /// The answer is as valid as [`Allocator::allocate`]'s.
+    pub fn allocate_within(
+        &self,
+        req: &AllocRequest,
+        out_of_time: &dyn Fn() -> bool,
+    ) -> Result<Allocation, AllocError> {
+        self.answer(req, Some(out_of_time))
+    }
+
+    fn answer(
+        &self,
+        req: &AllocRequest,
+        out_of_time: Option<&dyn Fn() -> bool>,
+    ) -> Result<Allocation, AllocError> {
         if req.size == 0 {
             return Err(AllocError::ZeroSize);
         }
@@ -532,7 +569,7 @@ impl Allocator {
             });
         }
         available.sort_unstable();
-        let ctx = search::Ctx::new(self, req, &available, &must);
+        let ctx = search::Ctx::new(self, req, &available, &must, out_of_time);
         let mut out = ctx.solve();
         out.positions.sort_unstable();
         out.devices = out.positions.iter().map(|&p| self.ids[p].clone()).collect();
@@ -549,7 +586,7 @@ impl Allocator {
                 .filter(|&p| p < self.n)
                 .collect::<Vec<_>>()
         };
-        search::Ctx::new(self, req, &keep(available), &[]).score(&keep(set))
+        search::Ctx::new(self, req, &keep(available), &[], None).score(&keep(set))
     }
 
     /// A sentence explaining an allocation: its components and why it beat the runner-up.
@@ -562,12 +599,22 @@ impl Allocator {
         };
         let s = &a.score;
         let gb = |x: u64| format!("{:.1} GB/s", x as f64 / 1000.0);
+        let how = if a.timed_out {
+            format!(
+                "stopped at the time budget after {} candidate sets scored: the best set found, optimum not proven",
+                a.evaluated
+            )
+        } else {
+            format!(
+                "{} of {} candidate sets scored{}",
+                a.evaluated,
+                if a.exact { "all" } else { "a decomposition's" },
+                if a.exact { ", exact optimum" } else { "" },
+            )
+        };
         let mut out = format!(
-            "chose {} ({} of {} candidate sets scored{}): {} NVLink island{}, {} host{}, ",
+            "chose {} ({how}): {} NVLink island{}, {} host{}, ",
             names(&a.positions),
-            a.evaluated,
-            if a.exact { "all" } else { "a decomposition's" },
-            if a.exact { ", exact optimum" } else { "" },
             s.islands,
             if s.islands == 1 { "" } else { "s" },
             s.hosts,

@@ -55,7 +55,8 @@ pub fn ring_bottleneck(set: &[usize], w: impl Fn(usize, usize) -> u64) -> u64 {
     }
     weights.sort_unstable_by(|a, b| b.cmp(a));
     weights.dedup();
-    for &t in weights.iter().filter(|&&t| t <= upper) {
+    weights.retain(|&t| t <= upper);
+    let ring_at = |t: u64| {
         let adj: Vec<u32> = (0..k)
             .map(|x| {
                 (0..k)
@@ -63,12 +64,33 @@ pub fn ring_bottleneck(set: &[usize], w: impl Fn(usize, usize) -> u64) -> u64 {
                     .fold(0u32, |m, y| m | (1 << (y % 32)))
             })
             .collect();
-        if hamiltonian(&adj) {
-            return t;
+        hamiltonian(&adj)
+    };
+    // A ring at `t` is a ring at every lower threshold (the graph only gains edges), so
+    // along the descending thresholds the answer is the first `true`. Galloping from the
+    // bound (checks at 0, 1, 3, 7, ...) and then binary search in the last gap: one check
+    // when the bound is the answer (common), a handful when it is far down, instead of one
+    // per distinct bandwidth (up to k(k-1)/2). The last threshold is the smallest weight,
+    // which every pair meets: the complete graph has a ring, so the search ends there.
+    let last = weights.len().saturating_sub(1);
+    let (mut lo, mut next) = (0, 0);
+    let mut hi = loop {
+        let at = next.min(last);
+        if at == last || ring_at(weights[at]) {
+            break at;
+        }
+        lo = at + 1;
+        next = 2 * next + 1;
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if ring_at(weights[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    // Every pair meets the smallest weight: the complete graph has a ring.
-    weights.last().copied().unwrap_or(0)
+    weights.get(hi).copied().unwrap_or(0)
 }
 
 /// Whether the graph (adjacency bit rows, `k >= 3`) has a Hamiltonian cycle.
@@ -148,6 +170,47 @@ mod tests {
         m[1][0] = 10;
         let f = |a: usize, b: usize| m[a][b];
         assert_eq!(ring_bottleneck(&[0, 1, 2, 3, 4], f), 10);
+    }
+
+    /// The best ring by trying every cycle: fix the first GPU, permute the rest.
+    fn brute(m: &[Vec<u64>]) -> u64 {
+        fn go(m: &[Vec<u64>], path: &mut Vec<usize>, left: &mut Vec<usize>, best: &mut u64) {
+            if left.is_empty() {
+                let mut min = m[path[path.len() - 1]][path[0]];
+                for x in path.windows(2) {
+                    min = min.min(m[x[0]][x[1]]);
+                }
+                *best = (*best).max(min);
+                return;
+            }
+            for i in 0..left.len() {
+                let v = left.remove(i);
+                path.push(v);
+                go(m, path, left, best);
+                path.pop();
+                left.insert(i, v);
+            }
+        }
+        let mut best = 0;
+        go(m, &mut vec![0], &mut (1..m.len()).collect(), &mut best);
+        best
+    }
+
+    proptest::proptest! {
+        /// Regression guard for the binary search over thresholds: it finds the same ring
+        /// as trying every cycle, on random weights with many ties and many distinct values.
+        #[test]
+        fn binary_search_finds_the_best_ring(
+            k in 3usize..=7,
+            raw in proptest::collection::vec(1u64..=12, 49),
+        ) {
+            // Symmetric: the pair {a, b} reads raw[min * 7 + max].
+            let m: Vec<Vec<u64>> = (0..k)
+                .map(|a| (0..k).map(|b| if a == b { 0 } else { raw[a.min(b) * 7 + a.max(b)] }).collect())
+                .collect();
+            let set: Vec<usize> = (0..k).collect();
+            proptest::prop_assert_eq!(ring_bottleneck(&set, |a, b| m[a][b]), brute(&m));
+        }
     }
 
     #[test]

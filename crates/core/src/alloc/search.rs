@@ -1,5 +1,6 @@
 //! The search: exhaustive where the candidates are few, decomposition where they are not.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use super::{
@@ -31,6 +32,10 @@ pub(super) struct Ctx<'a> {
     intact_island: Vec<bool>,
     intact_host: Vec<bool>,
     multi_host: bool,
+    /// The caller's "out of time" probe, when the search has a time budget.
+    out_of_time: Option<&'a dyn Fn() -> bool>,
+    /// Set once the probe said so; the search then stops at the next place it may.
+    stopped: Cell<bool>,
 }
 
 /// The best and the runner-up found so far.
@@ -83,6 +88,7 @@ impl<'a> Ctx<'a> {
         req: &'a AllocRequest,
         avail: &[usize],
         must: &[usize],
+        out_of_time: Option<&'a dyn Fn() -> bool>,
     ) -> Self {
         let n = al.n;
         let to_avail: Vec<u64> = (0..n)
@@ -144,7 +150,19 @@ impl<'a> Ctx<'a> {
             intact_island,
             intact_host,
             multi_host,
+            out_of_time,
+            stopped: Cell::new(false),
         }
+    }
+
+    /// Whether the time budget is spent: asks the caller's probe until it says yes once.
+    /// Only the parts of the search that are not exhaustive ask (greedy growth, swaps,
+    /// the next pool of a decomposition), so exhaustive answers never depend on it.
+    fn out_of_time(&self) -> bool {
+        if !self.stopped.get() && self.out_of_time.is_some_and(|probe| probe()) {
+            self.stopped.set(true);
+        }
+        self.stopped.get()
     }
 
     fn key(&self, s: &Score) -> Key {
@@ -354,7 +372,41 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The key of `set` when it beats `floor` (strictly), else `None`. The ring is computed
+    /// only when the set's optimistic key (ring replaced by its upper bound) beats the
+    /// floor, so the answer is the one full scoring would give, without most rings.
+    fn key_above(&self, set: &[usize], floor: Option<&Key>) -> Option<Key> {
+        let (mut s, upper) = self.score_bounded(set);
+        if self.req.scoring == Scoring::Default {
+            s.bottleneck_mbps = upper;
+            if floor.is_some_and(|f| self.key(&s) <= *f) {
+                return None;
+            }
+            s.bottleneck_mbps = ring_bottleneck(set, |a, b| self.al.w(a, b));
+        }
+        // Legacy scoring's key has no ring in it.
+        let key = self.key(&s);
+        floor.is_none_or(|f| key > *f).then_some(key)
+    }
+
+    /// The pool GPU a greedy step takes once the time budget is spent, without scoring:
+    /// the most bandwidth to the set so far, then to its best free partner, then the
+    /// lowest position.
+    fn cheap_pick(&self, pool: &[usize], set: &[usize]) -> Option<usize> {
+        pool.iter()
+            .copied()
+            .filter(|c| !set.contains(c))
+            .max_by(|&a, &b| {
+                let to_set = |c: usize| set.iter().map(|&s| self.al.w(c, s)).sum::<u64>();
+                (to_set(a), self.best_partner[a])
+                    .cmp(&(to_set(b), self.best_partner[b]))
+                    .then(b.cmp(&a))
+            })
+    }
+
     /// Greedy growth from the must-include devices, then pairwise swaps until no swap helps.
+    /// When the time budget runs out, growth finishes with [`Ctx::cheap_pick`] and the
+    /// swaps stop: the set so far is the answer.
     fn greedy(&self, pool: &[usize]) -> Best {
         let mut best = Best::new();
         let k = self.req.size;
@@ -362,30 +414,36 @@ impl<'a> Ctx<'a> {
         while set.len() < k {
             let mut pick: Option<(usize, Key)> = None;
             for &c in pool.iter().filter(|c| !set.contains(c)) {
+                if self.out_of_time() {
+                    break;
+                }
                 let mut t = set.clone();
                 t.push(c);
                 t.sort_unstable();
                 best.evaluated += 1;
-                let key = self.key(&self.score(&t));
-                if pick.as_ref().is_none_or(|(_, k)| key > *k) {
+                if let Some(key) = self.key_above(&t, pick.as_ref().map(|(_, k)| k)) {
                     pick = Some((c, key));
                 }
             }
-            let Some((c, _)) = pick else { return best };
+            let Some(c) = pick.map(|(c, _)| c).or_else(|| self.cheap_pick(pool, &set)) else {
+                return best;
+            };
             set.push(c);
             set.sort_unstable();
         }
         let mut cur = self.key(&self.score(&set));
-        for _round in 0..4 {
+        'rounds: for _round in 0..4 {
             let mut improved = false;
             for out in set.clone().into_iter().filter(|p| !self.must.contains(p)) {
                 for &inn in pool.iter().filter(|p| !set.contains(p)) {
+                    if self.out_of_time() {
+                        break 'rounds;
+                    }
                     let mut t: Vec<usize> = set.iter().copied().filter(|&p| p != out).collect();
                     t.push(inn);
                     t.sort_unstable();
                     best.evaluated += 1;
-                    let key = self.key(&self.score(&t));
-                    if key > cur {
+                    if let Some(key) = self.key_above(&t, Some(&cur)) {
                         set = t;
                         cur = key;
                         improved = true;
@@ -575,6 +633,10 @@ impl<'a> Ctx<'a> {
                         self.host_pools(pool)
                     };
                     for pool in pools {
+                        // Between pools the budget may end the search (with an answer).
+                        if all.set.is_some() && self.out_of_time() {
+                            break;
+                        }
                         let (b, exhaustive) = self.solve_pool(&pool);
                         exact &= whole && exhaustive;
                         all.merge(b);
@@ -599,7 +661,9 @@ impl<'a> Ctx<'a> {
             (s, sc, key)
         });
         // Rings over more than 16 GPUs are bounds, not exact values.
+        let timed_out = self.stopped.get();
         let exact = exact
+            && !timed_out
             && (k <= super::ring::EXACT_RING_MAX || self.req.scoring == Scoring::LegacyPairwise);
         // The winner's full score (legacy scoring skips the ring during the search).
         let score = self.score(&set);
@@ -608,6 +672,7 @@ impl<'a> Ctx<'a> {
             positions: set,
             score,
             exact,
+            timed_out,
             evaluated: best.evaluated,
             runner_up: best.runner.map(|(s, sc, _)| (s, sc)),
         }
