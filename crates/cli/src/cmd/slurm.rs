@@ -356,11 +356,16 @@ fn shell_word(arg: &str) -> String {
 }
 
 /// The command line that regenerates a file: `linkwise slurm WHAT` and the flags given
-/// (name, value), values quoted for the shell.
+/// (name, value; an empty value for a switch), values quoted for the shell.
 fn command_line(what: &str, flags: &[(&str, &str)]) -> String {
     let mut line = format!("linkwise slurm {what}");
     for (flag, value) in flags {
-        line.push_str(&format!(" {flag} {}", shell_word(value)));
+        line.push(' ');
+        line.push_str(flag);
+        if !value.is_empty() {
+            line.push(' ');
+            line.push_str(&shell_word(value));
+        }
     }
     line
 }
@@ -907,6 +912,24 @@ mod tests {
             job_gpus(Some("0".into()), Some("1".into())).unwrap(),
             set(&[0])
         );
+    }
+
+    #[test]
+    fn regenerate_lines_quote_for_the_shell() {
+        assert_eq!(
+            command_line(
+                "gres",
+                &[
+                    ("--source", "snapshot:/srv/my snaps/a.yaml"),
+                    ("--node-name", "gpu07"),
+                    ("--allow-missing-nvlink", ""),
+                ]
+            ),
+            "linkwise slurm gres --source 'snapshot:/srv/my snaps/a.yaml' --node-name gpu07 \
+             --allow-missing-nvlink"
+        );
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]
