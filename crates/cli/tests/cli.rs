@@ -427,12 +427,26 @@ fn alloc_accepts_indices_labels_and_ids() {
 #[test]
 fn alloc_infeasible_exits_1_and_bad_input_exits_2() {
     for (args, code) in [
+        // More GPUs than the node has, or none: impossible values, bad input.
         (
             vec!["alloc", "--source", "profile:dgx1-v100", "--count", "9"],
-            1,
+            2,
         ),
         (
             vec!["alloc", "--source", "profile:dgx1-v100", "--count", "0"],
+            2,
+        ),
+        // Possible on the node, not with these GPUs: infeasible.
+        (
+            vec![
+                "alloc",
+                "--source",
+                "profile:dgx1-v100",
+                "--count",
+                "3",
+                "--available",
+                "0,1",
+            ],
             1,
         ),
         (
@@ -461,7 +475,7 @@ fn alloc_infeasible_exits_1_and_bad_input_exits_2() {
                 "--must-include",
                 "2",
             ],
-            1,
+            2,
         ),
         (
             vec![
@@ -509,7 +523,7 @@ fn alloc_infeasible_exits_1_and_bad_input_exits_2() {
 fn alloc_batch_answers_every_line_and_reports_timing() {
     use std::io::Write;
     use std::process::Stdio;
-    let input = "{\"count\":2}\n{\"count\":1,\"available\":[0,1,2,4,5,6,7]}\n{\"count\":9}\n\n{\"milli\":500,\"used\":[[0,250]]}\n";
+    let input = "{\"count\":2}\n{\"count\":1,\"available\":[0,1,2,4,5,6,7]}\n{\"count\":3,\"available\":[0,1]}\n\n{\"milli\":500,\"used\":[[0,250]]}\n";
     let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
         .args(["alloc", "--source", "profile:dgx1-v100", "--batch", "-"])
         .stdin(Stdio::piped())
@@ -537,7 +551,8 @@ fn alloc_batch_answers_every_line_and_reports_timing() {
         "the orphan of GPU3's NV2 pairs, got {orphan}"
     );
     assert_eq!(lines[2]["line"], 3);
-    assert!(lines[2]["error"].as_str().unwrap().contains("only 8"));
+    assert!(lines[2]["error"].as_str().unwrap().contains("only 2"));
+    assert_eq!(lines[2]["badInput"], false, "infeasible, not malformed");
     assert_eq!(
         lines[3]["devices"][0], 0,
         "the share goes to the partly used GPU"
@@ -609,7 +624,7 @@ fn alloc_places_fractions_and_mig_slices_on_partly_used_gpus() {
 /// Regression: in batch mode an explicit empty "available" list meant "every healthy
 /// GPU" (a busy node got GPUs twice); a bad milli share was counted as infeasible.
 #[test]
-fn batch_empty_available_is_infeasible_and_bad_shares_are_bad_input() {
+fn batch_empty_available_and_bad_shares_are_bad_input() {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
@@ -630,11 +645,13 @@ fn batch_empty_available_is_infeasible_and_bad_shares_are_bad_input() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // An explicit empty list names no GPU: bad input, not an infeasible request.
     assert!(
-        lines[0]["error"].as_str().unwrap().contains("only 0"),
+        lines[0]["error"].as_str().unwrap().contains("names no GPU"),
         "{}",
         lines[0]
     );
+    assert_eq!(lines[0]["badInput"], true);
     assert_eq!(lines[1]["badInput"], true);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -297,6 +297,23 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
     assert!(!v["devices"].as_array().unwrap().contains(&serde_json::json!(3)), "{v}");
 }
 
+#[test]
+fn the_allocation_time_budget_is_a_checked_flag_and_reported_in_json() {
+    // A budget that is not spent leaves the exact answer exact (and says so).
+    let o = linkwise(&[
+        "alloc", "--source", "profile:dgx-h100", "--count", "4", "--time-budget", "0", "-o", "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v["exact"].as_bool(), v["timedOut"].as_bool()), (Some(true), Some(false)), "{v}");
+    for bad in ["2x", "-1", "", "nan"] {
+        let o = linkwise(&[
+            "alloc", "--source", "profile:dgx-h100", "--count", "4", "--time-budget", bad,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "--time-budget {bad:?}: {}", stderr(&o));
+    }
+}
+
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }

@@ -789,7 +789,7 @@ fn batch(
         }
         let start = Instant::now();
         let mut alloc_time = std::time::Duration::ZERO;
-        let answer = answer_line(topo, rs, al, lim, &line, &mut alloc_time, budget);
+        let answer = answer_line(topo, rs, al, lim, line, &mut alloc_time, budget);
         times.push(start.elapsed());
         alloc_times.push(alloc_time);
         let v = match answer {

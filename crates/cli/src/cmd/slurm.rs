@@ -54,6 +54,8 @@ enum What {
         #[arg(long, value_enum, default_value_t = LinksArg::Lanes)]
         links: LinksArg,
         #[command(flatten)]
+        nvlink: super::NvlinkArgs,
+        #[command(flatten)]
         out: Out,
     },
     /// The slurm.conf NodeName= line for one node.
@@ -68,6 +70,8 @@ enum What {
         #[arg(long)]
         node_name: Option<String>,
         #[command(flatten)]
+        nvlink: super::NvlinkArgs,
+        #[command(flatten)]
         out: Out,
     },
     /// topology.conf grouping nodes by NVLink domain, then rack.
@@ -81,6 +85,8 @@ enum What {
         /// tree (any Slurm) or block (Slurm 23.11+, for NVLink domains).
         #[arg(long, value_enum, default_value_t = PluginArg::Tree)]
         plugin: PluginArg,
+        #[command(flatten)]
+        nvlink: super::NvlinkArgs,
         #[command(flatten)]
         out: Out,
     },
@@ -375,8 +381,9 @@ fn one<'a>(
     source: &str,
     host: Option<&'a str>,
     node_name: Option<&'a str>,
+    nvlink: super::NvlinkArgs,
 ) -> anyhow::Result<(Topology, String, String)> {
-    let topo = super::discover(source)?;
+    let topo = super::discover_published(source, nvlink, "Slurm configuration")?;
     let hosts: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
     let host = match host {
         Some(h) if topo.host(h).is_none() => {
@@ -437,7 +444,11 @@ fn one<'a>(
 /// The host name of sources that do not know it (topo-text): never a Slurm node name.
 const UNNAMED_HOST: &str = "unknown";
 
-fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topology>> {
+fn cluster(
+    dir: Option<&Path>,
+    sources: &[String],
+    nvlink: super::NvlinkArgs,
+) -> anyhow::Result<Vec<Topology>> {
     let mut out = Vec::new();
     if let Some(dir) = dir {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -459,7 +470,11 @@ fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topolog
             .into());
         }
         for f in files {
-            out.push(super::discover(&format!("snapshot:{}", f.display()))?);
+            out.push(super::discover_published(
+                &format!("snapshot:{}", f.display()),
+                nvlink,
+                "topology.conf",
+            )?);
         }
     }
     let mut given = BTreeSet::new();
@@ -467,7 +482,7 @@ fn cluster(dir: Option<&Path>, sources: &[String]) -> anyhow::Result<Vec<Topolog
         if !given.insert(s.as_str()) {
             return Err(BadInput(format!("--source {s} is given twice")).into());
         }
-        out.push(super::discover(s)?);
+        out.push(super::discover_published(s, nvlink, "topology.conf")?);
     }
     for t in &out {
         for h in &t.hosts {
@@ -498,9 +513,10 @@ fn gres(
     host: Option<&str>,
     node_name: Option<&str>,
     links: LinksArg,
+    nvlink: super::NvlinkArgs,
     format: Format,
 ) -> anyhow::Result<Rendered> {
-    let (topo, host_name, name) = one(source, host, node_name)?;
+    let (topo, host_name, name) = one(source, host, node_name, nvlink)?;
     let mode = match links {
         LinksArg::Lanes => LinksMode::Lanes,
         LinksArg::Steer => LinksMode::Steer,
@@ -523,6 +539,9 @@ fn gres(
             }
             if let Some(n) = node_name {
                 flags.push(("--node-name", n));
+            }
+            if nvlink.allow_missing_nvlink {
+                flags.push(("--allow-missing-nvlink", ""));
             }
             gres_conf_regenerate(
                 &topo,
@@ -557,9 +576,10 @@ fn node(
     source: &str,
     host: Option<&str>,
     node_name: Option<&str>,
+    nvlink: super::NvlinkArgs,
     format: Format,
 ) -> anyhow::Result<Rendered> {
-    let (topo, host_name, name) = one(source, host, node_name)?;
+    let (topo, host_name, name) = one(source, host, node_name, nvlink)?;
     let n = node_fields(&topo, Some(&host_name), Some(&name));
     let text = match format {
         Format::Text => format!("{n}\n"),
@@ -589,13 +609,14 @@ fn topology(
     dir: Option<&Path>,
     sources: &[String],
     plugin: PluginArg,
+    nvlink: super::NvlinkArgs,
     format: Format,
 ) -> anyhow::Result<Rendered> {
     let (plugin, plugin_name) = match plugin {
         PluginArg::Tree => (Plugin::Tree, "tree"),
         PluginArg::Block => (Plugin::Block, "block"),
     };
-    let topos = cluster(dir, sources)?;
+    let topos = cluster(dir, sources, nvlink)?;
     let layout = topology_layout(&topos, plugin);
     let detail = match &layout {
         TopologyLayout::Tree { switches } => format!("{} switches", switches.len()),
@@ -610,6 +631,9 @@ fn topology(
             }
             for s in sources {
                 flags.push(("--source", s));
+            }
+            if nvlink.allow_missing_nvlink {
+                flags.push(("--allow-missing-nvlink", ""));
             }
             topology_conf_regenerate(&topos, plugin, &command_line("topology", &flags))
         }
@@ -845,6 +869,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             host,
             node_name,
             links,
+            nvlink,
             out,
         } => {
             check_stdin_once(&out, std::slice::from_ref(&source))?;
@@ -853,6 +878,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 host.as_deref(),
                 node_name.as_deref(),
                 links,
+                nvlink,
                 out.output,
             )?;
             deliver(&r, &out)
@@ -861,20 +887,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source,
             host,
             node_name,
+            nvlink,
             out,
         } => {
             check_stdin_once(&out, std::slice::from_ref(&source))?;
-            let r = node(&source, host.as_deref(), node_name.as_deref(), out.output)?;
+            let r = node(
+                &source,
+                host.as_deref(),
+                node_name.as_deref(),
+                nvlink,
+                out.output,
+            )?;
             deliver(&r, &out)
         }
         What::Topology {
             cluster: dir,
             source,
             plugin,
+            nvlink,
             out,
         } => {
             check_stdin_once(&out, &source)?;
-            let r = topology(dir.as_deref(), &source, plugin, out.output)?;
+            let r = topology(dir.as_deref(), &source, plugin, nvlink, out.output)?;
             deliver(&r, &out)
         }
     }
