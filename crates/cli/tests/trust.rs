@@ -20,7 +20,8 @@ fn linkwise(args: &[&str]) -> Output {
 /// Runs with standard input read from `/dev/zero` (an endless stream).
 fn linkwise_zero_stdin(args: &[&str]) -> Output {
     let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
-    bin().args(args)
+    bin()
+        .args(args)
         .stdin(Stdio::from(zero))
         .output()
         .expect("run linkwise")
@@ -121,13 +122,7 @@ fn nvlink_unknown_is_refused_by_every_command_that_publishes_fabric_facts() {
             "2",
             "--allow-missing-nvlink",
         ],
-        vec![
-            "slurm",
-            "gres",
-            "--source",
-            &src,
-            "--allow-missing-nvlink",
-        ],
+        vec!["slurm", "gres", "--source", &src, "--allow-missing-nvlink"],
     ] {
         let o = linkwise(&args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
@@ -163,7 +158,13 @@ fn every_file_and_stdin_input_stops_at_the_size_cap() {
         vec!["discover", "--source", "snapshot:/dev/zero"],
         vec!["discover", "--source", "topo-text:/dev/zero"],
         vec!["topo", "--source", "snapshot:/dev/zero"],
-        vec!["alloc", "--source", "profile:dgx-h100", "--batch", "/dev/zero"],
+        vec![
+            "alloc",
+            "--source",
+            "profile:dgx-h100",
+            "--batch",
+            "/dev/zero",
+        ],
         vec![
             "slurm",
             "topology",
@@ -238,29 +239,175 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
     };
     let cases: Vec<(Vec<String>, &str)> = vec![
         // (arguments, a fragment of the message saying what is allowed)
-        (s(&["discover", "--source", "sysfs:/nonexistent"]), "sysfs:/nonexistent"),
-        (s(&["labels", "--source", "sysfs:/nonexistent"]), "sysfs:/nonexistent"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--numa", "99"]), "NUMA node(s) 0, 1"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "0"]), "at least 1"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "9"]), "has 8 GPU"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--available", ""]), "names no GPU"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--available", "1,2,1"]), "twice"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--available", "0-3", "--must-include", "5"]), "not among the available"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "1", "--must-include", "0,1"]), "--count is 1"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--cpus", "900-901"]), "not on profile:dgx-h100"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--count", "2", "--available", "3-1"]), "backwards"),
-        (s(&["alloc", "--source", "profile:dgx-h100", "--milli", "500", "--available", ""]), "names no GPU"),
-        (s(&["alloc", "--source", "profile:degraded", "--count", "2", "--available", "3,4"]), "--allow-unhealthy"),
-        (s(&["alloc", "--source", "profile:degraded", "--milli", "500", "--available", "3"]), "--allow-unhealthy"),
-        (s(&["dra", "claim", "--name", "Bad Name;"]), "not a Kubernetes object name"),
-        (s(&["dra", "slices", "--source", "profile:dgx-h100", "--driver", "nodots"]), "DNS subdomain"),
-        (s(&["labels", "--source", "profile:nvl72", "--host", "nowhere"]), "hosts:"),
+        (
+            s(&["discover", "--source", "sysfs:/nonexistent"]),
+            "sysfs:/nonexistent",
+        ),
+        (
+            s(&["labels", "--source", "sysfs:/nonexistent"]),
+            "sysfs:/nonexistent",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--numa",
+                "99",
+            ]),
+            "NUMA node(s) 0, 1",
+        ),
+        (
+            s(&["alloc", "--source", "profile:dgx-h100", "--count", "0"]),
+            "at least 1",
+        ),
+        (
+            s(&["alloc", "--source", "profile:dgx-h100", "--count", "9"]),
+            "has 8 GPU",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--available",
+                "",
+            ]),
+            "names no GPU",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--available",
+                "1,2,1",
+            ]),
+            "twice",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--available",
+                "0-3",
+                "--must-include",
+                "5",
+            ]),
+            "not among the available",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "1",
+                "--must-include",
+                "0,1",
+            ]),
+            "--count is 1",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--cpus",
+                "900-901",
+            ]),
+            "not on profile:dgx-h100",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--count",
+                "2",
+                "--available",
+                "3-1",
+            ]),
+            "backwards",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:dgx-h100",
+                "--milli",
+                "500",
+                "--available",
+                "",
+            ]),
+            "names no GPU",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:degraded",
+                "--count",
+                "2",
+                "--available",
+                "3,4",
+            ]),
+            "--allow-unhealthy",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:degraded",
+                "--milli",
+                "500",
+                "--available",
+                "3",
+            ]),
+            "--allow-unhealthy",
+        ),
+        (
+            s(&["dra", "claim", "--name", "Bad Name;"]),
+            "not a Kubernetes object name",
+        ),
+        (
+            s(&[
+                "dra",
+                "slices",
+                "--source",
+                "profile:dgx-h100",
+                "--driver",
+                "nodots",
+            ]),
+            "DNS subdomain",
+        ),
+        (
+            s(&["labels", "--source", "profile:nvl72", "--host", "nowhere"]),
+            "hosts:",
+        ),
         (agent(&["--resource-name", "gpu"]), "<vendor-domain>/<name>"),
-        (agent(&["--resource-name", "Nvidia.com/gpu"]), "<vendor-domain>/<name>"),
+        (
+            agent(&["--resource-name", "Nvidia.com/gpu"]),
+            "<vendor-domain>/<name>",
+        ),
         (agent(&["--socket-name", "a/b.sock"]), "plain file name"),
         (agent(&["--socket-name", "kubelet.sock"]), "plain file name"),
         (agent(&["--annotate-every", "0"]), "at least 1"),
-        (agent(&["--node-name", "Node_1"]), "not a Kubernetes node name"),
+        (
+            agent(&["--node-name", "Node_1"]),
+            "not a Kubernetes node name",
+        ),
         (agent(&["--label-prefix", "Bad Prefix"]), "DNS subdomain"),
     ];
     for (args, says) in &cases {
@@ -291,26 +438,63 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["devices"], serde_json::json!([3, 4]));
     // Without --available, an unhealthy GPU is never chosen (degraded's GPU3 has XID 79).
-    let o = linkwise(&["alloc", "--source", "profile:degraded", "--count", "7", "-o", "json"]);
+    let o = linkwise(&[
+        "alloc",
+        "--source",
+        "profile:degraded",
+        "--count",
+        "7",
+        "-o",
+        "json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert!(!v["devices"].as_array().unwrap().contains(&serde_json::json!(3)), "{v}");
+    assert!(
+        !v["devices"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(3)),
+        "{v}"
+    );
 }
 
 #[test]
 fn the_allocation_time_budget_is_a_checked_flag_and_reported_in_json() {
     // A budget that is not spent leaves the exact answer exact (and says so).
     let o = linkwise(&[
-        "alloc", "--source", "profile:dgx-h100", "--count", "4", "--time-budget", "0", "-o", "json",
+        "alloc",
+        "--source",
+        "profile:dgx-h100",
+        "--count",
+        "4",
+        "--time-budget",
+        "0",
+        "-o",
+        "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!((v["exact"].as_bool(), v["timedOut"].as_bool()), (Some(true), Some(false)), "{v}");
+    assert_eq!(
+        (v["exact"].as_bool(), v["timedOut"].as_bool()),
+        (Some(true), Some(false)),
+        "{v}"
+    );
     for bad in ["2x", "-1", "", "nan"] {
         let o = linkwise(&[
-            "alloc", "--source", "profile:dgx-h100", "--count", "4", "--time-budget", bad,
+            "alloc",
+            "--source",
+            "profile:dgx-h100",
+            "--count",
+            "4",
+            "--time-budget",
+            bad,
         ]);
-        assert_eq!(o.status.code(), Some(2), "--time-budget {bad:?}: {}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "--time-budget {bad:?}: {}",
+            stderr(&o)
+        );
     }
 }
 

@@ -86,9 +86,14 @@ const NODE_NAME_ENV: &str = "NODE_NAME";
 fn check_args(args: &Args) -> Result<(), crate::exit::BadInput> {
     use linkwise_core::labels::is_dns_subdomain;
     let bad = |m: String| Err(crate::exit::BadInput(m));
-    let valid_resource = args.resource_name.split_once('/').is_some_and(|(domain, name)| {
-        is_dns_subdomain(domain) && linkwise_core::labels::is_label_value(name) && !name.is_empty()
-    });
+    let valid_resource = args
+        .resource_name
+        .split_once('/')
+        .is_some_and(|(domain, name)| {
+            is_dns_subdomain(domain)
+                && linkwise_core::labels::is_label_value(name)
+                && !name.is_empty()
+        });
     if !valid_resource {
         return bad(format!(
             "--resource-name {:?}: an extended resource is <vendor-domain>/<name>, e.g. nvidia.com/gpu",
@@ -366,7 +371,14 @@ mod tests {
             .and_then(|s| s.open())
             .and_then(|s| s.discover())
             .expect("a profile");
-        let id = |i: u32| topo.gpus.iter().find(|g| g.index == i).expect("a GPU").id.clone();
+        let id = |i: u32| {
+            topo.gpus
+                .iter()
+                .find(|g| g.index == i)
+                .expect("a GPU")
+                .id
+                .clone()
+        };
         let names = Resolver::new(&topo);
         let (states, problems) = parse_health(
             "gpu0 unhealthy XID 79\n# comment\n3 Healthy\nGPU9 unhealthy\nGPU0 sick\nGPU0\n",

@@ -214,7 +214,11 @@ fn whole_request(
         return Err(BadInput(format!(
             "--must-include {} is not among the available GPUs{}",
             lim.label(m),
-            if lim.healthy(m) { "" } else { " (it is unhealthy)" }
+            if lim.healthy(m) {
+                ""
+            } else {
+                " (it is unhealthy)"
+            }
         )));
     }
     if let Some(n) = numa {

@@ -292,12 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .into());
             }
             print(
-                vec![claim(
-                    &common.driver,
-                    &name,
-                    count,
-                    keep_together,
-                )],
+                vec![claim(&common.driver, &name, count, keep_together)],
                 common.output,
             )
         }

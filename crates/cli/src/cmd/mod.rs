@@ -150,11 +150,7 @@ impl Resolver {
     }
 
     fn unknown(&self, s: &str) -> crate::exit::BadInput {
-        let numbers = if self.multi {
-            "a position"
-        } else {
-            "an index"
-        };
+        let numbers = if self.multi { "a position" } else { "an index" };
         crate::exit::BadInput(format!(
             "no GPU {s:?} in {} (use {numbers} 0..{}, a label such as {}, a range such as 0-1, \
              a UUID or a PCI bus id)",
@@ -257,24 +253,52 @@ mod tests {
     fn devices_are_named_as_operators_name_them() {
         let t = topo("profile:dgx-h100");
         let rs = Resolver::new(&t);
-        let g3 = t.gpus.iter().find(|g| g.index == 3).expect("GPU3").id.clone();
-        let pci = t.gpus.iter().find(|g| g.index == 3).and_then(|g| g.pci_bus_id).expect("pci");
+        let g3 = t
+            .gpus
+            .iter()
+            .find(|g| g.index == 3)
+            .expect("GPU3")
+            .id
+            .clone();
+        let pci = t
+            .gpus
+            .iter()
+            .find(|g| g.index == 3)
+            .and_then(|g| g.pci_bus_id)
+            .expect("pci");
         let smi = format!(
             "{:08X}:{:02X}:{:02X}.{}",
             pci.domain, pci.bus, pci.device, pci.function
         );
-        for name in ["3", "GPU3", "gpu3", "Gpu3", smi.as_str(), &pci.to_string().to_uppercase()] {
+        for name in [
+            "3",
+            "GPU3",
+            "gpu3",
+            "Gpu3",
+            smi.as_str(),
+            &pci.to_string().to_uppercase(),
+        ] {
             assert_eq!(rs.one(name).expect(name), g3, "{name}");
         }
-        if let Some(u) = t.gpus.iter().find(|g| g.index == 3).and_then(|g| g.uuid.clone()) {
+        if let Some(u) = t
+            .gpus
+            .iter()
+            .find(|g| g.index == 3)
+            .and_then(|g| g.uuid.clone())
+        {
             assert_eq!(rs.one(&u.to_uppercase()).expect("uuid"), g3);
             assert_eq!(rs.one(&u.to_lowercase()).expect("uuid"), g3);
         }
-        let r = rs.all(&["0-3".to_string(), "gpu5-GPU6".to_string()]).expect("ranges");
+        let r = rs
+            .all(&["0-3".to_string(), "gpu5-GPU6".to_string()])
+            .expect("ranges");
         assert_eq!(r.len(), 6);
         assert_eq!(r[3], g3);
         assert!(rs.all(&["3-1".to_string()]).is_err(), "backwards range");
-        assert!(rs.all(&["0-8".to_string()]).is_err(), "range past the last GPU");
+        assert!(
+            rs.all(&["0-8".to_string()]).is_err(),
+            "range past the last GPU"
+        );
     }
 
     #[test]

@@ -583,7 +583,8 @@ fn a_root_that_is_no_host_is_refused() {
     ] {
         let err = SysfsSource::new(&root).discover().unwrap_err();
         assert!(
-            matches!(err, linkwise_discovery::Error::BadSource { .. }) && err.to_string().contains(why),
+            matches!(err, linkwise_discovery::Error::BadSource { .. })
+                && err.to_string().contains(why),
             "{}: {err}",
             root.display()
         );
