@@ -378,6 +378,42 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
             "--allow-unhealthy",
         ),
         (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:pcie-8gpu",
+                "--milli",
+                "500",
+                "--used",
+                "0:250,0:300",
+            ]),
+            "twice",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:pcie-8gpu",
+                "--milli",
+                "500",
+                "--numa",
+                "0",
+            ]),
+            "cannot be used with",
+        ),
+        (
+            s(&[
+                "alloc",
+                "--source",
+                "profile:pcie-8gpu",
+                "--batch",
+                "-",
+                "--available",
+                "0",
+            ]),
+            "cannot be used with",
+        ),
+        (
             s(&["dra", "claim", "--name", "Bad Name;"]),
             "not a Kubernetes object name",
         ),

@@ -55,19 +55,19 @@ pub struct Args {
     #[arg(long)]
     cpus: Option<String>,
     /// Place a fractional share of one GPU, in milli-GPU (1..1000).
-    #[arg(long, conflicts_with_all = ["count", "mig"])]
+    #[arg(long, conflicts_with_all = ["count", "mig", "must_include", "numa", "cpus", "policy", "scoring"])]
     milli: Option<u32>,
     /// Milli-GPU already in use, as GPU:MILLI pairs (with --milli).
     #[arg(long, value_delimiter = ',', requires = "milli")]
     used: Vec<String>,
     /// Place a MIG profile (1g, 2g, 3g, 4g, 7g; e.g. 3g.40gb) on the MIG GPUs.
-    #[arg(long, conflicts_with_all = ["count", "milli"])]
+    #[arg(long, conflicts_with_all = ["count", "milli", "must_include", "numa", "cpus", "policy", "scoring"])]
     mig: Option<String>,
     /// MIG slices in use, as GPU:SLICES (slices 0-6 as a list, e.g. 0:0-3); repeatable.
     #[arg(long, requires = "mig")]
     mig_used: Vec<String>,
     /// Answer one JSON request per line of FILE (- for stdin) with one JSON line each.
-    #[arg(long, conflicts_with_all = ["count", "milli", "mig"])]
+    #[arg(long, conflicts_with_all = ["count", "milli", "mig", "available", "must_include", "numa", "cpus", "policy", "scoring"])]
     batch: Option<PathBuf>,
     #[command(flatten)]
     nvlink: super::NvlinkArgs,
@@ -394,7 +394,17 @@ fn parse_used(rs: &Resolver, list: &[String]) -> Result<Vec<(GpuId, u32)>, BadIn
                 .map_err(|_| BadInput(format!("--used {s:?}: {m:?} is not a number")))?;
             Ok((rs.one(g)?, m))
         })
-        .collect()
+        .collect::<Result<Vec<_>, BadInput>>()
+        .and_then(|used| {
+            for (i, (g, _)) in used.iter().enumerate() {
+                if used[..i].iter().any(|(h, _)| h == g) {
+                    return Err(BadInput(format!(
+                        "--used names {g} twice; give each GPU's total share once"
+                    )));
+                }
+            }
+            Ok(used)
+        })
 }
 
 fn parse_mig_used(rs: &Resolver, list: &[String]) -> Result<Vec<(GpuId, MigState)>, BadInput> {
