@@ -63,3 +63,87 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
     }
     FAILURE
 }
+
+/// Whether the command line asked for JSON output: `-o json` / `--output json` (any
+/// spelling clap accepts) on the subcommand or any subcommand below it. Then errors are
+/// written as JSON too ([`print_error`]).
+pub fn json_requested(matches: &clap::ArgMatches) -> bool {
+    let mut m = Some(matches);
+    while let Some(level) = m {
+        for id in ["output", "format"] {
+            if let Ok(Some(mut values)) = level.try_get_raw(id)
+                && values.any(|v| v.to_str().is_some_and(|v| v.eq_ignore_ascii_case("json")))
+            {
+                return true;
+            }
+        }
+        m = level.subcommand().map(|(_, sub)| sub);
+    }
+    false
+}
+
+/// [`json_requested`] for a command line clap refused (so there are no matches): scans
+/// the words for `-o json`, `-ojson`, `-o=json`, `--output json` and `--output=json`
+/// before any `--`.
+pub fn json_requested_in<I, S>(args: I) -> bool
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut previous_is_flag = false;
+    for arg in args {
+        let Some(arg) = arg.as_ref().to_str() else {
+            previous_is_flag = false;
+            continue;
+        };
+        if arg == "--" {
+            return false;
+        }
+        if previous_is_flag && arg == "json" {
+            return true;
+        }
+        if matches!(arg, "-ojson" | "-o=json" | "--output=json") {
+            return true;
+        }
+        previous_is_flag = matches!(arg, "-o" | "--output");
+    }
+    false
+}
+
+/// Writes the final error to stderr: `linkwise: error: <chain>`, or with `json` one
+/// JSON object `{"error": "<chain>", "exit_code": N}` on one line.
+pub fn print_error(message: &str, code: u8, json: bool) {
+    if json {
+        let v = serde_json::json!({ "error": message, "exit_code": code });
+        eprintln!("{v}");
+    } else {
+        eprintln!("linkwise: error: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_requested_in;
+
+    #[test]
+    fn json_is_found_in_every_spelling_and_not_after_double_dash() {
+        for args in [
+            &["alloc", "-o", "json"][..],
+            &["alloc", "-ojson"],
+            &["alloc", "-o=json"],
+            &["alloc", "--output", "json"],
+            &["alloc", "--output=json"],
+            &["slurm", "gres", "-o", "json"],
+        ] {
+            assert!(json_requested_in(args), "{args:?}");
+        }
+        for args in [
+            &["alloc", "-o", "table"][..],
+            &["alloc", "json"],
+            &["alloc", "--", "-o", "json"],
+            &["alloc", "--source", "json"],
+        ] {
+            assert!(!json_requested_in(args), "{args:?}");
+        }
+    }
+}

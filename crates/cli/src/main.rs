@@ -79,9 +79,73 @@ enum Command {
     Sim(cmd::sim::Args),
 }
 
+/// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
+/// or `--log-format json`). clap's own refusals (exit 2) follow the same rule; `--help`
+/// and `--version` print as usual.
+fn parse_args() -> Result<(Cli, bool), ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let cli = Cli::from_arg_matches(&m)?;
+        let json =
+            exit::json_requested(&m) || matches!(cli.log_format, observability::LogFormat::Json);
+        Ok((cli, json))
+    });
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) if e.use_stderr() && json_in_argv() => {
+            let code = u8::try_from(e.exit_code()).unwrap_or(exit::BAD_INPUT);
+            let message = e.render().to_string();
+            let message = message.trim_end();
+            exit::print_error(
+                message.strip_prefix("error: ").unwrap_or(message),
+                code,
+                true,
+            );
+            Err(ExitCode::from(code))
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// For a command line clap refused: `-o json` or `--log-format json` among the words.
+fn json_in_argv() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    exit::json_requested_in(&args)
+        || args.iter().any(|a| a == "--log-format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--log-format" && w[1] == "json")
+}
+
+/// Whether log lines on stderr are JSON (`--log-format json`); [`serving`] follows it.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says on stderr, at every verbosity, that a server is up: `linkwise: serving on ADDR
+/// (WHAT)`, with the address actually bound (port 0 shows the chosen port). A JSON log
+/// line under `--log-format json`.
+pub fn serving(addr: std::net::SocketAddr, what: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let v = serde_json::json!({
+            "level": "INFO",
+            "fields": { "message": format!("serving on {addr}"), "addr": addr.to_string(), "serves": what },
+            "target": "linkwise",
+        });
+        eprintln!("{v}");
+    } else {
+        eprintln!("linkwise: serving on {addr} ({what})");
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, json_errors) = match parse_args() {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     observability::init(cli.log_format, cli.verbose);
+    JSON_LOGS.store(
+        matches!(cli.log_format, observability::LogFormat::Json),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let result = match cli.command {
         Command::Discover(a) => cmd::discover::run(a),
         Command::Topo(a) => cmd::topo::run(a),
@@ -106,8 +170,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("linkwise: error: {e:#}");
-            ExitCode::from(exit::code_for(&e))
+            let code = exit::code_for(&e);
+            exit::print_error(&format!("{e:#}"), code, json_errors);
+            ExitCode::from(code)
         }
     }
 }

@@ -625,3 +625,88 @@ fn serves_over_http() {
     stop.send(()).unwrap();
     rt.block_on(server).unwrap();
 }
+
+/// Regression (issue 12, item 8): a client that sent part of a request and stopped held
+/// its connection forever (300 such stayed open). With 1 s limits every kind of stall
+/// ends in a closed connection well within the deadline; a stalled body is answered 408.
+#[test]
+fn stalled_clients_are_disconnected() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    const DEADLINE: Duration = Duration::from_secs(20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ext = Arc::new(ext(&nodes()));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = linkwise_exporter::server::ServeOptions {
+        header_timeout: Duration::from_secs(1),
+        read_timeout: Duration::from_secs(1),
+        max_connections: 64,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(extender::server::serve_with(
+        listener,
+        ext,
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    // Many stalled clients at once, each kind several times.
+    let kinds: [&[u8]; 4] = [
+        b"",
+        b"POST /linkwise/filter HTTP/1.1\r\nHost: x\r\nContent-Le",
+        b"POST /linkwise/filter HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"Pod\":",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    let mut clients = Vec::new();
+    for round in 0..5 {
+        for (kind, bytes) in kinds.iter().enumerate() {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(bytes).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            clients.push((round, kind, s, Vec::new(), false));
+        }
+    }
+    let start = std::time::Instant::now();
+    while clients.iter().any(|c| !c.4) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "still open after {DEADLINE:?}: {:?}",
+            clients
+                .iter()
+                .filter(|c| !c.4)
+                .map(|c| (c.0, c.1))
+                .collect::<Vec<_>>()
+        );
+        for (_, _, s, got, closed) in clients.iter_mut().filter(|c| !c.4) {
+            let mut buf = [0u8; 4096];
+            match s.read(&mut buf) {
+                Ok(0) => *closed = true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => *closed = true,
+            }
+        }
+    }
+    for (round, kind, _, got, _) in &clients {
+        let said = String::from_utf8_lossy(got);
+        match kind {
+            2 => assert!(said.starts_with("HTTP/1.1 408"), "{round}: {said}"),
+            3 => assert!(said.starts_with("HTTP/1.1 200"), "{round}: {said}"),
+            _ => assert!(!said.starts_with("HTTP/1.1 200"), "{round}: {said}"),
+        }
+    }
+    stop.send(()).unwrap();
+    rt.block_on(server).unwrap();
+}

@@ -27,11 +27,13 @@ impl Drop for Agent {
     }
 }
 
-/// Starts `linkwise -v agent ARGS --metrics-addr 127.0.0.1:0` and reads the bound address
-/// from its log; stderr keeps being drained so the agent never blocks on it.
+/// Starts `linkwise agent ARGS --metrics-addr 127.0.0.1:0` and reads the bound address
+/// from the "serving on ADDR" line it prints at the default verbosity (issue 12, item 8:
+/// the metrics endpoint said where it served only under -v); stderr keeps being drained
+/// so the agent never blocks on it.
 fn agent(dir: &std::path::Path, args: &[&str]) -> Agent {
     let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
-        .args(["-v", "--log-format", "text", "agent"])
+        .args(["--log-format", "text", "agent"])
         .args(args)
         .arg("--kubelet-dir")
         .arg(dir)
@@ -51,12 +53,10 @@ fn agent(dir: &std::path::Path, args: &[&str]) -> Agent {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if line.contains("metrics served at")
-                && let Some(a) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
+            if let Some((_, rest)) = line.split_once("serving on ")
+                && let Some(Ok(a)) = rest.split_whitespace().next().map(str::parse::<SocketAddr>)
             {
-                let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+                let _ = tx.send(a);
             }
         }
     });

@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.metrics.metrics_addr == "none" {
         return Err(BadInput("--metrics-addr none: nothing to serve".into()).into());
     }
+    check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
     let topo = super::discover(&args.source)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -120,14 +121,10 @@ pub async fn start(
         ))
         .into());
     }
-    let listener = tokio::net::TcpListener::bind(&m.metrics_addr)
+    check_listen_addr("--metrics-addr", &m.metrics_addr)?;
+    let listener = bind("--metrics-addr", &m.metrics_addr)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot serve metrics on {}: {e} (choose another --metrics-addr, or none)",
-                m.metrics_addr
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("{e:#} (choose another --metrics-addr, or none)"))?;
     let addr = listener.local_addr()?;
     let topo = Arc::new(topo.clone());
     let (collector, ports) = collector(source, &topo);
@@ -156,7 +153,54 @@ pub async fn start(
         std::future::pending::<()>(),
     ));
     tracing::info!(%addr, synthetic, "metrics served at http://{addr}/metrics");
+    crate::serving(addr, "metrics: GET /metrics, /healthz");
     Ok(Some(Running { handle }))
+}
+
+/// Checks that `value` (given to `flag`) is an address to listen on: `IP:PORT`,
+/// `[IPv6]:PORT` or `HOSTNAME:PORT`. Anything else is bad input (exit 2), whatever
+/// command it was given to.
+pub fn check_listen_addr(flag: &str, value: &str) -> Result<(), BadInput> {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = |why: &str| {
+        BadInput(format!(
+            "{flag} {value:?}: {why}; give HOST:PORT, e.g. 0.0.0.0:9460, [::]:9460 or localhost:9460"
+        ))
+    };
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(bad("no port"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(bad("the port is not a number from 0 to 65535"));
+    }
+    let hostname = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if hostname {
+        Ok(())
+    } else {
+        Err(bad("not an IP address or host name"))
+    }
+}
+
+/// Binds `value` (given to `flag`) for serving. A malformed address is bad input (exit
+/// 2); one that cannot be bound — in use, not on this host, not permitted, a name that
+/// does not resolve — is a runtime failure (exit 1). The same for every server command.
+pub async fn bind(flag: &str, value: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    check_listen_addr(flag, value)?;
+    tokio::net::TcpListener::bind(value)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {value} ({flag}): {e}"))
 }
 
 /// The GPU source for a discovery source: NVML where it is the source (and built in),

@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(r) = args.resources.iter().find(|r| r.trim().is_empty()) {
         return Err(BadInput(format!("--resource {r:?} is empty")).into());
     }
+    super::exporter::check_listen_addr("--listen", &args.listen)?;
     if let Some(f) = &args.nodes_file {
         // Fail early on a file that cannot be read at all.
         cache::read_nodes(f).map_err(BadInput)?;
@@ -74,11 +75,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
         }
         let ext = Arc::new(Extender::new(&args.prefix, args.resources, Some(cache)));
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+        let listener = super::exporter::bind("--listen", &args.listen).await?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, prefix = %ext.prefix, resources = ?ext.resources, "extender serving");
+        crate::serving(
+            addr,
+            &format!(
+                "extender: POST {p}/filter, {p}/prioritize; GET /healthz",
+                p = ext.prefix
+            ),
+        );
         crate::extender::server::serve(listener, ext, super::agent::shutdown_signal()).await;
         Ok(())
     })

@@ -10,11 +10,13 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::logic::NodeView;
+use super::logs::AnnotationLog;
 
 /// Node name → view.
 #[derive(Debug, Default)]
 pub struct NodeCache {
     nodes: RwLock<HashMap<String, NodeView>>,
+    annotations: AnnotationLog,
 }
 
 impl NodeCache {
@@ -27,12 +29,14 @@ impl NodeCache {
             .unwrap_or_else(|| NodeView::Unknown("not in the node cache".into()))
     }
 
-    /// Replaces the contents with `nodes` (name, annotation value).
+    /// Replaces the contents with `nodes` (name, annotation value). A node whose
+    /// annotation cannot be read is logged (once per node and annotation value).
     pub fn replace(&self, nodes: impl IntoIterator<Item = (String, Option<String>)>) {
         let map: HashMap<String, NodeView> = nodes
             .into_iter()
             .map(|(n, a)| {
                 let v = NodeView::from_annotation(a.as_deref());
+                self.annotations.check(&n, a.as_deref(), &v);
                 (n, v)
             })
             .collect();
@@ -78,7 +82,9 @@ pub fn read_nodes(path: &Path) -> Result<Vec<(String, Option<String>)>, String> 
     };
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        // Bounded by --max-input-bytes; the error names the file.
+        let text =
+            linkwise_discovery::input::read_to_string_capped(&f).map_err(|e| e.to_string())?;
         let v: Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?
         } else {

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod logic;
+pub mod logs;
 pub mod server;
 pub mod types;
 
@@ -68,6 +69,8 @@ pub struct Extender {
     /// The node cache for `NodeNames` requests; `None` when there is none.
     pub cache: Option<Arc<NodeCache>>,
     allocs: AllocCache,
+    refusals: logs::RefusalLog,
+    annotations: logs::AnnotationLog,
 }
 
 /// A verb.
@@ -101,7 +104,18 @@ impl Extender {
             resources,
             cache,
             allocs: AllocCache::default(),
+            refusals: logs::RefusalLog::default(),
+            annotations: logs::AnnotationLog::default(),
         }
+    }
+
+    /// Logs a refused request (status 400 and above) with the error it was answered with;
+    /// at most 10 a minute.
+    pub fn log_refused(&self, method: &str, path: &str, reply: &Reply) {
+        let reason = serde_json::from_slice::<ErrorBody>(&reply.body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
+        self.refusals.log(method, path, reply.status, &reason);
     }
 
     /// Answers one request. Never panics on request data.
@@ -216,8 +230,10 @@ impl Extender {
                     ));
                 }
             };
+            let view = NodeView::from_annotation(ann);
+            self.annotations.check(name, ann, &view);
             names.push(name.to_string());
-            views.push(NodeView::from_annotation(ann));
+            views.push(view);
         }
         Ok(Candidates::Full(nodes, items, names, views))
     }

@@ -48,7 +48,7 @@ pub struct HostPriority {
 }
 
 /// The error body of a 4xx answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ErrorBody {
     /// What was wrong.

@@ -1,0 +1,392 @@
+//! The servers (`linkwise exporter`, `linkwise extender`) as an operator meets them: the
+//! "serving on ADDR" line at default verbosity with the port really bound, gzip on
+//! `/metrics`, the same exit code for the same failure in both (a port in use: 1; a
+//! malformed address: 2), JSON errors under `-o json`, and the extender logging what it
+//! refuses. Every wait polls against a deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn linkwise() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_linkwise"))
+}
+
+/// A running server whose stderr is collected line by line.
+struct Server {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `linkwise ARGS` (default verbosity) and collects its stderr.
+    fn start(args: &[&str]) -> Server {
+        let mut child = linkwise()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// The first stderr line `pred` accepts, waiting up to [`DEADLINE`].
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no stderr line {what} within {DEADLINE:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// The address from the "serving on ADDR" line.
+    fn serving_addr(&self) -> SocketAddr {
+        let line = self.wait_for("saying where it serves", |l| l.contains("serving on "));
+        let rest = line.split_once("serving on ").unwrap().1;
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+/// One HTTP/1.1 request; (status, lower-cased head, body bytes).
+fn request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8(raw[..split].to_vec())
+        .unwrap()
+        .to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+fn exporter(dir: &std::path::Path, addr: &str) -> Server {
+    Server::start(&[
+        "exporter",
+        "--source",
+        "profile:dgx1-v100",
+        "--metrics-addr",
+        addr,
+        // One collection at start and none after: every scrape serves the same render.
+        "--metrics-interval",
+        "3600",
+        "--pod-resources-socket",
+        "none",
+        "--slurm-job-dir",
+        dir.join("jobs").to_str().unwrap(),
+    ])
+}
+
+fn nodes_file(dir: &std::path::Path, nodes: &serde_json::Value) -> String {
+    let f = dir.join("nodes.json");
+    std::fs::write(&f, nodes.to_string()).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+fn extender(nodes: &str, addr: &str) -> Server {
+    Server::start(&["extender", "--listen", addr, "--nodes-file", nodes])
+}
+
+/// Regression (issue 12, item 8): the servers said nothing at the default verbosity; now
+/// each prints "serving on ADDR" with the address really bound (port 0 shows the port).
+#[test]
+fn each_server_says_where_it_serves_at_default_verbosity() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = exporter(dir.path(), "127.0.0.1:0");
+    let addr = e.serving_addr();
+    assert_ne!(addr.port(), 0);
+    let (status, _, body) = request(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+
+    let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
+    let x = extender(&nodes, "127.0.0.1:0");
+    let addr = x.serving_addr();
+    assert_ne!(addr.port(), 0);
+    let (status, _, body) = request(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert!(x.stderr().contains("/filter"), "{}", x.stderr());
+}
+
+/// Regression (issue 12, item 8): `/metrics` was always plain (2.1 MB on nvl72); with
+/// `Accept-Encoding: gzip` it is compressed, decodes to the plain page, and says so.
+#[test]
+fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = exporter(dir.path(), "127.0.0.1:0");
+    let addr = e.serving_addr();
+    let get = |accept: Option<&str>| {
+        let accept = accept
+            .map(|a| format!("Accept-Encoding: {a}\r\n"))
+            .unwrap_or_default();
+        request(
+            addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"),
+            b"",
+        )
+    };
+    // Wait for the first collection (before it the page has no GPU samples).
+    let start = Instant::now();
+    let plain = loop {
+        let (status, head, body) = get(None);
+        assert_eq!(status, 200, "{head}");
+        if String::from_utf8_lossy(&body).contains("gpu=\"") {
+            assert_eq!(header(&head, "content-encoding"), None, "{head}");
+            assert_eq!(header(&head, "vary"), Some("accept-encoding"), "{head}");
+            break body;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no collection within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for accept in ["gzip", "deflate, gzip;q=0.5, br", "*"] {
+        let (status, head, body) = get(Some(accept));
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(
+            header(&head, "content-encoding"),
+            Some("gzip"),
+            "{accept}: {head}"
+        );
+        assert_eq!(header(&head, "vary"), Some("accept-encoding"), "{head}");
+        assert!(
+            body.len() < plain.len() / 3,
+            "{} vs {}",
+            body.len(),
+            plain.len()
+        );
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert!(
+            decoded == plain,
+            "{accept}: the gzip body does not decode to the plain page"
+        );
+    }
+    for accept in ["identity", "gzip;q=0", "br, *;q=0"] {
+        let (_, head, body) = get(Some(accept));
+        assert_eq!(header(&head, "content-encoding"), None, "{accept}: {head}");
+        assert!(body == plain, "{accept}: not the plain page");
+    }
+}
+
+/// A port some other socket holds.
+fn taken_port() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+fn run(args: &[&str]) -> Output {
+    linkwise().args(args).output().unwrap()
+}
+
+/// Regression (issue 12, item 8): a port in use was exit 1 in the exporter and 2 in the
+/// extender; it is a runtime failure (1) in both, and a malformed address is bad input
+/// (2) in both.
+#[test]
+fn the_same_failure_gets_the_same_exit_code_in_both_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
+    let (_held, taken) = taken_port();
+    let exporter = |addr: &str| {
+        run(&[
+            "exporter",
+            "--source",
+            "profile:dgx1-v100",
+            "--pod-resources-socket",
+            "none",
+            "--metrics-addr",
+            addr,
+        ])
+    };
+    let extender = |addr: &str| run(&["extender", "--nodes-file", &nodes, "--listen", addr]);
+    for (name, out) in [
+        ("exporter", exporter(&taken)),
+        ("extender", extender(&taken)),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}, port in use: {err}");
+        assert!(err.contains("in use"), "{name}: {err}");
+    }
+    for bad in [
+        "nonsense",
+        "127.0.0.1",
+        "127.0.0.1:99999",
+        "::1:80",
+        "bad host:80",
+    ] {
+        for (name, out) in [("exporter", exporter(bad)), ("extender", extender(bad))] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {bad:?}: {err}");
+            assert!(err.contains("HOST:PORT"), "{name} {bad:?}: {err}");
+        }
+    }
+}
+
+/// The one JSON object on stderr.
+fn json_error(out: &Output) -> serde_json::Value {
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {err}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"))
+}
+
+/// Regression (issue 12, item 8): under `-o json` the final error was plain text; it is
+/// one JSON object with the full message and the exit code, in every spelling of the flag
+/// and for clap's own refusals too.
+#[test]
+fn errors_are_json_when_json_output_was_asked_for() {
+    for o in [
+        &["-o", "json"][..],
+        &["-ojson"],
+        &["--output=json"],
+        &["--output", "json"],
+    ] {
+        let mut args = vec!["alloc", "--source", "profile:nope", "--count", "2"];
+        args.extend_from_slice(o);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{o:?}");
+        let v = json_error(&out);
+        assert_eq!(v["exit_code"], 2, "{v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains("unknown profile \"nope\""), "{msg}");
+    }
+    // Another failure, another command: the object carries the process's exit code.
+    let out = run(&[
+        "alloc",
+        "--source",
+        "profile:dgx1-v100",
+        "--count",
+        "99",
+        "-o",
+        "json",
+    ]);
+    let v = json_error(&out);
+    assert_eq!(v["exit_code"], out.status.code().unwrap(), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("99"), "{v}");
+    // clap's refusal of a flag value.
+    let out = run(&[
+        "topo",
+        "--source",
+        "profile:dgx1-v100",
+        "-o",
+        "json",
+        "--bogus",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_error(&out);
+    assert!(v["error"].as_str().unwrap().contains("--bogus"), "{v}");
+    // Without JSON output the error stays text.
+    let out = run(&["alloc", "--source", "profile:nope", "--count", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("linkwise: error: unknown profile"), "{err}");
+}
+
+/// Regression (issue 12, item 8): the extender refused requests and ignored unreadable
+/// node annotations silently; both are warnings at the default verbosity, the annotation
+/// once per node and value however often it is seen.
+#[test]
+fn the_extender_logs_refused_requests_and_unreadable_annotations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str, ann: &str| serde_json::json!({ "metadata": { "name": name, "annotations": { "linkwise.dev/fabric": ann } } });
+    let nodes = nodes_file(
+        dir.path(),
+        &serde_json::json!({ "items": [node("bad-in-file", "v=1;garbage")] }),
+    );
+    let x = extender(&nodes, "127.0.0.1:0");
+    let addr = x.serving_addr();
+    let line = x.wait_for("naming the node with a bad annotation", |l| {
+        l.contains("WARN") && l.contains("bad-in-file")
+    });
+    assert!(line.contains("linkwise.dev/fabric"), "{line}");
+
+    let post = |body: &[u8]| {
+        request(
+            addr,
+            &format!(
+                "POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            ),
+            body,
+        )
+        .0
+    };
+    let pod = serde_json::json!({
+        "metadata": { "name": "p", "namespace": "ml" },
+        "spec": { "containers": [ { "name": "c", "resources": { "limits": { "nvidia.com/gpu": "1" } } } ] }
+    });
+    let args = serde_json::json!({
+        "Pod": pod,
+        "Nodes": { "items": [node("bad-in-request", "not an annotation")] },
+    });
+    for _ in 0..3 {
+        assert_eq!(post(args.to_string().as_bytes()), 200);
+    }
+    assert_eq!(post(b"{{{"), 400);
+    let refused = x.wait_for("about the refused request", |l| {
+        l.contains("WARN") && l.contains("refused")
+    });
+    assert!(refused.contains("400"), "{refused}");
+    assert!(refused.contains("/filter"), "{refused}");
+    assert!(refused.contains("invalid ExtenderArgs JSON"), "{refused}");
+    // The refusal was logged after the three requests, so their lines are in already.
+    let stderr = x.stderr();
+    let mentions = stderr.matches("bad-in-request").count();
+    assert_eq!(mentions, 1, "logged once per node and value:\n{stderr}");
+}
