@@ -33,16 +33,38 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The version line: the package version and the optional features built in.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: ", features!(), ")");
+
+/// The optional features this binary was built with, for `--version`.
+#[cfg(feature = "nvml")]
+macro_rules! features {
+    () => {
+        "nvml"
+    };
+}
+#[cfg(not(feature = "nvml"))]
+macro_rules! features {
+    () => {
+        "-nvml"
+    };
+}
+use features;
+
 /// linkwise: the GPU fabric (NVLink, NVSwitch, NVLink Fusion, PCIe, NUMA) as a
 /// first-class input for scheduling, observing and upgrading GPU clusters.
 #[derive(Debug, Parser)]
 #[command(
     name = "linkwise",
-    version,
+    version = VERSION,
     propagate_version = true,
     after_help = "Examples:\n  linkwise discover --source profile:dgx-h100\n  linkwise topo --source profile:dgx1-v100\n  linkwise topo --source topo-text:topo.txt -o json\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  linkwise profiles"
 )]
 struct Cli {
+    /// The most bytes any one input file or standard input may hold (suffixes K, M, G);
+    /// reading stops there with an error.
+    #[arg(long, global = true, value_parser = linkwise_discovery::input::parse_size, default_value = "64M")]
+    max_input_bytes: u64,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = observability::LogFormat::Text)]
     log_format: observability::LogFormat,
@@ -146,6 +168,7 @@ fn main() -> ExitCode {
         matches!(cli.log_format, observability::LogFormat::Json),
         std::sync::atomic::Ordering::Relaxed,
     );
+    linkwise_discovery::input::set_max_input_bytes(cli.max_input_bytes);
     let result = match cli.command {
         Command::Discover(a) => cmd::discover::run(a),
         Command::Topo(a) => cmd::topo::run(a),

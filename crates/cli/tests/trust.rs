@@ -228,12 +228,13 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
             kdir,
             "--nfd-features-dir",
             "none",
-            "--metrics-addr",
-            "none",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !extra.contains(&"--metrics-addr") {
+            v.extend(["--metrics-addr".to_string(), "none".to_string()]);
+        }
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -440,6 +441,16 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
         (agent(&["--socket-name", "a/b.sock"]), "plain file name"),
         (agent(&["--socket-name", "kubelet.sock"]), "plain file name"),
         (agent(&["--annotate-every", "0"]), "at least 1"),
+        (
+            agent(&[
+                "--metrics-addr",
+                "127.0.0.1:9460",
+                "--metrics-interval",
+                "0",
+            ]),
+            "at least 0.05",
+        ),
+        (agent(&["--metrics-addr", "nonsense"]), "HOST:PORT"),
         (
             agent(&["--node-name", "Node_1"]),
             "not a Kubernetes node name",

@@ -130,6 +130,17 @@ fn check_args(args: &Args) -> Result<(), crate::exit::BadInput> {
     if args.kubelet_dir.as_os_str().is_empty() {
         return bad("--kubelet-dir is empty".into());
     }
+    // The metrics server may fail to bind at run time (logged; the device plugin runs
+    // on), but a value that can never be right is refused here.
+    if args.metrics.metrics_addr != "none" {
+        super::exporter::check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
+        if !(args.metrics.metrics_interval.is_finite() && args.metrics.metrics_interval >= 0.05) {
+            return bad(format!(
+                "--metrics-interval {}: give seconds, at least 0.05",
+                args.metrics.metrics_interval
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub struct Args {
     source: String,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    nvlink: super::NvlinkArgs,
     /// The kubelet's PodResources socket ("none": no pod attribution).
     #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_POD_RESOURCES_SOCKET)]
     pod_resources_socket: PathBuf,
@@ -77,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(BadInput("--metrics-addr none: nothing to serve".into()).into());
     }
     check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
-    let topo = super::discover(&args.source)?;
+    let topo = super::discover_published(&args.source, args.nvlink, "NVLink metrics")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
