@@ -174,6 +174,21 @@ fn every_file_and_stdin_input_stops_at_the_size_cap() {
             "block",
         ],
         vec![
+            "slurm",
+            "gres",
+            "--source",
+            "profile:dgx-h100",
+            "--check",
+            "/dev/zero",
+        ],
+        vec![
+            "extender",
+            "--listen",
+            "127.0.0.1:0",
+            "--nodes-file",
+            "/dev/zero",
+        ],
+        vec![
             "sim",
             "--nodes",
             "/dev/zero",
@@ -193,10 +208,24 @@ fn every_file_and_stdin_input_stops_at_the_size_cap() {
             "{all:?} should name the cap: {e}"
         );
     }
+    let nodes = repo()
+        .join("fixtures/openb-mini/nodes.csv")
+        .display()
+        .to_string();
     let stdin: Vec<Vec<&str>> = vec![
         vec!["discover", "--source", "snapshot:-"],
         vec!["discover", "--source", "topo-text:-"],
         vec!["alloc", "--source", "profile:dgx-h100", "--batch", "-"],
+        vec!["slurm", "gres", "--source", "snapshot:-"],
+        vec![
+            "slurm",
+            "gres",
+            "--source",
+            "profile:dgx-h100",
+            "--check",
+            "-",
+        ],
+        vec!["sim", "--nodes", &nodes, "--pods", "-", "--seeds", "1"],
     ];
     for args in &stdin {
         let all: Vec<&str> = cap.iter().copied().chain(args.iter().copied()).collect();
