@@ -17,9 +17,11 @@ use crate::exit::{BadInput, Infeasible};
 /// Choose the best GPUs for a request: NVLink- and NUMA-aware, fragmentation-aware.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels (GPU3, \
-tray01/GPU3), ids, UUIDs or PCI bus ids (0000:1b:00.0), comma-separated. On topologies spanning hosts a bare number is a \
-position in topology order, and JSON \"devices\" answers positions too, so answers read back as input.\n\n\
+    after_help = "Devices (--available, --must-include, --used) are GPU indices (3), labels in any case (GPU3, gpu3; \
+HOST/GPU3 or HOST/3 on multi-host sources, e.g. nvl72-tray01/GPU3), ranges (0-3, GPU4-7, HOST/0-3), ids, UUIDs or PCI \
+bus ids in the kernel's or nvidia-smi's form (0000:1b:00.0, 00000000:1B:00.0), comma-separated. On topologies spanning \
+hosts a bare number is a position in topology order, and JSON \"devices\" answers positions too, so answers read back \
+as input. Unhealthy GPUs are never chosen unless named with --allow-unhealthy.\n\n\
 Exit codes: 0 an answer, 1 the request cannot be met (the reason is printed), 2 bad input.\n\n\
 Examples:\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  \
 linkwise alloc --source profile:dgx1-v100 --count 1 --available 0,1,2,4,5,6,7\n  \
