@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use linkwise_testkit::{Prerequisite, require};
+
 fn linkwise(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_linkwise"))
         .args(args)
@@ -1006,18 +1008,15 @@ fn committed_dra_examples_match_the_generator() {
 }
 
 /// Every manifest in deploy/ validates against the Kubernetes 1.34 schemas, strictly.
-/// Needs `kubernetes-validate` (PyPI; `.ci/run` installs it); skips with a message without.
+/// Needs `kubernetes-validate` (PyPI; `.ci/run` installs it); skips loudly without it,
+/// and fails without it under LINKWISE_REQUIRE_ALL.
 #[test]
 fn manifests_validate_against_kubernetes_schemas() {
-    let Ok(o) = Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-    else {
-        eprintln!("SKIP: kubernetes-validate not installed (pip install kubernetes-validate)");
-        return;
-    };
-    if !o.status.success() {
-        eprintln!("SKIP: kubernetes-validate does not run");
+    if !require(Prerequisite::command(
+        "kubernetes-validate",
+        &["--version"],
+        "pip install kubernetes-validate",
+    )) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

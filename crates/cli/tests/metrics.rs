@@ -1,7 +1,7 @@
 //! The agent's /metrics end to end: a running `linkwise agent` on a profile, scraped over
 //! HTTP and parsed with the OpenMetrics reference parser (the Python client's
 //! `prometheus_client.openmetrics.parser`; `.ci/run` installs it, elsewhere the test
-//! skips with a message); and a health change reaching ListAndWatch and the metrics
+//! skips loudly, and fails under LINKWISE_REQUIRE_ALL); and a health change reaching ListAndWatch and the metrics
 //! within 1 s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::catalogue::{FAMILIES, Kind};
+use linkwise_testkit::{Prerequisite, require};
 
 /// A running agent and the address its metrics are served on.
 struct Agent {
@@ -100,16 +101,13 @@ for f in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps(out))
 "#;
 
-/// Parses with the reference parser; `None` (and a message) when it is not installed.
+/// Parses with the reference parser; `None` when it is not installed (a loud skip; a
+/// failure under LINKWISE_REQUIRE_ALL).
 fn parse(text: &str) -> Option<serde_json::Value> {
-    let probe = Command::new("python3")
-        .args(["-c", "import prometheus_client.openmetrics.parser"])
-        .output();
-    if !matches!(probe, Ok(ref o) if o.status.success()) {
-        eprintln!(
-            "SKIP: python3 with prometheus_client not found (pip install prometheus-client); \
-             the OpenMetrics reference parse is not run"
-        );
+    if !require(Prerequisite::python_module(
+        "prometheus_client.openmetrics.parser",
+        "pip install prometheus-client",
+    )) {
         return None;
     }
     let mut child = Command::new("python3")

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use linkwise_core::placement::policies::NAMES;
+use linkwise_testkit::{Prerequisite, require, shared_data};
 use serde_json::Value;
 
 fn linkwise(args: &[&str]) -> Output {
@@ -471,8 +472,12 @@ fn plots_are_written_as_svg_and_png() {
     // Something was drawn in each policy's colour family: not all white.
     let non_white = pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count();
     assert!(non_white > 10_000, "{non_white} drawn pixels");
-    // Cross-check with an independent decoder when one is at hand.
-    if let Ok(o) = Command::new("python3")
+    // Cross-check with an independent decoder (Python's zlib).
+    if require(Prerequisite::command(
+        "python3",
+        &["-c", "import zlib"],
+        "Python 3",
+    )) && let Ok(o) = Command::new("python3")
         .args([
             "-c",
             "import sys,zlib,struct\nd=open(sys.argv[1],'rb').read()\ni=8;z=b''\nwhile i<len(d):\n n=struct.unpack('>I',d[i:i+4])[0];t=d[i+4:i+8]\n if t==b'IDAT': z+=d[i+8:i+8+n]\n i+=12+n\nprint(len(zlib.decompress(z)))",
@@ -503,14 +508,14 @@ fn help_has_examples_and_documents_the_topology_map() {
     }
 }
 
-/// The real openb trace, when the shared data is there: one quick run.
+/// The real openb trace, when the shared data is there: one quick run (skips loudly
+/// without it; fails without it under LINKWISE_REQUIRE_ALL).
 #[test]
 fn real_openb_trace_runs_when_present() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openb");
+    let data = shared_data().join("openb");
     let nodes = data.join("openb_node_list_gpu_node.csv");
     let pods = data.join("openb_pod_list_gpushare100.csv");
-    if !nodes.exists() || !pods.exists() {
-        eprintln!("skipped: {} not found", data.display());
+    if !require(Prerequisite::file(&nodes)) || !require(Prerequisite::file(&pods)) {
         return;
     }
     let out = ok(&[

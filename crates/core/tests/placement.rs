@@ -17,6 +17,7 @@ use linkwise_core::placement::frag::{FragIndex, TypicalPods, TypicalShape, node_
 use linkwise_core::placement::policies::{self, NAMES};
 use linkwise_core::placement::replay::{self, LogPoint, ReplayConfig};
 use linkwise_core::placement::{Cluster, GPU_MILLI, NodeSpec, NodeState, PodSpec, Rng};
+use linkwise_testkit::{Prerequisite, require, shared_data};
 
 // === helpers ===
 
@@ -357,7 +358,7 @@ fn alloc_ratio_at_resamples_by_arrived_percent() {
 // === the openb benchmark (ignored: release builds only) ===
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openb")
+    shared_data().join("openb")
 }
 
 fn read_nodes(path: &PathBuf) -> Vec<NodeSpec> {
@@ -483,8 +484,7 @@ fn baselines_match_the_paper_on_openb_default() {
         dir.join("openb_node_list_gpu_node.csv"),
         dir.join("openb_pod_list_default.csv"),
     );
-    if !np.exists() || !pp.exists() {
-        eprintln!("skipping: {} not found", dir.display());
+    if !require(Prerequisite::file(&np)) || !require(Prerequisite::file(&pp)) {
         return;
     }
     let (nodes, pods) = (read_nodes(&np), read_pods(&pp));
@@ -526,8 +526,7 @@ fn baselines_match_the_paper_on_openb_default() {
 fn bench() {
     let dir = data_dir();
     let np = dir.join("openb_node_list_gpu_node.csv");
-    if !np.exists() {
-        eprintln!("skipping: {} not found", dir.display());
+    if !require(Prerequisite::file(&np)) {
         return;
     }
     let nodes = read_nodes(&np);

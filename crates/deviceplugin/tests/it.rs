@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use linkwise_core::{GpuId, Topology};
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
@@ -18,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
+use tracing::instrument::WithSubscriber;
 
 const WAIT: Duration = Duration::from_secs(5);
 const WITHIN: Duration = Duration::from_secs(1);
@@ -294,16 +297,68 @@ async fn the_plugin_lives_through_a_kubelets_life() {
     assert!(!sock.exists(), "socket removed on shutdown");
 }
 
+/// Counts the runner's "registration failed; retrying" events: the observable sign that
+/// it tried, and failed, while the kubelet was absent.
+#[derive(Clone, Default)]
+struct FailedRegistrations(Arc<AtomicUsize>);
+
+impl FailedRegistrations {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl tracing::Subscriber for FailedRegistrations {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}").starts_with("registration failed");
+                }
+            }
+        }
+        let mut m = Message(false);
+        event.record(&mut m);
+        if m.0 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_kubelet_is_retried_until_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let plugin = GpuPlugin::new(profile("nvlink-bridge-pairs"), config(&d));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn(linkwise_deviceplugin::run(plugin, async {
-        let _ = stop_rx.await;
-    }));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let failed = FailedRegistrations::default();
+    let runner = tokio::spawn(
+        linkwise_deviceplugin::run(plugin, async {
+            let _ = stop_rx.await;
+        })
+        .with_subscriber(failed.clone()),
+    );
+    // Wait (no fixed sleep) until the runner has tried twice with no kubelet: a retry.
+    let deadline = Instant::now() + WAIT;
+    while failed.count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no two failed registrations within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The socket is bound before the first attempt.
     assert!(
         d.join("linkwise-test.sock").exists(),
         "serving while waiting for the kubelet"

@@ -534,9 +534,32 @@ async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
         "the exporter's own mark is not external:\n{body}"
     );
 
-    // A link that stays down is one event, not one per collection.
-    tokio::time::sleep(FAST * 5).await;
-    let body = run.metrics().await;
+    // A link that stays down is one event, not one per collection. No fixed sleep: wait
+    // until the scrape shows three more collections (GPU 0's links stay up, so every
+    // collection moves their transmit counters), each of which would have counted the
+    // event again.
+    let gpu0 = gpu_label(&topo, 0);
+    let transmitted = |b: &str| -> f64 {
+        samples(b, "linkwise_nvlink_transmit_bytes_total", &[("gpu", &gpu0)])
+            .iter()
+            .filter_map(|l| {
+                l.rsplit_once('}')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum()
+    };
+    let mut body = body;
+    for _ in 0..3 {
+        let before = transmitted(&body);
+        body = run
+            .until(WAIT, "a later collection", |b| transmitted(b) > before)
+            .await;
+    }
+    assert!(transmitted(&body) > 0.0);
     assert_eq!(
         value(
             &body,
