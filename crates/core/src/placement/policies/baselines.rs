@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::super::frag::TypicalPods;
-use super::super::{Cluster, GPU_MILLI, Placement, PodSpec, Policy, Rng};
+use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
 use super::{
     FragEval, MaxPicker, NodeOrder, feasible, first_gpus, free_total, gpus_best, gpus_random,
     is_sharing, sub_packed, wants_gpu,
@@ -23,6 +23,29 @@ const MAX_SPEC_GPU_MILLI: i64 = 8_000;
 #[allow(clippy::cast_possible_truncation)] // scores are within 0..=100 (±small)
 fn trunc(x: f64) -> i64 {
     x.trunc() as i64
+}
+
+/// The placement of the score-only baselines (DotProd, BestFit, GpuPacking,
+/// GpuClustering): among the nodes that fit, the highest `score(index, node)` wins, ties
+/// go to the first node in the run's random node `order`, and the GPUs are picked with
+/// `-gpusel best`.
+fn place_by_score(
+    order: &mut NodeOrder,
+    cluster: &Cluster,
+    pod: &PodSpec,
+    rng: &mut Rng,
+    mut score: impl FnMut(usize, &NodeState) -> i64,
+) -> Option<Placement> {
+    order.prepare(cluster.nodes.len(), rng);
+    let mut pick = MaxPicker::new();
+    for (n, node) in feasible(cluster, pod) {
+        pick.offer(score(n, node), order.rank(n), n);
+    }
+    let n = pick.into_best()?;
+    Some(Placement {
+        node: n,
+        gpus: gpus_best(&cluster.nodes[n], pod),
+    })
 }
 
 /// `-Random 1000 -gpusel random`: a uniformly random node that fits.
@@ -70,16 +93,8 @@ impl Policy for DotProd {
     }
 
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
-        self.order.prepare(cluster.nodes.len(), rng);
-        let mut pick = MaxPicker::new();
-        for (n, node) in feasible(cluster, pod) {
-            let score = dotprod_score(node.cpu_free, free_total(node), pod);
-            pick.offer(score, self.order.rank(n), n);
-        }
-        let n = pick.into_best()?;
-        Some(Placement {
-            node: n,
-            gpus: gpus_best(&cluster.nodes[n], pod),
+        place_by_score(&mut self.order, cluster, pod, rng, |_, node| {
+            dotprod_score(node.cpu_free, free_total(node), pod)
         })
     }
 }
@@ -108,16 +123,8 @@ impl Policy for BestFit {
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
         // The plugin min-max normalises scores across nodes; with scores in 0..=100 that
         // keeps the set of maxima, which is all the choice depends on.
-        self.order.prepare(cluster.nodes.len(), rng);
-        let mut pick = MaxPicker::new();
-        for (n, node) in feasible(cluster, pod) {
-            let score = bestfit_score(node.cpu_free, free_total(node), pod);
-            pick.offer(score, self.order.rank(n), n);
-        }
-        let n = pick.into_best()?;
-        Some(Placement {
-            node: n,
-            gpus: gpus_best(&cluster.nodes[n], pod),
+        place_by_score(&mut self.order, cluster, pod, rng, |_, node| {
+            bestfit_score(node.cpu_free, free_total(node), pod)
         })
     }
 }
@@ -175,15 +182,8 @@ impl Policy for GpuPacking {
     }
 
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
-        self.order.prepare(cluster.nodes.len(), rng);
-        let mut pick = MaxPicker::new();
-        for (n, node) in feasible(cluster, pod) {
-            pick.offer(packing_score(&node.gpu_free, pod), self.order.rank(n), n);
-        }
-        let n = pick.into_best()?;
-        Some(Placement {
-            node: n,
-            gpus: gpus_best(&cluster.nodes[n], pod),
+        place_by_score(&mut self.order, cluster, pod, rng, |_, node| {
+            packing_score(&node.gpu_free, pod)
         })
     }
 }
@@ -236,7 +236,6 @@ impl Policy for GpuClustering {
     }
 
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
-        self.order.prepare(cluster.nodes.len(), rng);
         self.kinds.resize_with(cluster.nodes.len(), BTreeMap::new);
         for (k, node) in self.kinds.iter_mut().zip(&cluster.nodes) {
             if !k.is_empty()
@@ -247,22 +246,15 @@ impl Policy for GpuClustering {
             }
         }
         let kind = gpu_kind(pod);
-        let mut pick = MaxPicker::new();
-        for (n, node) in feasible(cluster, pod) {
-            let score = match kind {
-                None => 0,
-                Some(kind) => clustering_score(&self.kinds[n], free_total(node), kind),
-            };
-            pick.offer(score, self.order.rank(n), n);
-        }
-        let n = pick.into_best()?;
+        let kinds = &self.kinds;
+        let placed = place_by_score(&mut self.order, cluster, pod, rng, |n, node| match kind {
+            None => 0,
+            Some(kind) => clustering_score(&kinds[n], free_total(node), kind),
+        })?;
         if let Some(kind) = kind {
-            *self.kinds[n].entry(kind).or_default() += 1;
+            *self.kinds[placed.node].entry(kind).or_default() += 1;
         }
-        Some(Placement {
-            node: n,
-            gpus: gpus_best(&cluster.nodes[n], pod),
-        })
+        Some(placed)
     }
 }
 
