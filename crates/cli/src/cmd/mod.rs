@@ -66,7 +66,7 @@ pub fn check_nvlink_known(topo: &Topology, args: NvlinkArgs, what: &str) -> anyh
     ))
 }
 
-/// [`discover`], then [`check_nvlink_known`].
+/// [`discover()`], then [`check_nvlink_known`].
 pub fn discover_published(
     source: &str,
     nvlink: NvlinkArgs,

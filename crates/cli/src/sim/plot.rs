@@ -4,7 +4,7 @@
 //! the same picture.
 //!
 //! Policies often overlap for most of the x-axis (every policy allocates everything
-//! while the cluster is empty), so [`Chart::new`] zooms the axes to where the lines
+//! while the cluster is empty), so [`auto_axes`] zooms the axes to where the lines
 //! differ, and each line has its own colour, dash pattern and marker shape, drawn the
 //! same way in the legend, so that lines lying on top of each other stay apart.
 
