@@ -1,6 +1,7 @@
 //! Exit codes: 0 success, 1 a runtime failure, 2 bad input (a file, a flag value).
 
 use linkwise_discovery::Error as DiscoveryError;
+use linkwise_sim::Error as SimError;
 
 /// Bad input: a malformed file or flag value.
 pub const BAD_INPUT: u8 = 2;
@@ -43,12 +44,19 @@ impl std::fmt::Display for Differs {
 
 impl std::error::Error for Differs {}
 
-/// The exit code for an error: [`BAD_INPUT`] when any cause is a discovery input error
-/// or [`BadInput`], [`FAILURE`] otherwise (an [`Infeasible`] request included).
+/// The exit code for an error: [`BAD_INPUT`] when any cause is a discovery input error,
+/// a simulator input error (a trace CSV, a topology map) or [`BadInput`], [`FAILURE`]
+/// otherwise (an [`Infeasible`] request included).
 pub fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<BadInput>().is_some() {
             return BAD_INPUT;
+        }
+        if let Some(s) = cause.downcast_ref::<SimError>() {
+            return match s {
+                SimError::Input(_) => BAD_INPUT,
+                SimError::Run(_) => FAILURE,
+            };
         }
         if let Some(d) = cause.downcast_ref::<DiscoveryError>() {
             return match d {

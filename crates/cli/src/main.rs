@@ -27,7 +27,6 @@ mod extender;
 mod fsutil;
 mod observability;
 mod render;
-mod sim;
 
 use std::process::ExitCode;
 

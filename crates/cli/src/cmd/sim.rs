@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use linkwise_core::placement::frag::TypicalPods;
 use linkwise_core::placement::policies;
+use linkwise_sim::metrics::{MAX_K, PolicySummary, Stat};
+use linkwise_sim::plot::{self, Chart, Series};
+use linkwise_sim::run::{Inputs, Job, run_all};
+use linkwise_sim::topomap::{self, TopologyMap};
+use linkwise_sim::{csv, metrics};
 use serde_json::{Map, Value, json};
 
 use crate::exit::BadInput;
-use crate::sim::metrics::{MAX_K, PolicySummary, Stat};
-use crate::sim::plot::{self, Chart, Series};
-use crate::sim::run::{Inputs, Job, run_all};
-use crate::sim::topomap::{self, TopologyMap};
-use crate::sim::{csv, metrics};
 
 /// Replay a trace for several policies and seeds; report allocation and fragmentation.
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use linkwise_core::placement::{GPU_MILLI, NodeSpec, PodSpec};
 
-use crate::exit::BadInput;
+use crate::Error;
 
 /// A parsed CSV file: its header and its records.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct Record {
 impl Table {
     /// Parses `text` (RFC 4180: `,` separators, `"` quoting with `""` escapes, fields may
     /// span lines; `\n` or `\r\n` line ends; a UTF-8 BOM is skipped).
-    pub fn parse(file: &str, text: &str) -> Result<Table, BadInput> {
+    pub fn parse(file: &str, text: &str) -> Result<Table, Error> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut records: Vec<Record> = Vec::new();
         let mut chars = text.chars().peekable();
@@ -64,7 +64,7 @@ impl Table {
                                 field.push(ch);
                             }
                             None => {
-                                return Err(BadInput(format!(
+                                return Err(Error::Input(format!(
                                     "{file}: line {open_line}: unterminated quoted field (a `\"` without its closing `\"`)"
                                 )));
                             }
@@ -83,7 +83,7 @@ impl Table {
                         && ch != '\n'
                         && ch != '\r'
                     {
-                        return Err(BadInput(format!(
+                        return Err(Error::Input(format!(
                             "{file}: line {line}, field {}: unexpected {ch:?} after a closing quote (quote the whole field and double inner quotes: \"\")",
                             fields.len() + 1
                         )));
@@ -127,12 +127,12 @@ impl Table {
         let mut it = records.into_iter();
         let header = it
             .next()
-            .ok_or_else(|| BadInput(format!("{file}: empty file: expected a header line")))?;
+            .ok_or_else(|| Error::Input(format!("{file}: empty file: expected a header line")))?;
         let header: Vec<String> = header.fields.iter().map(|h| h.trim().to_string()).collect();
         let mut rows = Vec::new();
         for r in it {
             if r.fields.len() != header.len() {
-                return Err(BadInput(format!(
+                return Err(Error::Input(format!(
                     "{file}: line {}: {} fields, but the header has {} ({})",
                     r.line,
                     r.fields.len(),
@@ -150,9 +150,9 @@ impl Table {
     }
 
     /// The position of a required column.
-    pub fn column(&self, name: &str) -> Result<Col, BadInput> {
+    pub fn column(&self, name: &str) -> Result<Col, Error> {
         self.optional(name).ok_or_else(|| {
-            BadInput(format!(
+            Error::Input(format!(
                 "{}: line 1: no column {name:?} in the header ({})",
                 self.file,
                 self.header.join(",")
@@ -174,7 +174,7 @@ impl Table {
     }
 
     /// A field as a non-negative integer (`12000` or `12000.0`).
-    pub fn int(&self, r: &Record, c: &Col) -> Result<u64, BadInput> {
+    pub fn int(&self, r: &Record, c: &Col) -> Result<u64, Error> {
         let s = self.text(r, c);
         if let Ok(v) = s.parse::<u64>() {
             return Ok(v);
@@ -190,14 +190,14 @@ impl Table {
     }
 
     /// A field as a `u32`.
-    pub fn int32(&self, r: &Record, c: &Col) -> Result<u32, BadInput> {
+    pub fn int32(&self, r: &Record, c: &Col) -> Result<u32, Error> {
         let v = self.int(r, c)?;
         u32::try_from(v).map_err(|_| self.bad(r, c, self.text(r, c), "an integer below 2^32"))
     }
 
     /// An error about one field.
-    pub fn bad(&self, r: &Record, c: &Col, value: &str, expected: &str) -> BadInput {
-        BadInput(format!(
+    pub fn bad(&self, r: &Record, c: &Col, value: &str, expected: &str) -> Error {
+        Error::Input(format!(
             "{}: line {}, column {:?}: {value:?} is not {expected}",
             self.file, r.line, c.name
         ))
@@ -223,22 +223,22 @@ pub struct Col {
 
 /// Reads a whole CSV file (`-` is standard input), stopping at the input cap
 /// (`--max-input-bytes`).
-fn read(path: &Path) -> Result<(String, String), BadInput> {
+fn read(path: &Path) -> Result<(String, String), Error> {
     let file = path.display().to_string();
     let text = linkwise_discovery::input::read_to_string_capped(path)
-        .map_err(|e| BadInput(e.to_string()))?;
+        .map_err(|e| Error::Input(e.to_string()))?;
     Ok((file, text))
 }
 
 /// Reads a node list: `sn,cpu_milli,memory_mib,gpu,model` (any order, other columns
 /// ignored). An empty `model` or `nan` means a CPU-only node.
-pub fn read_nodes(path: &Path) -> Result<Vec<NodeSpec>, BadInput> {
+pub fn read_nodes(path: &Path) -> Result<Vec<NodeSpec>, Error> {
     let (file, text) = read(path)?;
     parse_nodes(&file, &text)
 }
 
 /// [`read_nodes`] on text already read.
-pub fn parse_nodes(file: &str, text: &str) -> Result<Vec<NodeSpec>, BadInput> {
+pub fn parse_nodes(file: &str, text: &str) -> Result<Vec<NodeSpec>, Error> {
     let t = Table::parse(file, text)?;
     let sn = t.column("sn")?;
     let cpu = t.column("cpu_milli")?;
@@ -267,20 +267,20 @@ pub fn parse_nodes(file: &str, text: &str) -> Result<Vec<NodeSpec>, BadInput> {
         });
     }
     if nodes.is_empty() {
-        return Err(BadInput(format!("{file}: no nodes (only a header)")));
+        return Err(Error::Input(format!("{file}: no nodes (only a header)")));
     }
     Ok(nodes)
 }
 
 /// Reads a pod list: `name,cpu_milli,memory_mib,num_gpu,gpu_milli` and optionally
 /// `gpu_spec` (`|`-separated models, empty = any); other columns are ignored.
-pub fn read_pods(path: &Path) -> Result<Vec<PodSpec>, BadInput> {
+pub fn read_pods(path: &Path) -> Result<Vec<PodSpec>, Error> {
     let (file, text) = read(path)?;
     parse_pods(&file, &text)
 }
 
 /// [`read_pods`] on text already read.
-pub fn parse_pods(file: &str, text: &str) -> Result<Vec<PodSpec>, BadInput> {
+pub fn parse_pods(file: &str, text: &str) -> Result<Vec<PodSpec>, Error> {
     let t = Table::parse(file, text)?;
     let name = t.column("name")?;
     let cpu = t.column("cpu_milli")?;
@@ -329,7 +329,7 @@ pub fn parse_pods(file: &str, text: &str) -> Result<Vec<PodSpec>, BadInput> {
         });
     }
     if pods.is_empty() {
-        return Err(BadInput(format!("{file}: no pods (only a header)")));
+        return Err(Error::Input(format!("{file}: no pods (only a header)")));
     }
     Ok(pods)
 }
@@ -357,7 +357,7 @@ mod tests {
 
         let e = parse_pods("p.csv", "name,cpu_milli,memory_mib,num_gpu\na,1,1,1\n")
             .err()
-            .map(|e| e.0)
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
             e.contains("p.csv: line 1") && e.contains("gpu_milli"),
@@ -368,12 +368,12 @@ mod tests {
             "name,cpu_milli,memory_mib,num_gpu,gpu_milli\na,1,1,1,1000\nb,x1,1,1,1000\n",
         )
         .err()
-        .map(|e| e.0)
+        .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(e.contains("line 3") && e.contains("cpu_milli"), "{e}");
         let e = parse_pods("p.csv", "name,cpu_milli\n\"a,1\n")
             .err()
-            .map(|e| e.0)
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("unterminated"), "{e}");
 

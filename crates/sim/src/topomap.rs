@@ -3,7 +3,7 @@
 use linkwise_core::placement::NodeSpec;
 use linkwise_discovery::{ProfileSource, TopologySource};
 
-use crate::exit::BadInput;
+use crate::Error;
 
 /// The map `--topology-map default` stands for.
 pub const DEFAULT_MAP: &str = "G2:8=dgx-h100,G3:8=dgx-h100,V100M32:8=dgx1-v100,V100M16:8=dgx1-v100,\
@@ -38,25 +38,25 @@ pub struct TopologyMap {
 impl TopologyMap {
     /// Parses MAP (see [`HELP`]). An entry may override one of `default`, but a key
     /// (MODEL:COUNT) given twice, `default` given twice or an empty item is bad input.
-    pub fn parse(spec: &str) -> Result<TopologyMap, BadInput> {
+    pub fn parse(spec: &str) -> Result<TopologyMap, Error> {
         let mut map = TopologyMap::default();
         let mut keys: Vec<(String, u32)> = Vec::new();
         let mut has_default = false;
         let items: Vec<&str> = spec.split(',').map(str::trim).collect();
         if items.iter().all(|s| s.is_empty()) {
-            return Err(BadInput(
+            return Err(Error::Input(
                 "--topology-map: empty map (use `default` or MODEL:COUNT=LAYOUT[,...])".into(),
             ));
         }
         for item in items {
             if item.is_empty() {
-                return Err(BadInput(format!(
+                return Err(Error::Input(format!(
                     "--topology-map {spec:?}: empty item (expected `default` or MODEL:COUNT=LAYOUT entries separated by commas)"
                 )));
             }
             if item == "default" {
                 if has_default {
-                    return Err(BadInput(format!(
+                    return Err(Error::Input(format!(
                         "--topology-map {spec:?}: `default` is given twice"
                     )));
                 }
@@ -66,7 +66,7 @@ impl TopologyMap {
                 continue;
             }
             let bad = |why: &str| {
-                BadInput(format!(
+                Error::Input(format!(
                     "--topology-map {item:?}: {why} (expected MODEL:COUNT=LAYOUT, e.g. G2:8=dgx-h100 or P100:2=pairs, or `default`)"
                 ))
             };
@@ -98,7 +98,7 @@ impl TopologyMap {
             });
         }
         if map.entries.is_empty() {
-            return Err(BadInput(
+            return Err(Error::Input(
                 "--topology-map: empty map (use `default` or MODEL:COUNT=LAYOUT[,...])".into(),
             ));
         }

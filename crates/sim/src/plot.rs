@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::raster::{Canvas, Rgb};
+use crate::raster::{Canvas, Rgb};
 
 const PALETTE: [Rgb; 8] = [
     (0x4e, 0x79, 0xa7),

@@ -9,7 +9,8 @@ use linkwise_core::placement::frag::TypicalPods;
 use linkwise_core::placement::replay::{self, ReplayConfig};
 use linkwise_core::placement::{Cluster, GPU_MILLI, NodeSpec, PodSpec, Rng, policies};
 
-use super::metrics::{RunCollector, RunSummary};
+use crate::Error;
+use crate::metrics::{RunCollector, RunSummary};
 
 /// One replay to run.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ fn run_one(inp: &Inputs<'_>, job: &Job, counters: &Counters) -> Result<RunSummar
 
 /// Runs every job on `threads` workers; results come back in job order whatever the
 /// thread count (each job is independent and seeded).
-pub fn run_all(inp: &Inputs<'_>, jobs: &[Job], threads: usize) -> anyhow::Result<Vec<RunSummary>> {
+pub fn run_all(inp: &Inputs<'_>, jobs: &[Job], threads: usize) -> crate::Result<Vec<RunSummary>> {
     let threads = threads.clamp(1, jobs.len().max(1));
     let next = AtomicUsize::new(0);
     let counters = Counters::default();
@@ -126,21 +127,20 @@ pub fn run_all(inp: &Inputs<'_>, jobs: &[Job], threads: usize) -> anyhow::Result
         handles.into_iter().filter_map(|h| h.join().err()).count()
     });
     if panicked > 0 {
-        anyhow::bail!(
+        return Err(Error::Run(format!(
             "{panicked} simulation worker(s) panicked (a policy bug); see the message above"
-        );
+        )));
     }
     results
         .into_iter()
         .zip(jobs)
         .map(|(r, job)| match r {
             Some(Ok(s)) => Ok(s),
-            Some(Err(e)) => Err(anyhow::anyhow!("{} seed {}: {e}", job.policy, job.seed)),
-            None => Err(anyhow::anyhow!(
+            Some(Err(e)) => Err(Error::Run(format!("{} seed {}: {e}", job.policy, job.seed))),
+            None => Err(Error::Run(format!(
                 "{} seed {}: no result (worker stopped)",
-                job.policy,
-                job.seed
-            )),
+                job.policy, job.seed
+            ))),
         })
         .collect()
 }
