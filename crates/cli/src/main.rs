@@ -23,7 +23,6 @@ macro_rules! emitln {
     };
 }
 mod exit;
-mod extender;
 mod fsutil;
 mod observability;
 mod render;

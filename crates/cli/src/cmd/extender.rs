@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use crate::exit::BadInput;
-use crate::extender::Extender;
-use crate::extender::cache::{self, NodeCache};
+use linkwise_extender::Extender;
+use linkwise_extender::cache::{self, NodeCache};
 
 /// How often the node cache is refreshed from the API server.
 const POLL: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::exporter::check_listen_addr("--listen", &args.listen)?;
     if let Some(f) = &args.nodes_file {
         // Fail early on a file that cannot be read at all.
-        cache::read_nodes(f).map_err(BadInput)?;
+        cache::read_nodes(f).map_err(|e| BadInput(e.to_string()))?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 p = ext.prefix
             ),
         );
-        crate::extender::server::serve(listener, ext, super::agent::shutdown_signal()).await;
+        linkwise_extender::server::serve(listener, ext, super::agent::shutdown_signal()).await;
         Ok(())
     })
 }

@@ -8,7 +8,8 @@ use linkwise_core::GpuId;
 use linkwise_core::alloc::{AllocRequest, Allocator};
 use linkwise_core::annotation::NodeFabric;
 
-use super::types::Pod;
+use crate::Error;
+use crate::types::Pod;
 
 /// Pod annotation: a fraction of one GPU, in thousandths (`"500"` = half a GPU).
 pub const MILLI_KEY: &str = "linkwise.dev/gpu-milli";
@@ -49,8 +50,8 @@ fn quantity(v: &serde_json::Value) -> Option<u64> {
 
 /// Reads the pod's need: the sum over its containers of the managed resources' limits
 /// (else requests), replaced by [`MILLI_KEY`] when the pod has it. `Err` names the bad
-/// value.
-pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, String> {
+/// value ([`Error::Pod`]).
+pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, Error> {
     let mut whole: u64 = 0;
     let containers = pod
         .spec
@@ -67,11 +68,11 @@ pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, String> {
                 .or_else(|| res.requests.as_ref().and_then(|q| q.get(r)));
             if let Some(v) = v {
                 let n = quantity(v).ok_or_else(|| {
-                    format!(
+                    Error::Pod(format!(
                         "pod {} container {:?}: {r} quantity {v} is not a whole number of GPUs",
                         pod.key(),
                         c.name.as_deref().unwrap_or("")
-                    )
+                    ))
                 })?;
                 whole = whole.saturating_add(n);
             }
@@ -84,10 +85,10 @@ pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, String> {
     };
     if let Some(m) = pod.annotation(MILLI_KEY) {
         let milli: u64 = m.trim().parse().ok().filter(|&v| v > 0).ok_or_else(|| {
-            format!(
+            Error::Pod(format!(
                 "pod {}: annotation {MILLI_KEY} {m:?} is not a positive whole number of milli-GPUs",
                 pod.key()
-            )
+            ))
         })?;
         need = if milli < 1000 {
             Need::Fraction(milli)
@@ -100,10 +101,10 @@ pub fn pod_need(pod: &Pod, resources: &[String]) -> Result<PodNeed, String> {
         Some(v) if v.eq_ignore_ascii_case("preferred") => false,
         Some(v) if v.eq_ignore_ascii_case("required") => true,
         Some(v) => {
-            return Err(format!(
+            return Err(Error::Pod(format!(
                 "pod {}: annotation {NVLINK_KEY} {v:?} is neither \"required\" nor \"preferred\"",
                 pod.key()
-            ));
+            )));
         }
     };
     Ok(PodNeed {

@@ -5,19 +5,15 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-#[path = "../src/extender/mod.rs"]
-mod extender;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use extender::Extender;
-use extender::cache::{NodeCache, read_nodes};
 use linkwise_core::GpuId;
 use linkwise_core::annotation::{KEY, NodeFabric};
 use linkwise_discovery::{ProfileSource, TopologySource};
+use linkwise_extender::Extender;
+use linkwise_extender::cache::{NodeCache, read_nodes};
 use serde_json::{Value, json};
 
 /// The annotation of a `profile` node whose GPUs outside `free` are held by containers
@@ -512,7 +508,7 @@ fn bad_requests_are_400_with_an_error_body() {
     assert_eq!(e.handle("POST", "/nope", b"{}").status, 404);
     assert_eq!(e.handle("GET", "/healthz", b"").status, 200);
     assert_eq!(e.handle("GET", "/linkwise/healthz", b"").status, 200);
-    let huge = vec![b' '; extender::MAX_BODY + 1];
+    let huge = vec![b' '; linkwise_extender::MAX_BODY + 1];
     assert_eq!(e.handle("POST", "/filter", &huge).status, 413);
 }
 
@@ -576,9 +572,13 @@ fn serves_over_http() {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(extender::server::serve(listener, ext.clone(), async {
-        let _ = stopped.await;
-    }));
+    let server = rt.spawn(linkwise_extender::server::serve(
+        listener,
+        ext.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let send = |head: &str, body: &[u8]| -> (u16, String) {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -644,13 +644,13 @@ fn stalled_clients_are_disconnected() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let options = linkwise_exporter::server::ServeOptions {
+    let options = linkwise_http::ServeOptions {
         header_timeout: Duration::from_secs(1),
         read_timeout: Duration::from_secs(1),
         max_connections: 64,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(extender::server::serve_with(
+    let server = rt.spawn(linkwise_extender::server::serve_with(
         listener,
         ext,
         options,

@@ -3,11 +3,7 @@
 //! 4-GPU pod; against merely parsing and re-serialising the same request
 //! (`serde_json::Value` round trip), the floor any extender pays.
 //!
-//! Run: `cargo bench -p linkwise --bench extender`.
-
-#[allow(dead_code)]
-#[path = "../src/extender/mod.rs"]
-mod extender;
+//! Run: `cargo bench -p linkwise-extender --bench extender`.
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
@@ -64,7 +60,7 @@ fn request(n: usize) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let ext = extender::Extender::new("", Vec::new(), None);
+    let ext = linkwise_extender::Extender::new("", Vec::new(), None);
     let mut g = c.benchmark_group("extender");
     g.sample_size(10).measurement_time(Duration::from_secs(4));
     for n in [1_000usize, 5_000] {

@@ -1,6 +1,7 @@
-//! HTTP/1.1 for the extender, through the exporter's serving loop: every request's
-//! body is read (up to [`super::MAX_BODY`], within the read timeout) and handed to
-//! [`super::Extender::handle`]. Every refused request is logged, rate-limited.
+//! HTTP/1.1 for the extender, through the shared serving loop
+//! ([`linkwise_http::serve_http`]): every request's body is read (up to
+//! [`crate::MAX_BODY`], within the read timeout) and handed to
+//! [`crate::Extender::handle`]. Every refused request is logged, rate-limited.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,14 +10,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use linkwise_exporter::server::{RequestBody, ServeOptions};
+use linkwise_http::{RequestBody, ServeOptions};
 use tokio::net::TcpListener;
 
-use super::{Extender, MAX_BODY, Reply};
+use crate::{Extender, MAX_BODY, Reply};
 
 /// Serves `ext` on `listener` until `shutdown` completes, then drains for up to 2 s
-/// (the exporter's HTTP loop, [`linkwise_exporter::server::serve_http`], with its default
-/// limits).
+/// ([`linkwise_http::serve_http`] with its default limits).
 pub async fn serve(listener: TcpListener, ext: Arc<Extender>, shutdown: impl Future<Output = ()>) {
     serve_with(listener, ext, ServeOptions::default(), shutdown).await;
 }
@@ -29,7 +29,7 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    linkwise_exporter::server::serve_http(
+    linkwise_http::serve_http(
         listener,
         options,
         move |req| {
@@ -53,7 +53,7 @@ fn error_reply(status: u16, message: String) -> Reply {
     Reply {
         status,
         content_type: "application/json",
-        body: serde_json::to_vec(&super::types::ErrorBody { error: message }).unwrap_or_default(),
+        body: serde_json::to_vec(&crate::types::ErrorBody { error: message }).unwrap_or_default(),
     }
 }
 

@@ -1,10 +1,18 @@
-//! The kube-scheduler extender (`linkwise extender`, `docs/extender.md`): filter and
-//! prioritize verbs over HTTP, judging nodes by their `linkwise.dev/fabric` annotation.
+//! `linkwise-extender`: the kube-scheduler extender (`linkwise extender`,
+//! `docs/extender.md`): filter and prioritize verbs over HTTP, judging nodes by their
+//! `linkwise.dev/fabric` annotation.
 //!
-//! [`Extender::handle`] answers one request from its method, path and body; the HTTP
-//! server ([`server::serve`]) only moves bytes to and from it.
+//! What it is: the extender v1 wire types ([`types`]), the pod's need and each node's
+//! verdict and score over the core allocator ([`logic`]), the node cache for
+//! `NodeNames` requests ([`cache`]), rate-limited logs of bad input ([`logs`]) and the
+//! HTTP server ([`server`], on [`linkwise_http`]). [`Extender::handle`] answers one
+//! request from its method, path and body; the server only moves bytes to and from it.
+//! What it is not: the command line (`linkwise extender` in the CLI crate builds the
+//! cache, lists Nodes from the API server and calls [`server::serve`]).
+#![warn(missing_docs)]
 
 pub mod cache;
+mod error;
 pub mod logic;
 pub mod logs;
 pub mod server;
@@ -17,6 +25,8 @@ use serde_json::Value;
 use cache::NodeCache;
 use logic::{AllocCache, NodeView, Verdict};
 use types::{ErrorBody, ExtenderArgs, FilterResult, HostPriority};
+
+pub use error::Error;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 16 << 20;
@@ -153,17 +163,21 @@ impl Extender {
         }
         match self.answer(verb, body) {
             Ok(r) => r,
-            Err(e) => Reply::error(400, &e),
+            Err(e) => Reply::error(400, &e.to_string()),
         }
     }
 
-    fn answer(&self, verb: Verb, body: &[u8]) -> Result<Reply, String> {
+    fn answer(&self, verb: Verb, body: &[u8]) -> Result<Reply, Error> {
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err("invalid ExtenderArgs JSON: the body must be a JSON object".into());
+            return Err(Error::request(
+                "invalid ExtenderArgs JSON: the body must be a JSON object",
+            ));
         }
-        let args: ExtenderArgs =
-            serde_json::from_slice(body).map_err(|e| format!("invalid ExtenderArgs JSON: {e}"))?;
-        let pod = args.pod.ok_or("Pod is missing or null")?;
+        let args: ExtenderArgs = serde_json::from_slice(body)
+            .map_err(|e| Error::Request(format!("invalid ExtenderArgs JSON: {e}")))?;
+        let pod = args
+            .pod
+            .ok_or_else(|| Error::request("Pod is missing or null"))?;
         let need = logic::pod_need(&pod, &self.resources)?;
         let candidates = match (args.nodes, args.node_names) {
             (Some(nodes), _) => self.full(nodes)?,
@@ -178,7 +192,9 @@ impl Extender {
                 Candidates::Names(names, views)
             }
             (None, None) => {
-                return Err("Nodes and NodeNames are both null: nothing to filter or score".into());
+                return Err(Error::request(
+                    "Nodes and NodeNames are both null: nothing to filter or score",
+                ));
             }
         };
         Ok(match verb {
@@ -201,14 +217,14 @@ impl Extender {
     }
 
     /// Reads `Nodes`: a NodeList whose items each have `metadata.name`.
-    fn full(&self, mut nodes: Value) -> Result<Candidates, String> {
+    fn full(&self, mut nodes: Value) -> Result<Candidates, Error> {
         let obj = nodes
             .as_object_mut()
-            .ok_or("Nodes is not a NodeList object")?;
+            .ok_or_else(|| Error::request("Nodes is not a NodeList object"))?;
         let items = match obj.get_mut("items").map(Value::take) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a,
-            Some(_) => return Err("Nodes.items is not an array".into()),
+            Some(_) => return Err(Error::request("Nodes.items is not an array")),
         };
         let mut names = Vec::with_capacity(items.len());
         let mut views = Vec::with_capacity(items.len());
@@ -216,7 +232,9 @@ impl Extender {
             let name = item
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("Nodes.items[{i}].metadata.name is missing"))?;
+                .ok_or_else(|| {
+                    Error::Request(format!("Nodes.items[{i}].metadata.name is missing"))
+                })?;
             let ann = match item
                 .pointer("/metadata/annotations")
                 .and_then(|a| a.get(linkwise_core::annotation::KEY))
@@ -224,10 +242,10 @@ impl Extender {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.as_str()),
                 Some(_) => {
-                    return Err(format!(
+                    return Err(Error::Request(format!(
                         "Nodes.items[{i}] ({name}): annotation {} is not a string",
                         linkwise_core::annotation::KEY
-                    ));
+                    )));
                 }
             };
             let view = NodeView::from_annotation(ann);

@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::logic::NodeView;
-use super::logs::AnnotationLog;
+use crate::Error;
+use crate::logic::NodeView;
+use crate::logs::AnnotationLog;
 
 /// Node name → view.
 #[derive(Debug, Default)]
@@ -49,6 +50,11 @@ impl NodeCache {
     pub fn len(&self) -> usize {
         self.nodes.read().map(|m| m.len()).unwrap_or(0)
     }
+
+    /// Whether no node is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// (name, annotation) of one Node object as JSON.
@@ -64,10 +70,10 @@ fn node_entry(v: &Value) -> Option<(String, Option<String>)> {
 
 /// Reads a JSON or YAML NodeList (or a single Node), or a directory of such files
 /// (`*.json`, `*.yaml`, `*.yml`, in name order).
-pub fn read_nodes(path: &Path) -> Result<Vec<(String, Option<String>)>, String> {
+pub fn read_nodes(path: &Path) -> Result<Vec<(String, Option<String>)>, Error> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| Error::nodes(path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension()
@@ -83,24 +89,22 @@ pub fn read_nodes(path: &Path) -> Result<Vec<(String, Option<String>)>, String> 
     let mut out = Vec::new();
     for f in files {
         // Bounded by --max-input-bytes; the error names the file.
-        let text =
-            linkwise_discovery::input::read_to_string_capped(&f).map_err(|e| e.to_string())?;
+        let text = linkwise_discovery::input::read_to_string_capped(&f)?;
         let v: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?
+            serde_json::from_str(&text).map_err(|e| Error::nodes(&f, e))?
         } else {
-            serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?
+            serde_yaml_ng::from_str(&text).map_err(|e| Error::nodes(&f, e))?
         };
         match v.get("items") {
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     out.push(node_entry(item).ok_or_else(|| {
-                        format!("{}: items[{i}] has no metadata.name", f.display())
+                        Error::nodes(&f, format!("items[{i}] has no metadata.name"))
                     })?);
                 }
             }
             _ => out.push(
-                node_entry(&v)
-                    .ok_or_else(|| format!("{}: neither a NodeList nor a Node", f.display()))?,
+                node_entry(&v).ok_or_else(|| Error::nodes(&f, "neither a NodeList nor a Node"))?,
             ),
         }
     }
@@ -144,6 +148,7 @@ pub async fn follow_file(cache: Arc<NodeCache>, path: PathBuf, every: std::time:
                     last_error = None;
                 }
                 Err(e) => {
+                    let e = e.to_string();
                     if last_error.as_deref() != Some(&e) {
                         tracing::warn!(error = %e, "node cache not reloaded");
                         last_error = Some(e);

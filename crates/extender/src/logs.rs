@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::logic::NodeView;
+use crate::logic::NodeView;
 
 /// Refused requests logged per window; the rest are counted and reported with the next
 /// one logged after the window.
@@ -17,7 +17,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Distinct (node, annotation) pairs remembered before the memory starts over.
 const MAX_REMEMBERED: usize = 100_000;
 
-/// Logs refused requests at warn level, at most [`REFUSALS_PER_WINDOW`] a minute.
+/// Logs refused requests at warn level, at most 10 a minute.
 #[derive(Debug, Default)]
 pub struct RefusalLog {
     state: Mutex<Window>,
