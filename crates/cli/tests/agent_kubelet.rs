@@ -9,74 +9,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use linkwise_deviceplugin::api;
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
-use linkwise_deviceplugin::api::registration_server::{Registration, RegistrationServer};
-use tokio::net::UnixListener;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::Server;
-use tonic::{Request, Response, Status};
+use linkwise_testkit::cli::linkwise;
+use linkwise_testkit::kubelet::FakeKubelet;
+use linkwise_testkit::process::Spawned;
 
 /// How long the agent may take to register. Generous: under full-system emulation
 /// the agent starts tens of times slower than natively.
 const REGISTER_WITHIN: Duration = Duration::from_secs(60);
 
-fn linkwise() -> PathBuf {
-    std::env::var_os("LINKWISE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_linkwise")))
-}
-
-struct FakeRegistration {
-    seen: mpsc::UnboundedSender<api::RegisterRequest>,
-}
-
-#[tonic::async_trait]
-impl Registration for FakeRegistration {
-    async fn register(
-        &self,
-        req: Request<api::RegisterRequest>,
-    ) -> Result<Response<api::Empty>, Status> {
-        let _ = self.seen.send(req.into_inner());
-        Ok(Response::new(api::Empty {}))
-    }
-}
-
-/// The agent process, killed when dropped (a failing test leaves nothing running).
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_agent(dir: &Path, profile: &str) -> Agent {
-    let child = Command::new(linkwise())
+/// `linkwise agent` on `profile`, registering with the kubelet in `dir`; killed when
+/// dropped.
+fn start_agent(dir: &Path, profile: &str) -> Spawned {
+    let mut agent = linkwise();
+    agent
         .args(["agent", "--source", &format!("profile:{profile}")])
         .arg("--kubelet-dir")
         .arg(dir)
         .args(["--nfd-features-dir", "none", "--no-annotation"])
         .args(["--pod-resources-socket", "none", "--metrics-addr", "none"])
         .arg("--slurm-job-dir")
-        .arg(dir.join("jobs"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", linkwise().display()));
-    Agent(child)
+        .arg(dir.join("jobs"));
+    Spawned::start(agent)
 }
 
 /// `linkwise alloc -o json` ids for `count` GPUs out of `available` (indices).
 fn alloc_ids(profile: &str, count: usize, available: &[usize]) -> Vec<String> {
     let list: Vec<String> = available.iter().map(usize::to_string).collect();
-    let out = Command::new(linkwise())
+    let out = linkwise()
         .args(["alloc", "--source", &format!("profile:{profile}")])
         .args([
             "--count",
@@ -116,19 +80,18 @@ fn registers_and_prefers_what_alloc_picks(profile: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let listener = UnixListener::bind(d.join("kubelet.sock")).unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(
-            Server::builder()
-                .add_service(RegistrationServer::new(FakeRegistration { seen: tx }))
-                .serve_with_incoming(UnixListenerStream::new(listener)),
-        );
+        let mut kubelet = FakeKubelet::start(d);
         let t0 = Instant::now();
-        let _agent = start_agent(d, profile);
-        let reg = tokio::time::timeout(REGISTER_WITHIN, rx.recv())
+        let agent = start_agent(d, profile);
+        let reg = kubelet
+            .try_next_registration(REGISTER_WITHIN)
             .await
-            .unwrap_or_else(|_| panic!("{profile}: no registration within {REGISTER_WITHIN:?}"))
-            .unwrap();
+            .unwrap_or_else(|| {
+                panic!(
+                    "{profile}: no registration within {REGISTER_WITHIN:?}; agent stderr:\n{}",
+                    agent.stderr()
+                )
+            });
         eprintln!("{profile}: registered after {:?}", t0.elapsed());
         assert_eq!(reg.version, "v1beta1", "{profile}");
         assert_eq!(reg.resource_name, "nvidia.com/gpu", "{profile}");

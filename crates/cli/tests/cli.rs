@@ -3,47 +3,12 @@
 // Helpers here are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
+use linkwise_testkit::cli::{linkwise, ok, profiles, run, stderr, stdout};
+use linkwise_testkit::repo_root as repo;
 use linkwise_testkit::{Prerequisite, require};
-
-fn linkwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_linkwise"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run linkwise")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = linkwise(args);
-    assert!(
-        o.status.success(),
-        "linkwise {args:?} failed: {}",
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn profiles() -> Vec<String> {
-    ok(&["profiles"])
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-        .collect()
-}
 
 #[test]
 fn profiles_prints_one_name_per_line_without_a_header() {
@@ -298,7 +263,7 @@ fn bad_input_exits_2_naming_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("broken.json");
     std::fs::write(&f, "{\n  \"schemaVersion\": 1,\n  \"source\": 7\n}\n").unwrap();
-    let o = linkwise(&["discover", "--source", &format!("snapshot:{}", f.display())]);
+    let o = run(&["discover", "--source", &format!("snapshot:{}", f.display())]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
@@ -312,7 +277,7 @@ fn bad_input_exits_2_naming_the_file_and_line() {
         vec!["topo", "--source", "topo-text:/nonexistent/topo.txt"],
         vec!["topo", "--source", "snapshot:"],
     ] {
-        let o = linkwise(&args);
+        let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(
             stdout(&o).is_empty(),
@@ -323,11 +288,11 @@ fn bad_input_exits_2_naming_the_file_and_line() {
 
 #[test]
 fn discover_on_this_machine_exits_0() {
-    let o = linkwise(&["discover"]);
+    let o = run(&["discover"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("Host "), "{out}");
-    let o = linkwise(&["discover", "-o", "json"]);
+    let o = run(&["discover", "-o", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["schemaVersion"], 1);
@@ -338,7 +303,7 @@ fn sources_read_standard_input_with_a_dash() {
     use std::io::Write;
     use std::process::Stdio;
     let table = ok(&["topo", "--source", "profile:nvlink-bridge-pairs"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+    let mut child = linkwise()
         .args(["topo", "--source", "topo-text:-", "-o", "json"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -512,7 +477,7 @@ fn alloc_infeasible_exits_1_and_bad_input_exits_2() {
             2,
         ),
     ] {
-        let o = linkwise(&args);
+        let o = run(&args);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
         assert!(
             !stderr(&o).is_empty() && !stderr(&o).contains("panicked"),
@@ -526,7 +491,7 @@ fn alloc_batch_answers_every_line_and_reports_timing() {
     use std::io::Write;
     use std::process::Stdio;
     let input = "{\"count\":2}\n{\"count\":1,\"available\":[0,1,2,4,5,6,7]}\n{\"count\":3,\"available\":[0,1]}\n\n{\"milli\":500,\"used\":[[0,250]]}\n";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+    let mut child = linkwise()
         .args(["alloc", "--source", "profile:dgx1-v100", "--batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -563,7 +528,7 @@ fn alloc_batch_answers_every_line_and_reports_timing() {
     // A malformed line is answered with an error and makes the run exit 2.
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), "{\"count\":2}\nnot json\n").unwrap();
-    let o = linkwise(&[
+    let o = run(&[
         "alloc",
         "--source",
         "profile:dgx1-v100",
@@ -629,7 +594,7 @@ fn alloc_places_fractions_and_mig_slices_on_partly_used_gpus() {
 fn batch_empty_available_and_bad_shares_are_bad_input() {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+    let mut child = linkwise()
         .args(["alloc", "--source", "profile:dgx1-v100", "--batch", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -744,7 +709,7 @@ fn agent_serves_follows_the_health_file_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let health = d.join("health");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
+    let mut child = linkwise()
         .args(["agent", "--source", "profile:dgx1-v100", "--kubelet-dir"])
         .arg(&d)
         .arg("--health-file")
@@ -883,7 +848,7 @@ fn labels_are_valid_kubernetes_labels_for_every_profile() {
     assert!(nfd.starts_with("# Generated by linkwise"));
     assert!(nfd.lines().skip(1).all(|l| l.split_once('=').is_some()));
     assert_eq!(
-        linkwise(&["labels", "--source", "profile:nvl72", "--host", "nope"])
+        run(&["labels", "--source", "profile:nvl72", "--host", "nope"])
             .status
             .code(),
         Some(2)
@@ -1061,7 +1026,7 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         text.lines().filter(|l| l.starts_with("NodeName=")).count(),
         8
     );
-    let o = linkwise(&[
+    let o = run(&[
         "slurm",
         "gres",
         "--source",
@@ -1075,7 +1040,7 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         text.replace("Links=-1,1,1,2,2,0,0,0", "Links=-1,0,0,0,0,0,0,0"),
     )
     .unwrap();
-    let o = linkwise(&[
+    let o = run(&[
         "slurm",
         "gres",
         "--source",
@@ -1117,7 +1082,7 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         "{block}"
     );
     assert_eq!(
-        linkwise(&["slurm", "gres", "--source", "sysfs:/nonexistent"])
+        run(&["slurm", "gres", "--source", "sysfs:/nonexistent"])
             .status
             .code(),
         Some(2),

@@ -6,26 +6,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::catalogue::{FAMILIES, Kind};
+use linkwise_testkit::cli::linkwise;
+use linkwise_testkit::process::Spawned;
 use linkwise_testkit::{Prerequisite, require};
 
 /// A running agent and the address its metrics are served on.
 struct Agent {
-    child: Child,
+    _process: Spawned,
     addr: SocketAddr,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `linkwise agent ARGS --metrics-addr 127.0.0.1:0` and reads the bound address
@@ -33,8 +28,8 @@ impl Drop for Agent {
 /// the metrics endpoint said where it served only under -v); stderr keeps being drained
 /// so the agent never blocks on it.
 fn agent(dir: &std::path::Path, args: &[&str]) -> Agent {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkwise"))
-        .args(["--log-format", "text", "agent"])
+    let mut cmd = linkwise();
+    cmd.args(["--log-format", "text", "agent"])
         .args(args)
         .arg("--kubelet-dir")
         .arg(dir)
@@ -45,26 +40,13 @@ fn agent(dir: &std::path::Path, args: &[&str]) -> Agent {
         .arg(dir.join("no-kubelet.sock"))
         .arg("--slurm-job-dir")
         .arg(dir.join("jobs"))
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some((_, rest)) = line.split_once("serving on ")
-                && let Some(Ok(a)) = rest.split_whitespace().next().map(str::parse::<SocketAddr>)
-            {
-                let _ = tx.send(a);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the agent logs where it serves metrics");
-    Agent { child, addr }
+        .args(["--metrics-addr", "127.0.0.1:0"]);
+    let process = Spawned::start(cmd);
+    let addr = process.serving_addr(Duration::from_secs(20));
+    Agent {
+        _process: process,
+        addr,
+    }
 }
 
 /// GET /metrics: (content type, body).

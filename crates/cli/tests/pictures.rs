@@ -7,36 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use linkwise_testkit::cli::{ok, profiles};
 use serde_json::Value;
-
-fn linkwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_linkwise"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run linkwise")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = linkwise(args);
-    assert!(
-        o.status.success(),
-        "linkwise {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// The built-in profile names.
-fn profiles() -> Vec<String> {
-    ok(&["profiles"])
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect()
-}
 
 /// A DOT token: a quoted string (its raw text between the quotes, escapes kept), a
 /// bare word, or punctuation (`--` is one token).

@@ -6,78 +6,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
+
+use linkwise_testkit::cli::linkwise;
+use linkwise_testkit::process::Spawned;
+use linkwise_testkit::wait::poll_until;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn linkwise() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_linkwise"))
-}
-
-/// A running server whose stderr is collected line by line.
-struct Server {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `linkwise ARGS` (default verbosity) and collects its stderr.
-    fn start(args: &[&str]) -> Server {
-        let mut child = linkwise()
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Server { child, lines }
-    }
-
-    /// The first stderr line `pred` accepts, waiting up to [`DEADLINE`].
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no stderr line {what} within {DEADLINE:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// The address from the "serving on ADDR" line.
-    fn serving_addr(&self) -> SocketAddr {
-        let line = self.wait_for("saying where it serves", |l| l.contains("serving on "));
-        let rest = line.split_once("serving on ").unwrap().1;
-        rest.split_whitespace().next().unwrap().parse().unwrap()
-    }
+/// Starts `linkwise ARGS` (default verbosity), collecting its stderr.
+fn start(args: &[&str]) -> Spawned {
+    let mut cmd = linkwise();
+    cmd.args(args);
+    Spawned::start(cmd)
 }
 
 /// One HTTP/1.1 request; (status, lower-cased head, body bytes).
@@ -105,8 +49,8 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-fn exporter(dir: &std::path::Path, addr: &str) -> Server {
-    Server::start(&[
+fn exporter(dir: &std::path::Path, addr: &str) -> Spawned {
+    start(&[
         "exporter",
         "--source",
         "profile:dgx1-v100",
@@ -128,8 +72,8 @@ fn nodes_file(dir: &std::path::Path, nodes: &serde_json::Value) -> String {
     f.to_str().unwrap().to_string()
 }
 
-fn extender(nodes: &str, addr: &str) -> Server {
-    Server::start(&["extender", "--listen", addr, "--nodes-file", nodes])
+fn extender(nodes: &str, addr: &str) -> Spawned {
+    start(&["extender", "--listen", addr, "--nodes-file", nodes])
 }
 
 /// Regression (issue 12, item 8): the servers said nothing at the default verbosity; now
@@ -138,7 +82,7 @@ fn extender(nodes: &str, addr: &str) -> Server {
 fn each_server_says_where_it_serves_at_default_verbosity() {
     let dir = tempfile::tempdir().unwrap();
     let e = exporter(dir.path(), "127.0.0.1:0");
-    let addr = e.serving_addr();
+    let addr = e.serving_addr(DEADLINE);
     assert_ne!(addr.port(), 0);
     let (status, _, body) = request(
         addr,
@@ -149,7 +93,7 @@ fn each_server_says_where_it_serves_at_default_verbosity() {
 
     let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
     let x = extender(&nodes, "127.0.0.1:0");
-    let addr = x.serving_addr();
+    let addr = x.serving_addr(DEADLINE);
     assert_ne!(addr.port(), 0);
     let (status, _, body) = request(
         addr,
@@ -166,7 +110,7 @@ fn each_server_says_where_it_serves_at_default_verbosity() {
 fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let e = exporter(dir.path(), "127.0.0.1:0");
-    let addr = e.serving_addr();
+    let addr = e.serving_addr(DEADLINE);
     let get = |accept: Option<&str>| {
         let accept = accept
             .map(|a| format!("Accept-Encoding: {a}\r\n"))
@@ -178,21 +122,16 @@ fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
         )
     };
     // Wait for the first collection (before it the page has no GPU samples).
-    let start = Instant::now();
-    let plain = loop {
+    let plain = poll_until(DEADLINE, "collection", || {
         let (status, head, body) = get(None);
         assert_eq!(status, 200, "{head}");
-        if String::from_utf8_lossy(&body).contains("gpu=\"") {
+        String::from_utf8_lossy(&body).contains("gpu=\"").then(|| {
             assert_eq!(header(&head, "content-encoding"), None, "{head}");
             assert_eq!(header(&head, "vary"), Some("accept-encoding"), "{head}");
-            break body;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no collection within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+            body
+        })
+    })
+    .unwrap();
     for accept in ["gzip", "deflate, gzip;q=0.5, br", "*"] {
         let (status, head, body) = get(Some(accept));
         assert_eq!(status, 200, "{head}");
@@ -350,8 +289,8 @@ fn the_extender_logs_refused_requests_and_unreadable_annotations_once() {
         &serde_json::json!({ "items": [node("bad-in-file", "v=1;garbage")] }),
     );
     let x = extender(&nodes, "127.0.0.1:0");
-    let addr = x.serving_addr();
-    let line = x.wait_for("naming the node with a bad annotation", |l| {
+    let addr = x.serving_addr(DEADLINE);
+    let line = x.wait_for_line(DEADLINE, "naming the node with a bad annotation", |l| {
         l.contains("WARN") && l.contains("bad-in-file")
     });
     assert!(line.contains("linkwise.dev/fabric"), "{line}");
@@ -379,7 +318,7 @@ fn the_extender_logs_refused_requests_and_unreadable_annotations_once() {
         assert_eq!(post(args.to_string().as_bytes()), 200);
     }
     assert_eq!(post(b"{{{"), 400);
-    let refused = x.wait_for("about the refused request", |l| {
+    let refused = x.wait_for_line(DEADLINE, "about the refused request", |l| {
         l.contains("WARN") && l.contains("refused")
     });
     assert!(refused.contains("400"), "{refused}");

@@ -8,30 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use linkwise_core::placement::policies::NAMES;
+use linkwise_testkit::cli::{ok, run, stderr};
 use linkwise_testkit::{Prerequisite, require, shared_data};
 use serde_json::Value;
-
-fn linkwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_linkwise"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run linkwise")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = linkwise(args);
-    assert!(
-        o.status.success(),
-        "linkwise {args:?} failed: {}",
-        stderr(&o)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -153,7 +132,7 @@ fn seeds_accept_a_range_a_list_or_one_seed() {
     }
     for bad in ["5..3", "x", "1,,2"] {
         let args = sim(&["--policy", "bestfit", "--seeds", bad]);
-        let o = linkwise(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
         assert!(stderr(&o).contains("--seeds"), "{}", stderr(&o));
     }
@@ -198,7 +177,7 @@ fn bad_csv_input_exits_2_naming_the_file_line_and_column() {
         .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
         .collect();
     let bad_nodes = temp_csv(dir.path(), "nodes-no-model.csv", &no_model);
-    let o = linkwise(&[
+    let o = run(&[
         "sim", "--nodes", &bad_nodes, "--pods", &pods_ok, "--seeds", "1",
     ]);
     let e = stderr(&o);
@@ -213,7 +192,7 @@ fn bad_csv_input_exits_2_naming_the_file_line_and_column() {
     lines[3] = lines[3].replacen(",4000,", ",two,", 1);
     let bad_pods = temp_csv(dir.path(), "pods-nan.csv", &(lines.join("\n") + "\n"));
     let good_nodes = fixture("nodes.csv");
-    let o = linkwise(&[
+    let o = run(&[
         "sim",
         "--nodes",
         &good_nodes,
@@ -235,7 +214,7 @@ fn bad_csv_input_exits_2_naming_the_file_line_and_column() {
     // A record with a field too many.
     lines[3] = pods.lines().nth(3).unwrap().to_string() + ",extra";
     let bad_pods = temp_csv(dir.path(), "pods-wide.csv", &(lines.join("\n") + "\n"));
-    let o = linkwise(&[
+    let o = run(&[
         "sim",
         "--nodes",
         &good_nodes,
@@ -252,7 +231,7 @@ fn bad_csv_input_exits_2_naming_the_file_line_and_column() {
     );
 
     // A missing file.
-    let o = linkwise(&["sim", "--nodes", "/nonexistent/n.csv", "--pods", &pods_ok]);
+    let o = run(&["sim", "--nodes", "/nonexistent/n.csv", "--pods", &pods_ok]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("/nonexistent/n.csv"), "{}", stderr(&o));
 }
@@ -293,7 +272,7 @@ fn columns_are_found_by_name_not_position() {
 #[test]
 fn unknown_policy_exits_2_listing_the_known_ones() {
     let args = sim(&["--policy", "bestfit,nope", "--seeds", "1"]);
-    let o = linkwise(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("\"nope\""), "{e}");
@@ -328,7 +307,7 @@ fn topology_map_reports_the_single_island_share() {
     ]);
     assert!(t.contains("single-island"), "{t}");
     let args = sim(&["--seeds", "1", "--topology-map", "G2:4=dgx-h100"]);
-    let o = linkwise(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("8 GPUs, not 4"), "{}", stderr(&o));
 }
@@ -544,7 +523,7 @@ fn real_openb_trace_runs_when_present() {
 /// The sim arguments as a `Vec<&str>`-ready list, run; returns the output.
 fn run_raw(extra: &[&str]) -> Output {
     let args = sim(extra);
-    linkwise(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Regression: with one seed every cell printed `± 0.00`, a spread that one run does
@@ -756,7 +735,7 @@ fn bad_flag_values_exit_2_saying_what_is_allowed() {
     assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
 
     // Both lists from standard input.
-    let o = linkwise(&["sim", "--nodes", "-", "--pods", "-"]);
+    let o = run(&["sim", "--nodes", "-", "--pods", "-"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("standard input"), "{}", stderr(&o));
 

@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Barrier};
+
+use linkwise_testkit::cli::linkwise;
 
 /// Runs `linkwise slurm <hook> --dir DIR` with exactly the given Slurm variables set (the
 /// ones the hooks read are removed first, in case the tests run inside a Slurm job).
 fn hook(hook: &str, dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linkwise"));
+    let mut cmd = linkwise();
     cmd.args(["slurm", hook, "--dir"])
         .arg(dir)
         .env_remove("RUST_LOG")

@@ -4,18 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_linkwise"));
-    c.env_remove("RUST_LOG").stdin(Stdio::null());
-    c
-}
-
-fn linkwise(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run linkwise")
-}
+use linkwise_testkit::cli::{linkwise as bin, run, stderr, stdout};
+use linkwise_testkit::repo_root as repo;
 
 /// Runs with standard input read from `/dev/zero` (an endless stream).
 fn linkwise_zero_stdin(args: &[&str]) -> Output {
@@ -25,18 +17,6 @@ fn linkwise_zero_stdin(args: &[&str]) -> Output {
         .stdin(Stdio::from(zero))
         .output()
         .expect("run linkwise")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A captured DGX H100 sysfs tree: eight H100s and four NVSwitches, no NVML.
@@ -49,7 +29,7 @@ fn dgx_sysfs() -> String {
 
 #[test]
 fn version_names_the_features_built_in() {
-    let o = linkwise(&["--version"]);
+    let o = run(&["--version"]);
     assert!(o.status.success());
     let v = stdout(&o);
     // Release builds load NVML at run time by default.
@@ -94,7 +74,7 @@ fn nvlink_unknown_is_refused_by_every_command_that_publishes_fabric_facts() {
         ],
     ];
     for args in &commands {
-        let o = linkwise(args);
+        let o = run(args);
         assert!(
             !o.status.success(),
             "linkwise {args:?} published without NVLink facts: {}",
@@ -124,7 +104,7 @@ fn nvlink_unknown_is_refused_by_every_command_that_publishes_fabric_facts() {
         ],
         vec!["slurm", "gres", "--source", &src, "--allow-missing-nvlink"],
     ] {
-        let o = linkwise(&args);
+        let o = run(&args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         assert!(!stdout(&o).is_empty());
         assert!(
@@ -135,12 +115,12 @@ fn nvlink_unknown_is_refused_by_every_command_that_publishes_fabric_facts() {
     }
     // Sources whose NVLink facts are known (present or absent) publish without a word.
     for src in ["profile:dgx-h100", "profile:pcie-8gpu"] {
-        let o = linkwise(&["labels", "--source", src]);
+        let o = run(&["labels", "--source", src]);
         assert!(o.status.success(), "{src}: {}", stderr(&o));
         assert!(stderr(&o).is_empty(), "{src}: {}", stderr(&o));
     }
     // Discovery itself reports what it saw, gap included, without refusing.
-    let o = linkwise(&["discover", "--source", &src]);
+    let o = run(&["discover", "--source", &src]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("nvlink"), "{}", stdout(&o));
 }
@@ -200,7 +180,7 @@ fn every_file_and_stdin_input_stops_at_the_size_cap() {
     ];
     for args in &files {
         let all: Vec<&str> = cap.iter().copied().chain(args.iter().copied()).collect();
-        let o = linkwise(&all);
+        let o = run(&all);
         assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(
@@ -239,7 +219,7 @@ fn every_file_and_stdin_input_stops_at_the_size_cap() {
     }
     // A bad cap is bad input.
     for bad in ["0", "12X", "-5"] {
-        let o = linkwise(&["--max-input-bytes", bad, "profiles"]);
+        let o = run(&["--max-input-bytes", bad, "profiles"]);
         assert_eq!(o.status.code(), Some(2), "--max-input-bytes {bad}");
     }
 }
@@ -488,7 +468,7 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
     ];
     for (args, says) in &cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = linkwise(&refs);
+        let o = run(&refs);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).is_empty(), "{args:?} printed {}", stdout(&o));
         assert!(
@@ -498,7 +478,7 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
         );
     }
     // Unhealthy GPUs go out only when asked for explicitly.
-    let o = linkwise(&[
+    let o = run(&[
         "alloc",
         "--source",
         "profile:degraded",
@@ -514,7 +494,7 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["devices"], serde_json::json!([3, 4]));
     // Without --available, an unhealthy GPU is never chosen (degraded's GPU3 has XID 79).
-    let o = linkwise(&[
+    let o = run(&[
         "alloc",
         "--source",
         "profile:degraded",
@@ -537,7 +517,7 @@ fn impossible_values_are_bad_input_with_what_is_allowed() {
 #[test]
 fn the_allocation_time_budget_is_a_checked_flag_and_reported_in_json() {
     // A budget that is not spent leaves the exact answer exact (and says so).
-    let o = linkwise(&[
+    let o = run(&[
         "alloc",
         "--source",
         "profile:dgx-h100",
@@ -556,7 +536,7 @@ fn the_allocation_time_budget_is_a_checked_flag_and_reported_in_json() {
         "{v}"
     );
     for bad in ["2x", "-1", "", "nan"] {
-        let o = linkwise(&[
+        let o = run(&[
             "alloc",
             "--source",
             "profile:dgx-h100",
@@ -581,7 +561,7 @@ fn s(v: &[&str]) -> Vec<String> {
 fn devices(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["alloc", "-o", "json"];
     all.extend_from_slice(args);
-    let o = linkwise(&all);
+    let o = run(&all);
     assert!(o.status.success(), "{all:?}: {}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     v["devices"].clone()
@@ -617,7 +597,7 @@ fn devices_are_named_as_operators_name_them() {
     );
     // host/GPU on a multi-host source, as the help text writes it; positions come back.
     let host = {
-        let o = linkwise(&["discover", "--source", "profile:nvl72", "-o", "json"]);
+        let o = run(&["discover", "--source", "profile:nvl72", "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         v["gpus"][4]["host"].as_str().unwrap().to_string()
     };

@@ -12,76 +12,15 @@ use std::time::{Duration, Instant};
 
 use linkwise_core::{GpuId, Topology};
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
-use linkwise_deviceplugin::api::registration_server::{Registration, RegistrationServer};
 use linkwise_deviceplugin::{Config, GpuPlugin, api};
 use linkwise_discovery::{ProfileSource, TopologySource};
-use tokio::net::UnixListener;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::{Channel, Server};
-use tonic::{Code, Request, Response, Status};
+use linkwise_testkit::kubelet::FakeKubelet;
+use tonic::Code;
+use tonic::transport::Channel;
 use tracing::instrument::WithSubscriber;
 
 const WAIT: Duration = Duration::from_secs(5);
 const WITHIN: Duration = Duration::from_secs(1);
-
-#[derive(Debug)]
-struct FakeRegistration {
-    seen: mpsc::UnboundedSender<api::RegisterRequest>,
-}
-
-#[tonic::async_trait]
-impl Registration for FakeRegistration {
-    async fn register(
-        &self,
-        req: Request<api::RegisterRequest>,
-    ) -> Result<Response<api::Empty>, Status> {
-        let _ = self.seen.send(req.into_inner());
-        Ok(Response::new(api::Empty {}))
-    }
-}
-
-/// A kubelet's registration endpoint on `<dir>/kubelet.sock`.
-struct FakeKubelet {
-    registrations: mpsc::UnboundedReceiver<api::RegisterRequest>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FakeKubelet {
-    fn start(dir: &Path) -> Self {
-        let path = dir.join("kubelet.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            let _ = Server::builder()
-                .add_service(RegistrationServer::new(FakeRegistration { seen: tx }))
-                .serve_with_incoming(UnixListenerStream::new(listener))
-                .await;
-        });
-        FakeKubelet {
-            registrations: rx,
-            task,
-        }
-    }
-
-    async fn next_registration(&mut self, within: Duration) -> api::RegisterRequest {
-        tokio::time::timeout(within, self.registrations.recv())
-            .await
-            .expect("no registration in time")
-            .expect("registration channel closed")
-    }
-
-    /// A kubelet restart: the new kubelet deletes every socket in the directory and
-    /// serves a fresh `kubelet.sock`.
-    fn restart(self, dir: &Path) -> Self {
-        self.task.abort();
-        for e in std::fs::read_dir(dir).unwrap() {
-            let _ = std::fs::remove_file(e.unwrap().path());
-        }
-        FakeKubelet::start(dir)
-    }
-}
 
 async fn connect(path: PathBuf) -> DevicePluginClient<Channel> {
     DevicePluginClient::new(linkwise_deviceplugin::uds::connect(&path).await.unwrap())
@@ -387,83 +326,33 @@ async fn unknown_numa_means_no_topology_info() {
 }
 
 mod pod_resources {
-    use super::*;
     use linkwise_deviceplugin::podresources::used_devices;
-    use linkwise_deviceplugin::podresources_api as pr;
-    use linkwise_deviceplugin::podresources_api::pod_resources_lister_server::{
-        PodResourcesLister, PodResourcesListerServer,
-    };
-
-    #[derive(Debug)]
-    struct FakeLister;
-
-    fn devices(resource: &str, ids: &[&str]) -> pr::ContainerDevices {
-        pr::ContainerDevices {
-            resource_name: resource.into(),
-            device_ids: ids.iter().map(|s| s.to_string()).collect(),
-            topology: None,
-        }
-    }
-
-    #[tonic::async_trait]
-    impl PodResourcesLister for FakeLister {
-        async fn list(
-            &self,
-            _: Request<pr::ListPodResourcesRequest>,
-        ) -> Result<Response<pr::ListPodResourcesResponse>, Status> {
-            let container = |name: &str, devs: Vec<pr::ContainerDevices>| pr::ContainerResources {
-                name: name.into(),
-                devices: devs,
-                cpu_ids: vec![],
-                memory: vec![],
-                dynamic_resources: vec![],
-            };
-            Ok(Response::new(pr::ListPodResourcesResponse {
-                pod_resources: vec![
-                    pr::PodResources {
-                        name: "train".into(),
-                        namespace: "ml".into(),
-                        containers: vec![
-                            container("main", vec![devices("nvidia.com/gpu", &["GPU-a", "GPU-b"])]),
-                            container("side", vec![devices("example.com/nic", &["nic0"])]),
-                        ],
-                    },
-                    pr::PodResources {
-                        name: "infer".into(),
-                        namespace: "ml".into(),
-                        containers: vec![container(
-                            "main",
-                            vec![devices("nvidia.com/gpu", &["GPU-c"])],
-                        )],
-                    },
-                ],
-            }))
-        }
-
-        async fn get_allocatable_resources(
-            &self,
-            _: Request<pr::AllocatableResourcesRequest>,
-        ) -> Result<Response<pr::AllocatableResourcesResponse>, Status> {
-            Err(Status::unimplemented("not used"))
-        }
-
-        async fn get(
-            &self,
-            _: Request<pr::GetPodResourcesRequest>,
-        ) -> Result<Response<pr::GetPodResourcesResponse>, Status> {
-            Err(Status::unimplemented("not used"))
-        }
-    }
+    use linkwise_testkit::kubelet::{FakePodResources, ListMode, container, devices, listing, pod};
 
     #[tokio::test]
     async fn used_devices_are_those_of_our_resource_in_every_container() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("kubelet.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
-        tokio::spawn(
-            Server::builder()
-                .add_service(PodResourcesListerServer::new(FakeLister))
-                .serve_with_incoming(UnixListenerStream::new(listener)),
+        let _kubelet = FakePodResources::start(
+            &sock,
+            ListMode::Answer(listing(vec![
+                pod(
+                    "ml",
+                    "train",
+                    vec![
+                        container("main", vec![devices("nvidia.com/gpu", &["GPU-a", "GPU-b"])]),
+                        container("side", vec![devices("example.com/nic", &["nic0"])]),
+                    ],
+                ),
+                pod(
+                    "ml",
+                    "infer",
+                    vec![container(
+                        "main",
+                        vec![devices("nvidia.com/gpu", &["GPU-c"])],
+                    )],
+                ),
+            ])),
         );
         let used = used_devices(&sock, "nvidia.com/gpu").await.unwrap();
         assert_eq!(

@@ -8,6 +8,12 @@
 //!   sets it (CI installs everything), the test panics with the same message instead, so
 //!   no test passes by returning early there.
 //! - [`repo_root`], [`fixtures`], [`shared_data`]: paths the tests read.
+//! - [`cli`]: the `linkwise` binary under test, one run, and the assertions every CLI
+//!   test makes; [`process::Spawned`]: a server started by a test, killed on drop, its
+//!   stderr collected and its "serving on ADDR" line and sockets awaited.
+//! - [`wait`]: polling against a deadline instead of fixed sleeps.
+//! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
+//!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
 //!
 //! ```no_run
 //! use linkwise_testkit::{Prerequisite, require, shared_data};
@@ -18,6 +24,12 @@
 //! }
 //! // ... read `nodes`
 //! ```
+
+pub mod cli;
+pub mod kube_api;
+pub mod kubelet;
+pub mod process;
+pub mod wait;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
