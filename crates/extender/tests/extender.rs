@@ -14,6 +14,7 @@ use linkwise_core::annotation::{KEY, NodeFabric};
 use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_extender::Extender;
 use linkwise_extender::cache::{NodeCache, read_nodes};
+use linkwise_testkit::golden;
 use serde_json::{Value, json};
 
 /// The annotation of a `profile` node whose GPUs outside `free` are held by containers
@@ -118,39 +119,23 @@ fn golden(ext: &Extender, name: &str, path: &str, body: &[u8], status: u16) -> V
     let dir = golden_dir();
     let req_file = dir.join(format!("{name}.request.json"));
     let resp_file = dir.join(format!("{name}.response.json"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
+    if golden::updating() {
         // Error messages carry line and column: bad requests are kept byte for byte.
         let req = match serde_json::from_slice::<Value>(body) {
             Ok(v) if status == 200 => serde_json::to_string_pretty(&v).unwrap() + "\n",
             _ => String::from_utf8_lossy(body).into_owned(),
         };
-        std::fs::write(&req_file, req).unwrap();
-        std::fs::write(
-            &resp_file,
-            serde_json::to_string_pretty(&got).unwrap() + "\n",
-        )
-        .unwrap();
+        golden::write(&req_file, &req);
     } else {
         // The stored request still produces the stored answer.
         let stored_req = std::fs::read(&req_file)
             .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", req_file.display()));
         let again = ext.handle("POST", path, &stored_req);
         assert_eq!(again.status, status, "{name}: stored request");
-        let want: Value =
-            serde_json::from_str(&std::fs::read_to_string(&resp_file).unwrap()).unwrap();
-        assert_eq!(
-            got,
-            want,
-            "{name}: answer differs from {}",
-            resp_file.display()
-        );
-        assert_eq!(
-            serde_json::from_slice::<Value>(&again.body).unwrap(),
-            want,
-            "{name}: stored request"
-        );
+        let again: Value = serde_json::from_slice(&again.body).unwrap();
+        golden::assert_json(&resp_file, &again);
     }
+    golden::assert_json(&resp_file, &got);
     got
 }
 

@@ -20,16 +20,7 @@ fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden {name}; run with UPDATE_GOLDEN=1"));
-    assert_eq!(
-        actual, expected,
-        "{name} changed; if on purpose, rerun with UPDATE_GOLDEN=1 and review the diff"
-    );
+    linkwise_testkit::golden::assert_text(&path, actual);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! - [`cli`]: the `linkwise` binary under test, one run, and the assertions every CLI
 //!   test makes; [`process::Spawned`]: a server started by a test, killed on drop, its
 //!   stderr collected and its "serving on ADDR" line and sockets awaited.
+//! - [`golden`]: golden files compared, or rewritten under `UPDATE_GOLDEN`.
 //! - [`wait`]: polling against a deadline instead of fixed sleeps.
 //! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
 //!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod cli;
+pub mod golden;
 pub mod kube_api;
 pub mod kubelet;
 pub mod process;
