@@ -1,7 +1,10 @@
 //! The extender's filter and prioritize on 1,000 and 5,000 full Node objects (Nodes
 //! mode: `nodeCacheCapable: false`), DGX H100 annotations with random GPUs in use, a
 //! 4-GPU pod; against merely parsing and re-serialising the same request
-//! (`serde_json::Value` round trip), the floor any extender pays.
+//! (`serde_json::Value` round trip), the floor any extender pays. `filter` and
+//! `prioritize` repeat one request, as the scheduler does between node updates (parsed
+//! annotations are cached by node while their text is unchanged); the `-cold` variants
+//! answer each request with a new extender (every annotation parsed).
 //!
 //! Run: `cargo bench -p linkwise-extender --bench extender`.
 
@@ -70,6 +73,24 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("prioritize", n), &body, |b, body| {
             b.iter(|| ext.handle("POST", "/prioritize", black_box(body)));
+        });
+        g.bench_with_input(BenchmarkId::new("filter-cold", n), &body, |b, body| {
+            b.iter(|| {
+                linkwise_extender::Extender::new("", Vec::new(), None).handle(
+                    "POST",
+                    "/filter",
+                    black_box(body),
+                )
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("prioritize-cold", n), &body, |b, body| {
+            b.iter(|| {
+                linkwise_extender::Extender::new("", Vec::new(), None).handle(
+                    "POST",
+                    "/prioritize",
+                    black_box(body),
+                )
+            });
         });
         g.bench_with_input(BenchmarkId::new("json-roundtrip", n), &body, |b, body| {
             b.iter(|| {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use cache::NodeCache;
-use logic::{AllocCache, NodeView, Verdict};
+use logic::{AllocCache, NodeView, Verdict, ViewCache};
 use types::{ErrorBody, ExtenderArgs, FilterResult, HostPriority};
 
 pub use error::Error;
@@ -79,6 +79,7 @@ pub struct Extender {
     /// The node cache for `NodeNames` requests; `None` when there is none.
     pub cache: Option<Arc<NodeCache>>,
     allocs: AllocCache,
+    views: ViewCache,
     refusals: logs::RefusalLog,
     annotations: logs::AnnotationLog,
 }
@@ -114,6 +115,7 @@ impl Extender {
             resources,
             cache,
             allocs: AllocCache::default(),
+            views: ViewCache::default(),
             refusals: logs::RefusalLog::default(),
             annotations: logs::AnnotationLog::default(),
         }
@@ -248,7 +250,7 @@ impl Extender {
                     )));
                 }
             };
-            let view = NodeView::from_annotation(ann);
+            let view = self.views.view(name, ann);
             self.annotations.check(name, ann, &view);
             names.push(name.to_string());
             views.push(view);

@@ -142,6 +142,41 @@ impl NodeView {
     }
 }
 
+/// Parsed annotations by node: a node whose annotation text is unchanged since the last
+/// request reuses its parsed view, so a request pays one string comparison per such node
+/// instead of a JSON parse (the annotation changes only when the node's GPUs do).
+#[derive(Debug, Default)]
+pub struct ViewCache {
+    map: Mutex<HashMap<String, (String, NodeView)>>,
+}
+
+/// Nodes remembered before the view cache starts over (far above any cluster's size).
+const VIEWS: usize = 1 << 17;
+
+impl ViewCache {
+    /// The view of `node`'s annotation `value`, parsed only when it differs from the
+    /// value last seen for that node.
+    pub fn view(&self, node: &str, value: Option<&str>) -> NodeView {
+        let Some(v) = value else {
+            return NodeView::from_annotation(None);
+        };
+        if let Ok(m) = self.map.lock()
+            && let Some((seen, view)) = m.get(node)
+            && seen == v
+        {
+            return view.clone();
+        }
+        let view = NodeView::from_annotation(Some(v));
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= VIEWS && !m.contains_key(node) {
+                m.clear();
+            }
+            m.insert(node.to_string(), (v.to_string(), view.clone()));
+        }
+        view
+    }
+}
+
 /// The filter's answer for one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -274,7 +309,7 @@ impl AllocCache {
 }
 
 /// The best set's quality on one node (inputs to the score).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fit {
     /// Ring bottleneck of the best set, MB/s.
     bottleneck: u64,
@@ -286,14 +321,29 @@ struct Fit {
     leftover: usize,
 }
 
-fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache) -> Option<Fit> {
+/// Best fits already found in one request, by allocator (node shape), free set and size: nodes
+/// of one model in the same state share one search. The allocator is kept with its
+/// entries, so its address cannot be reused by another shape while the memo lives.
+type FitMemo = HashMap<(usize, Vec<usize>, usize), (Arc<Allocator>, Option<Fit>)>;
+
+fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache, memo: &mut FitMemo) -> Option<Fit> {
     let c = counts(f);
     if c.free.len() < k || k == 0 {
         return None;
     }
     let al = allocs.get(f);
+    let key = (Arc::as_ptr(&al) as usize, c.free, k);
+    if let Some((_, fit)) = memo.get(&key) {
+        return *fit;
+    }
+    let fit = search_fit(&al, &key.1, k);
+    memo.insert(key, (al, fit));
+    fit
+}
+
+fn search_fit(al: &Allocator, free: &[usize], k: usize) -> Option<Fit> {
     let req = AllocRequest {
-        available: c.free.iter().map(|p| GpuId(p.to_string())).collect(),
+        available: free.iter().map(|p| GpuId(p.to_string())).collect(),
         size: k,
         ..AllocRequest::default()
     };
@@ -317,7 +367,7 @@ fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache) -> Option<Fit> {
         bottleneck: a.score.bottleneck_mbps,
         nvlink_connected: seen.iter().all(|&s| s),
         opened: a.score.opened,
-        leftover: c.free.len() - k,
+        leftover: free.len() - k,
     })
 }
 
@@ -328,10 +378,13 @@ fn to_i64(v: u64) -> i64 {
 /// Scores 0..=10 for the nodes, in their order (formula in `docs/extender.md`).
 pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64> {
     let whole = |k: usize| -> Vec<Option<Fit>> {
+        let mut memo = FitMemo::new();
         nodes
             .iter()
             .map(|n| match n {
-                NodeView::Known(f) if verdict(need, n) == Verdict::Pass => best_fit(f, k, allocs),
+                NodeView::Known(f) if verdict(need, n) == Verdict::Pass => {
+                    best_fit(f, k, allocs, &mut memo)
+                }
                 _ => None,
             })
             .collect()
@@ -391,5 +444,80 @@ pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64
                 })
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use linkwise_discovery::TopologySource;
+
+    fn fabric(profile: &str, used: &[usize]) -> String {
+        let topo = linkwise_discovery::ProfileSource::new(profile)
+            .and_then(|p| p.discover())
+            .unwrap();
+        let used = used.iter().map(|&p| topo.gpus[p].id.0.clone()).collect();
+        NodeFabric::new(
+            &topo,
+            &topo.hosts[0].name,
+            "nvidia.com/gpu",
+            &used,
+            &BTreeSet::new(),
+        )
+        .to_value()
+    }
+
+    fn free(v: &NodeView) -> Vec<usize> {
+        match v {
+            NodeView::Known(f) => f.free.clone(),
+            NodeView::Unknown(why) => panic!("unknown: {why}"),
+        }
+    }
+
+    /// Regression (issue 13, item 2): the view cache must never serve a node's old
+    /// annotation once it has changed.
+    #[test]
+    fn a_changed_annotation_is_parsed_again() {
+        let cache = ViewCache::default();
+        let (a, b) = (fabric("dgx-h100", &[]), fabric("dgx-h100", &[0, 1]));
+        assert_eq!(free(&cache.view("n1", Some(&a))).len(), 8);
+        assert_eq!(free(&cache.view("n1", Some(&b))), vec![2, 3, 4, 5, 6, 7]);
+        assert_eq!(free(&cache.view("n2", Some(&a))).len(), 8, "per node");
+        assert_eq!(free(&cache.view("n1", Some(&b))), vec![2, 3, 4, 5, 6, 7]);
+        assert!(matches!(cache.view("n1", None), NodeView::Unknown(_)));
+        assert!(matches!(cache.view("n1", Some("{")), NodeView::Unknown(_)));
+    }
+
+    /// The per-request fit memo gives every node the fit a search of its own finds.
+    #[test]
+    fn shared_searches_find_what_each_node_finds_alone() {
+        let nodes = [
+            ("dgx1-v100", &[][..]),
+            ("dgx1-v100", &[0, 5][..]),
+            ("dgx-h100", &[1][..]),
+            ("dgx1-v100", &[0, 5][..]),
+            ("pcie-8gpu", &[][..]),
+            ("dgx1-v100", &[][..]),
+            ("dgx1-v100", &[0, 6][..]),
+        ];
+        let allocs = AllocCache::default();
+        let mut memo = FitMemo::new();
+        for k in 1..=4 {
+            for (p, used) in nodes {
+                let NodeView::Known(f) = NodeView::from_annotation(Some(&fabric(p, used))) else {
+                    panic!("{p}: unreadable");
+                };
+                let shared = best_fit(&f, k, &allocs, &mut memo);
+                let alone = search_fit(&AllocCache::default().get(&f), &counts(&f).free, k);
+                assert_eq!(shared, alone, "{p} {used:?} k={k}");
+            }
+        }
+        assert_eq!(
+            memo.len(),
+            4 * 5,
+            "four sizes of five distinct shapes and free sets"
+        );
     }
 }
