@@ -2,20 +2,23 @@
 //! the client accepts it), `GET /healthz` says `ok`. A scrape does no I/O other than
 //! writing its response: no driver call, no kubelet call, no file read.
 //!
-//! The serving loop (connections, stall limits, shutdown) is [`linkwise_http::serve_http`],
-//! shared with the scheduler extender; this module holds only the `/metrics` handler.
+//! The routes are an axum [`Router`] ([`router`]); the serving loop (connections, stall
+//! limits, request tracing, shutdown) is [`linkwise_http::serve`], shared with the
+//! scheduler extender; this module holds only the routes and their handlers.
 
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
     ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, VARY,
 };
-use hyper::{Method, Request, Response, StatusCode};
-use linkwise_http::serve_http;
+use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 
 /// The limits of the serving loop, from [`linkwise_http`].
@@ -50,18 +53,38 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let gzipped = Arc::new(GzipCache::default());
-    serve_http(
-        listener,
-        options,
-        move |req| {
-            let handle = handle.clone();
-            let gzipped = gzipped.clone();
-            async move { respond(&handle, &gzipped, &req).await }
-        },
-        shutdown,
-    )
-    .await;
+    linkwise_http::serve(listener, options, router(handle), shutdown).await;
+}
+
+/// The exporter's routes: `GET`/`HEAD` [`METRICS_PATH`] (the cached render, gzip when
+/// accepted) and [`HEALTHZ_PATH`], `405` with `Allow` for other methods on them, `404`
+/// elsewhere.
+pub fn router(handle: ExporterHandle) -> Router {
+    let state = Arc::new(Pages {
+        handle,
+        gzipped: GzipCache::default(),
+    });
+    Router::new()
+        .route(METRICS_PATH, get(metrics).fallback(not_allowed))
+        .route(
+            HEALTHZ_PATH,
+            get(|| async { text(StatusCode::OK, "ok") }).fallback(not_allowed),
+        )
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "not found") })
+        .with_state(state)
+}
+
+/// What the handlers read: the cached render and its compressed form.
+struct Pages {
+    handle: ExporterHandle,
+    gzipped: GzipCache,
+}
+
+async fn not_allowed() -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
 }
 
 /// The last render compressed, reused until the render changes.
@@ -128,45 +151,29 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).unwrap_or(false)
 }
 
-/// The answer to one request; reads only the cache.
-async fn respond<B>(
-    handle: &ExporterHandle,
-    gzipped: &Arc<GzipCache>,
-    req: &Request<B>,
-) -> Response<Full<Bytes>> {
-    let readable = matches!(*req.method(), Method::GET | Method::HEAD);
-    match req.uri().path() {
-        METRICS_PATH if readable => {
-            let plain = handle.latest();
-            let gz = if accepts_gzip(req.headers()) {
-                let cache = gzipped.clone();
-                let src = plain.clone();
-                // Compressing a large render takes milliseconds: off the async workers.
-                match tokio::task::spawn_blocking(move || cache.get(&src)).await {
-                    Ok(Ok(gz)) => Some(gz),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "gzip failed; answering uncompressed");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "gzip failed; answering uncompressed");
-                        None
-                    }
-                }
-            } else {
+/// `/metrics`: the cached render, compressed when the client accepts gzip; reads only
+/// the cache.
+async fn metrics(State(pages): State<Arc<Pages>>, headers: HeaderMap) -> Response<Full<Bytes>> {
+    let plain = pages.handle.latest();
+    let gz = if accepts_gzip(&headers) {
+        let cache = pages.clone();
+        let src = plain.clone();
+        // Compressing a large render takes milliseconds: off the async workers.
+        match tokio::task::spawn_blocking(move || cache.gzipped.get(&src)).await {
+            Ok(Ok(gz)) => Some(gz),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "gzip failed; answering uncompressed");
                 None
-            };
-            metrics_response(plain, gz)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gzip failed; answering uncompressed");
+                None
+            }
         }
-        HEALTHZ_PATH if readable => text(StatusCode::OK, "ok"),
-        METRICS_PATH | HEALTHZ_PATH => {
-            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            r
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found"),
-    }
+    } else {
+        None
+    };
+    metrics_response(plain, gz)
 }
 
 /// `/metrics`: the compressed render when there is one, else the plain one; either way

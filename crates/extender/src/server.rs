@@ -1,22 +1,27 @@
-//! HTTP/1.1 for the extender, through the shared serving loop
-//! ([`linkwise_http::serve_http`]): every request's body is read (up to
-//! [`crate::MAX_BODY`], within the read timeout) and handed to
-//! [`crate::Extender::handle`]. Every refused request is logged, rate-limited.
+//! HTTP/1.1 for the extender: an axum [`Router`] whose one handler reads the body (up to
+//! [`crate::MAX_BODY`], within the read timeout, [`linkwise_http::read_body`]) and hands
+//! method, path and body to [`crate::Extender::handle`], which owns the routes and their
+//! error answers (so they are tested without HTTP); served by [`linkwise_http::serve`].
+//! Every refused request is logged, rate-limited.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::routing::any;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use linkwise_http::{RequestBody, ServeOptions};
+use http_body_util::Full;
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode, Uri};
+use linkwise_http::ServeOptions;
 use tokio::net::TcpListener;
 
 use crate::{Extender, MAX_BODY, Reply};
 
 /// Serves `ext` on `listener` until `shutdown` completes, then drains for up to 2 s
-/// ([`linkwise_http::serve_http`] with its default limits).
+/// ([`linkwise_http::serve`] with its default limits).
 pub async fn serve(listener: TcpListener, ext: Arc<Extender>, shutdown: impl Future<Output = ()>) {
     serve_with(listener, ext, ServeOptions::default(), shutdown).await;
 }
@@ -29,24 +34,39 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    linkwise_http::serve_http(
+    linkwise_http::serve(
         listener,
         options,
-        move |req| {
-            let ext = ext.clone();
-            async move {
-                let method = req.method().as_str().to_string();
-                let path = req.uri().path().to_string();
-                let reply = read_and_handle(&ext, req, options.read_timeout).await;
-                if reply.status >= 400 {
-                    ext.log_refused(&method, &path, &reply);
-                }
-                response(reply)
-            }
-        },
+        router(ext, options.read_timeout),
         shutdown,
     )
     .await;
+}
+
+/// The extender's router: every method and path goes to [`Extender::handle`], bodies
+/// read within `read_timeout`.
+pub fn router(ext: Arc<Extender>, read_timeout: Duration) -> Router {
+    Router::new()
+        .fallback(any(answer))
+        .with_state((ext, read_timeout))
+}
+
+async fn answer(
+    State((ext, within)): State<(Arc<Extender>, Duration)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response<Full<Bytes>> {
+    let path = uri.path();
+    let reply = match linkwise_http::read_body(&headers, body, MAX_BODY, within).await {
+        Ok(body) => ext.handle(method.as_str(), path, &body),
+        Err(e) => error_reply(e.status(), e.to_string()),
+    };
+    if reply.status >= 400 {
+        ext.log_refused(method.as_str(), path, &reply);
+    }
+    response(reply)
 }
 
 fn error_reply(status: u16, message: String) -> Reply {
@@ -55,63 +75,6 @@ fn error_reply(status: u16, message: String) -> Reply {
         content_type: "application/json",
         body: serde_json::to_vec(&crate::types::ErrorBody { error: message }).unwrap_or_default(),
     }
-}
-
-async fn read_and_handle(
-    ext: &Extender,
-    req: Request<RequestBody>,
-    within: std::time::Duration,
-) -> Reply {
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_big = || error_reply(413, format!("body over {MAX_BODY} bytes"));
-    if declared.is_some_and(|n| n > u64::try_from(MAX_BODY).unwrap_or(u64::MAX)) {
-        return too_big();
-    }
-    let body = tokio::time::timeout(within, Limited::new(req.into_body(), MAX_BODY).collect());
-    match body.await {
-        Ok(Ok(b)) => {
-            let body = b.to_bytes();
-            ext.handle(&method, &path, &body)
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_big(),
-        Ok(Err(e)) if timed_out(e.as_ref()) => {
-            error_reply(408, format!("reading the body: {}", chain(e.as_ref())))
-        }
-        Ok(Err(e)) => error_reply(400, format!("reading the body: {}", chain(e.as_ref()))),
-        Err(_) => error_reply(408, format!("the body did not arrive within {within:?}")),
-    }
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
-/// Whether reading failed because the client stalled (the serving loop's read timeout).
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 fn response(reply: Reply) -> Response<Full<Bytes>> {

@@ -1,11 +1,21 @@
-//! `linkwise-http`: the HTTP/1.1 serving loop shared by linkwise's servers (the
-//! exporter's `/metrics`, the scheduler extender).
+//! `linkwise-http`: the HTTP layer shared by linkwise's servers (the exporter's
+//! `/metrics`, the scheduler extender, and the fleet API to come).
 //!
-//! What it is: [`serve_http`], one task per connection, bounded in number, each closed
-//! when its client stalls ([`ServeOptions`]), with graceful shutdown; and
-//! [`RequestBody`], the request body handlers read.
-//! What it is not: a router or any endpoint's handler; those stay with the crate that
-//! owns the endpoint.
+//! What it is: [`serve`], which serves an [`axum::Router`] over HTTP/1.1 with the same
+//! guarantees for every server: one task per connection, bounded in number, each closed
+//! when its client stalls ([`ServeOptions`]); every request traced (a `tracing` span
+//! with method, path, status and latency, `tower-http`'s trace layer); a handler that
+//! panics answered `500` while the server keeps serving (`tower-http`'s catch-panic
+//! layer); graceful shutdown. [`read_body`] reads a request body within a size limit
+//! and a deadline, so every endpoint that takes a body refuses the same way.
+//! What it is not: any endpoint's routes or handlers; those stay with the crate that
+//! owns the endpoint and are built with axum.
+//!
+//! Why the connection loop is ours and not `axum::serve`: axum's server has no
+//! request-header timeout, no per-connection stall limit and no connection limit, and a
+//! node agent must not let slow or silent clients hold its sockets. The loop is
+//! hyper's HTTP/1.1 connection (with its header timeout) around the router, as axum
+//! documents for servers that need that control.
 #![warn(missing_docs)]
 
 use std::convert::Infallible;
@@ -16,21 +26,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Limited};
+use hyper::Request;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
 
 /// How long open connections get to finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The limits of [`serve_http`]. The defaults suit production; tests shorten them.
+/// The limits of [`serve`]. The defaults suit production; tests shorten them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeOptions {
     /// How long a client may take to send a request's headers, counted from when the
@@ -57,23 +71,24 @@ impl Default for ServeOptions {
     }
 }
 
-/// HTTP/1.1 on `listener` until `shutdown` completes, each request answered by
-/// `respond`: one task per connection, at most `options.max_connections` at once, request
-/// headers within `options.header_timeout` (hyper answers malformed requests with 400 and
-/// closes), and a connection whose client moves no byte for `options.read_timeout` while
-/// the server waits on it closed; accept errors are logged with a short back-off instead
-/// of a spin. On shutdown it stops accepting, asks open connections to close after their
-/// current response and waits up to 2 s for them. Shared by the exporter and the
-/// scheduler extender.
-pub async fn serve_http<F, Fut>(
+/// Serves `app` over HTTP/1.1 on `listener` until `shutdown` completes: one task per
+/// connection, at most `options.max_connections` at once, request headers within
+/// `options.header_timeout` (hyper answers malformed requests with 400 and closes), and a
+/// connection whose client moves no byte for `options.read_timeout` while the server
+/// waits on it closed; accept errors are logged with a short back-off instead of a spin.
+/// Every request is traced and a panicking handler answers 500. On shutdown it stops
+/// accepting, asks open connections to close after their current response and waits up
+/// to 2 s for them. Handlers see the body as [`axum::body::Body`] (read it with
+/// [`read_body`]).
+pub async fn serve(
     listener: TcpListener,
     options: ServeOptions,
-    respond: F,
+    app: Router,
     shutdown: impl Future<Output = ()>,
-) where
-    F: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
+) {
+    let app = app
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http());
     let mut shutdown = std::pin::pin!(shutdown);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = JoinSet::new();
@@ -93,7 +108,7 @@ pub async fn serve_http<F, Fut>(
                 }
             },
         };
-        let respond = respond.clone();
+        let app = app.clone();
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
             let busy = Arc::new(AtomicBool::new(false));
@@ -102,15 +117,18 @@ pub async fn serve_http<F, Fut>(
                 // Busy (not waiting on the client) once the request is in: at once
                 // without a body, else when its body has been read to the end.
                 let guard = Busy::new(busy.clone(), req.body().is_end_stream());
-                let resp = respond(req.map(|inner| RequestBody {
-                    inner,
-                    busy: busy.clone(),
-                }));
+                let req = req.map(|inner| {
+                    axum::body::Body::new(RequestBody {
+                        inner,
+                        busy: busy.clone(),
+                    })
+                });
+                let resp = app.clone().oneshot(req);
                 let busy = guard;
                 async move {
                     let resp = resp.await;
                     drop(busy);
-                    Ok::<_, Infallible>(resp)
+                    resp.map_err(|e: Infallible| match e {})
                 }
             });
             let conn = http1::Builder::new()
@@ -139,10 +157,105 @@ pub async fn serve_http<F, Fut>(
     conns.abort_all();
 }
 
-/// A request's body as handlers get it: hyper's, noting when it has been read to the end
-/// (from then on the connection no longer waits on the client).
+/// Why a request body could not be read; each maps to one status.
 #[derive(Debug)]
-pub struct RequestBody {
+pub enum BodyError {
+    /// Longer than the limit (declared in `Content-Length` or as it arrived): 413.
+    TooLarge(usize),
+    /// Not complete within the deadline, or the client stalled: 408.
+    TimedOut(String),
+    /// The client sent a broken body (or hung up): 400.
+    Broken(String),
+}
+
+impl BodyError {
+    /// The HTTP status that answers it.
+    pub fn status(&self) -> u16 {
+        match self {
+            BodyError::TooLarge(_) => 413,
+            BodyError::TimedOut(_) => 408,
+            BodyError::Broken(_) => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(limit) => write!(f, "body over {limit} bytes"),
+            BodyError::TimedOut(why) | BodyError::Broken(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Reads a request body in full: at most `limit` bytes (a larger `Content-Length` is
+/// refused before reading), all of it within `within`.
+///
+/// # Errors
+///
+/// [`BodyError`]: too large, too slow (or the client stalled), or broken.
+pub async fn read_body(
+    headers: &hyper::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    match tokio::time::timeout(within, Limited::new(body, limit).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Ok(Err(e)) if timed_out(e.as_ref()) => Err(BodyError::TimedOut(format!(
+            "reading the body: {}",
+            chain(e.as_ref())
+        ))),
+        Ok(Err(e)) => Err(BodyError::Broken(format!(
+            "reading the body: {}",
+            chain(e.as_ref())
+        ))),
+        Err(_) => Err(BodyError::TimedOut(format!(
+            "the body did not arrive within {within:?}"
+        ))),
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Whether reading failed because the client stalled (the serving loop's read timeout).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// A request's body as the serving loop hands it to the router: hyper's, noting when it
+/// has been read to the end (from then on the connection no longer waits on the client).
+#[derive(Debug)]
+struct RequestBody {
     inner: Incoming,
     busy: Arc<AtomicBool>,
 }
@@ -302,8 +415,7 @@ mod tests {
 
     use std::net::SocketAddr;
 
-    use http_body_util::BodyExt;
-    use hyper::StatusCode;
+    use axum::routing::any;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -319,27 +431,17 @@ mod tests {
         max_connections: 16,
     };
 
-    fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-        *r.status_mut() = status;
-        r
-    }
-
     /// Serves `ok` (reading the request body in full when `read_body`) with [`SHORT`].
     async fn server(read_body: bool) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve_http(
-            listener,
-            SHORT,
-            move |req: Request<RequestBody>| async move {
-                if read_body {
-                    let _ = req.into_body().collect().await;
-                }
-                text(StatusCode::OK, "ok")
-            },
-            std::future::pending::<()>(),
-        ));
+        let app = Router::new().fallback(any(move |body: axum::body::Body| async move {
+            if read_body {
+                let _ = body.collect().await;
+            }
+            "ok"
+        }));
+        tokio::spawn(serve(listener, SHORT, app, std::future::pending::<()>()));
         addr
     }
 
@@ -407,16 +509,12 @@ mod tests {
     async fn a_slow_answer_is_not_a_stall() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve_http(
-            listener,
-            SHORT,
-            |req: Request<RequestBody>| async move {
-                let _ = req.into_body().collect().await;
-                tokio::time::sleep(SHORT.read_timeout * 2).await;
-                text(StatusCode::OK, "late")
-            },
-            std::future::pending::<()>(),
-        ));
+        let app = Router::new().fallback(any(|body: axum::body::Body| async move {
+            let _ = body.collect().await;
+            tokio::time::sleep(SHORT.read_timeout * 2).await;
+            "late"
+        }));
+        tokio::spawn(serve(listener, SHORT, app, std::future::pending::<()>()));
         let said = closed_after(
             addr,
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
@@ -427,5 +525,89 @@ mod tests {
             said.starts_with("HTTP/1.1 200") && said.ends_with("late"),
             "{said}"
         );
+    }
+
+    /// A handler that panics answers 500 and the server keeps serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_answers_500_and_serving_goes_on() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route(
+                "/boom",
+                any(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .fallback(any(|| async { "ok" }));
+        tokio::spawn(serve(listener, SHORT, app, std::future::pending::<()>()));
+        let said = closed_after(
+            addr,
+            b"GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "a panicking handler",
+        )
+        .await;
+        assert!(said.starts_with("HTTP/1.1 500"), "{said}");
+        let said = closed_after(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "the next request",
+        )
+        .await;
+        assert!(
+            said.starts_with("HTTP/1.1 200") && said.ends_with("ok"),
+            "{said}"
+        );
+    }
+
+    /// Bodies over the limit, declared or sent, and bodies that do not arrive in time are
+    /// refused with the status that says so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_body_refuses_large_and_late_bodies() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(any(
+            |headers: hyper::HeaderMap, body: axum::body::Body| async move {
+                match read_body(&headers, body, 8, Duration::from_millis(300)).await {
+                    Ok(b) => (hyper::StatusCode::OK, format!("got {}", b.len())),
+                    Err(e) => (
+                        hyper::StatusCode::from_u16(e.status()).unwrap(),
+                        e.to_string(),
+                    ),
+                }
+            },
+        ));
+        tokio::spawn(serve(listener, SHORT, app, std::future::pending::<()>()));
+        let post = |len: &str, body: &str| {
+            format!("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{len}\r\n{body}")
+        };
+        let said = closed_after(addr, post("Content-Length: 3\r\n", "abc").as_bytes(), "ok").await;
+        assert!(said.ends_with("got 3"), "{said}");
+        let said = closed_after(
+            addr,
+            post("Content-Length: 9\r\n", "").as_bytes(),
+            "declared",
+        )
+        .await;
+        assert!(
+            said.starts_with("HTTP/1.1 413") && said.ends_with("body over 8 bytes"),
+            "{said}"
+        );
+        let said = closed_after(
+            addr,
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "9\r\n123456789\r\n0\r\n\r\n",
+            )
+            .as_bytes(),
+            "sent",
+        )
+        .await;
+        assert!(said.starts_with("HTTP/1.1 413"), "{said}");
+        let said = closed_after(addr, post("Content-Length: 5\r\n", "ab").as_bytes(), "late").await;
+        assert!(said.starts_with("HTTP/1.1 408"), "{said}");
     }
 }
