@@ -124,74 +124,39 @@ pub async fn run(annotator: NodeAnnotator, inputs: Inputs, health: HealthHandle)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// Method, URI, content type and body of each request the fake API server saw.
-    type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
-
-    /// An API server that records requests and answers every PATCH with the Node.
-    fn fake_api(seen: Seen) -> kube::Client {
-        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let seen = seen.clone();
-            async move {
-                use http_body_util::BodyExt;
-                let method = req.method().to_string();
-                let uri = req.uri().to_string();
-                let ctype = req
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                let body = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                seen.lock().unwrap().push((
-                    method,
-                    uri,
-                    ctype,
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-                let node = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1"}});
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(200)
-                        .header("content-type", "application/json")
-                        .body(http_body_util::Full::new(bytes::Bytes::from(
-                            node.to_string(),
-                        )))
-                        .unwrap(),
-                )
-            }
-        });
-        kube::Client::new(svc, "default")
-    }
+    use linkwise_testkit::kube_api::FakeApi;
 
     #[tokio::test]
     async fn publish_is_a_merge_patch_of_one_annotation_on_our_node() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let annotator = NodeAnnotator::new(fake_api(seen.clone()), "gpu-node-1");
+        let api = FakeApi::with_nodes(&["gpu-node-1"]);
+        let annotator = NodeAnnotator::new(api.client(), "gpu-node-1");
         annotator.publish("{\"v\":1}").await.unwrap();
-        let seen = seen.lock().unwrap();
+        let seen = api.seen();
         assert_eq!(seen.len(), 1);
-        let (method, uri, ctype, body) = &seen[0];
-        assert_eq!(method, "PATCH");
-        assert!(uri.starts_with("/api/v1/nodes/gpu-node-1"), "{uri}");
-        assert_eq!(ctype, "application/merge-patch+json");
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let req = &seen[0];
+        assert_eq!(req.method, "PATCH");
+        assert!(
+            req.uri.starts_with("/api/v1/nodes/gpu-node-1"),
+            "{}",
+            req.uri
+        );
+        assert_eq!(req.content_type, "application/merge-patch+json");
+        let v: serde_json::Value = serde_json::from_str(&req.body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"metadata": {"annotations": {"linkwise.dev/fabric": "{\"v\":1}"}}})
+        );
+        let node = api.node("gpu-node-1").unwrap();
+        assert_eq!(
+            node["metadata"]["annotations"]["linkwise.dev/fabric"], "{\"v\":1}",
+            "the fake API server holds the patched annotation"
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_loop_publishes_on_health_changes_and_only_when_the_value_changes() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let annotator = NodeAnnotator::new(fake_api(seen.clone()), "gpu-node-1");
+        let api = FakeApi::with_nodes(&["gpu-node-1"]);
+        let annotator = NodeAnnotator::new(api.client(), "gpu-node-1");
         let topo = linkwise_discovery::ProfileSource::new("nvlink-bridge-pairs")
             .and_then(|p| linkwise_discovery::TopologySource::discover(&p))
             .unwrap();
@@ -210,16 +175,12 @@ mod tests {
         let task = tokio::spawn(run(annotator, inputs, health.clone()));
         tokio::time::sleep(Duration::from_millis(50)).await;
         tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(
-            seen.lock().unwrap().len(),
-            1,
-            "unchanged value: no repeated patches"
-        );
+        assert_eq!(api.seen().len(), 1, "unchanged value: no repeated patches");
         health.set(&topo.gpus[1].id, false);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let seen_now = seen.lock().unwrap().clone();
+        let seen_now = api.seen();
         assert_eq!(seen_now.len(), 2);
-        let body: serde_json::Value = serde_json::from_str(&seen_now[1].3).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&seen_now[1].body).unwrap();
         let value = body["metadata"]["annotations"]["linkwise.dev/fabric"]
             .as_str()
             .unwrap();
