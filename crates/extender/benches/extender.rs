@@ -62,7 +62,46 @@ fn request(n: usize) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// Latency percentiles (p50, p99) of `f` over `runs` calls.
+fn percentiles(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            f();
+            t0.elapsed()
+        })
+        .collect();
+    t.sort();
+    let at = |q: usize| t[(t.len() * q / 100).min(t.len() - 1)];
+    (at(50), at(99))
+}
+
+/// Before timing: p50 and p99 of 100 warm filter, prioritize and round-trip calls at
+/// 5,000 nodes, and their ratio to the round trip (the promise is on p99).
+fn print_p99() {
+    let ext = linkwise_extender::Extender::new("", Vec::new(), None);
+    let body = request(5_000);
+    let (f50, f99) = percentiles(100, || {
+        black_box(ext.handle("POST", "/filter", black_box(&body)));
+    });
+    let (p50, p99) = percentiles(100, || {
+        black_box(ext.handle("POST", "/prioritize", black_box(&body)));
+    });
+    let (r50, r99) = percentiles(100, || {
+        let v: Value = serde_json::from_slice(black_box(&body)).unwrap_or_default();
+        black_box(serde_json::to_vec(&v).unwrap_or_default());
+    });
+    let ratio = |a: Duration| a.as_secs_f64() / r99.as_secs_f64();
+    println!(
+        "5000 nodes, 100 warm calls each: filter p50 {f50:.1?} p99 {f99:.1?} ({:.2}x), \
+         prioritize p50 {p50:.1?} p99 {p99:.1?} ({:.2}x), round trip p50 {r50:.1?} p99 {r99:.1?}",
+        ratio(f99),
+        ratio(p99)
+    );
+}
+
 fn bench(c: &mut Criterion) {
+    print_p99();
     let ext = linkwise_extender::Extender::new("", Vec::new(), None);
     let mut g = c.benchmark_group("extender");
     g.sample_size(10).measurement_time(Duration::from_secs(4));
