@@ -17,6 +17,7 @@ use linkwise_core::placement::frag::{FragIndex, TypicalPods, TypicalShape, node_
 use linkwise_core::placement::policies::{self, NAMES};
 use linkwise_core::placement::replay::{self, LogPoint, ReplayConfig};
 use linkwise_core::placement::{Cluster, GPU_MILLI, NodeSpec, NodeState, PodSpec, Rng};
+use linkwise_sim::csv::{read_nodes, read_pods};
 use linkwise_testkit::{Prerequisite, require, shared_data};
 
 // === helpers ===
@@ -361,56 +362,6 @@ fn data_dir() -> PathBuf {
     shared_data().join("openb")
 }
 
-fn read_nodes(path: &PathBuf) -> Vec<NodeSpec> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let model = f
-                .get(4)
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty() && *s != "nan");
-            NodeSpec {
-                name: f[0].into(),
-                cpu_milli: f[1].parse().unwrap(),
-                memory_mib: f[2].parse().unwrap(),
-                gpus: f[3].parse().unwrap(),
-                model: model.map(str::to_owned),
-                islands: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-fn read_pods(path: &PathBuf) -> Vec<PodSpec> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            PodSpec {
-                name: f[0].into(),
-                cpu_milli: f[1].parse().unwrap(),
-                memory_mib: f[2].parse().unwrap(),
-                num_gpu: f[3].parse().unwrap(),
-                gpu_milli: f[4].parse().unwrap(),
-                gpu_spec: f
-                    .get(5)
-                    .map(|s| {
-                        s.split('|')
-                            .filter(|x| !x.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
 struct RunResult {
     at100: f64,
     at130: f64,
@@ -487,7 +438,7 @@ fn baselines_match_the_paper_on_openb_default() {
     if !require(Prerequisite::file(&np)) || !require(Prerequisite::file(&pp)) {
         return;
     }
-    let (nodes, pods) = (read_nodes(&np), read_pods(&pp));
+    let (nodes, pods) = (read_nodes(&np).unwrap(), read_pods(&pp).unwrap());
     let mut failures = Vec::new();
     for &(policy, want, tol) in REFERENCE_DEFAULT {
         let runs: Vec<RunResult> = [42, 43]
@@ -529,10 +480,10 @@ fn bench() {
     if !require(Prerequisite::file(&np)) {
         return;
     }
-    let nodes = read_nodes(&np);
+    let nodes = read_nodes(&np).unwrap();
     let seeds = seeds_from_env();
     for trace in list_from_env("LW_TRACES", "default") {
-        let pods = read_pods(&dir.join(format!("openb_pod_list_{trace}.csv")));
+        let pods = read_pods(&dir.join(format!("openb_pod_list_{trace}.csv"))).unwrap();
         for policy in list_from_env("LW_POLICIES", "fgd,default") {
             let runs: Vec<RunResult> = seeds
                 .iter()
