@@ -21,6 +21,7 @@ pub mod labels;
 mod model;
 mod pci;
 pub mod placement;
+pub mod profiles;
 pub mod snapshot;
 pub mod yaml;
 

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use linkwise_core::{GpuId, Topology};
+use linkwise_core::{GpuId, profiles};
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
 use linkwise_deviceplugin::{Config, GpuPlugin, api};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_testkit::kubelet::FakeKubelet;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -24,10 +23,6 @@ const WITHIN: Duration = Duration::from_secs(1);
 
 async fn connect(path: PathBuf) -> DevicePluginClient<Channel> {
     DevicePluginClient::new(linkwise_deviceplugin::uds::connect(&path).await.unwrap())
-}
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name).unwrap().discover().unwrap()
 }
 
 fn config(dir: &Path) -> Config {
@@ -49,7 +44,7 @@ async fn the_plugin_lives_through_a_kubelets_life() {
         std::fs::write(d.join("dev").join(f), "").unwrap();
     }
     let mut kubelet = FakeKubelet::start(d);
-    let topo = profile("dgx1-v100");
+    let topo = profiles::get("dgx1-v100").unwrap();
     let plugin = GpuPlugin::new(topo.clone(), config(d));
     let health = plugin.health();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -279,7 +274,7 @@ impl tracing::Subscriber for FailedRegistrations {
 async fn an_absent_kubelet_is_retried_until_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let plugin = GpuPlugin::new(profile("nvlink-bridge-pairs"), config(&d));
+    let plugin = GpuPlugin::new(profiles::get("nvlink-bridge-pairs").unwrap(), config(&d));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let failed = FailedRegistrations::default();
     let runner = tokio::spawn(
@@ -316,7 +311,7 @@ async fn an_absent_kubelet_is_retried_until_it_appears() {
 #[tokio::test]
 async fn unknown_numa_means_no_topology_info() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = GpuPlugin::new(profile("riscv-fusion"), config(dir.path()));
+    let plugin = GpuPlugin::new(profiles::get("riscv-fusion").unwrap(), config(dir.path()));
     let list = plugin.device_list();
     assert_eq!(list.devices.len(), 4);
     assert!(

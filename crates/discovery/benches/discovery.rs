@@ -15,15 +15,10 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use linkwise_core::profiles;
 use linkwise_core::snapshot::{self, Format};
 use linkwise_core::{Endpoint, LinkKind, Topology};
-use linkwise_discovery::{ProfileSource, SysfsSource, TopologySource, topotext};
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name)
-        .and_then(|p| p.discover())
-        .expect("built-in profile")
-}
+use linkwise_discovery::{SysfsSource, TopologySource, topotext};
 
 /// The per-pair scan a first implementation would write: for every pair, walk every
 /// link once, collecting direct lanes and each end's switch ports, then intersect.
@@ -69,7 +64,7 @@ fn naive_lanes(t: &Topology) -> u32 {
 
 fn benches(c: &mut Criterion) {
     for name in ["dgx-h100", "dgx1-v100", "nvl72"] {
-        let t = profile(name);
+        let t = profiles::get(name).expect("built-in profile");
         c.bench_function(&format!("pair_matrix/{name}"), |b| {
             b.iter(|| black_box(&t).pair_matrix())
         });

@@ -9,13 +9,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linkwise_core::{GpuId, Topology};
+use linkwise_core::{GpuId, Topology, profiles};
 use linkwise_deviceplugin::podresources_api as pr;
 use linkwise_deviceplugin::podresources_api::pod_resources_lister_server::{
     PodResourcesLister, PodResourcesListerServer,
 };
 use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::attribution::slurm_order;
 use linkwise_exporter::{
     CONTENT_TYPE, Collect, CollectError, Exporter, ExporterConfig, ExporterHandle, Readings,
@@ -29,10 +28,6 @@ use tonic::{Request, Response, Status};
 const WITHIN: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(5);
 const FAST: Duration = Duration::from_millis(50);
-
-fn profile(name: &str) -> Arc<Topology> {
-    Arc::new(ProfileSource::new(name).unwrap().discover().unwrap())
-}
 
 /// A [`Synthetic`] source the test can steer while the exporter owns it.
 #[derive(Clone)]
@@ -260,7 +255,7 @@ fn fake_kubelet(dir: &std::path::Path, mode: Mode) -> (std::path::PathBuf, Arc<M
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_serves_the_cache_as_openmetrics() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     // A long interval: the first answers come from the render made before any collection.
     let cfg = ExporterConfig {
         interval: Duration::from_secs(3600),
@@ -329,7 +324,7 @@ async fn the_server_serves_the_cache_as_openmetrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collection_fills_the_scrape_and_the_source_health() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), config());
     let run = Running::start(exporter, None).await;
     let body = run
@@ -363,7 +358,7 @@ async fn collection_fills_the_scrape_and_the_source_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podresources_attributes_the_gpu_a_pod_holds() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let held = 2;
     let uuid = topo.gpus[held].uuid.clone().unwrap();
@@ -404,7 +399,7 @@ async fn podresources_attributes_the_gpu_a_pod_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_kubelet_never_slows_a_scrape() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let (sock, _) = fake_kubelet(dir.path(), Mode::Hang);
     let cfg = ExporterConfig {
@@ -449,7 +444,7 @@ async fn a_hanging_kubelet_never_slows_a_scrape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let uuid = topo.gpus[5].uuid.clone().unwrap();
     let (sock, mode) = fake_kubelet(
@@ -486,7 +481,7 @@ async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let plugin = GpuPlugin::new((*topo).clone(), Config::default());
     let health = plugin.health();
     let source = Steered::new(&topo);
@@ -587,7 +582,7 @@ async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_health_change_shows_at_once() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let plugin = GpuPlugin::new((*topo).clone(), Config::default());
     let health = plugin.health();
     // No collection during the test: the change must re-render by itself.
@@ -632,7 +627,7 @@ async fn an_external_health_change_shows_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xids_count_and_only_hardware_ones_mark_unhealthy() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let cfg = ExporterConfig {
         interval: Duration::from_secs(3600),
         ..config()
@@ -684,7 +679,7 @@ async fn xids_count_and_only_hardware_ones_mark_unhealthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slurm_job_files_attribute_by_bus_order() {
-    let topo = profile("dgx-h100");
+    let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("slurm");
     std::fs::create_dir(&jobs).unwrap();

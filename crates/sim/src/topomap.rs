@@ -1,7 +1,7 @@
 //! `--topology-map`: NVLink islands for trace nodes, by GPU model and count.
 
 use linkwise_core::placement::NodeSpec;
-use linkwise_discovery::{ProfileSource, TopologySource};
+use linkwise_core::profiles;
 
 use crate::Error;
 
@@ -136,8 +136,7 @@ fn layout_islands(layout: &str, count: u32) -> Result<Vec<Vec<u32>>, String> {
         "all" => Ok(vec![(0..count).collect()]),
         "none" => Ok((0..count).map(|g| vec![g]).collect()),
         profile => {
-            let topo = ProfileSource::new(profile)
-                .and_then(|s| s.discover())
+            let topo = profiles::get(profile)
                 .map_err(|e| format!("{e:#}; or use a layout shortcut: pairs, all, none"))?;
             if topo.gpus.len() != count as usize {
                 return Err(format!(

@@ -10,13 +10,8 @@
 
 use linkwise_core::Topology;
 use linkwise_core::alloc::{AllocRequest, Allocator, Policy, Scoring};
-use linkwise_discovery::profiles::PROFILES;
-use linkwise_discovery::{ProfileSource, TopologySource};
+use linkwise_core::profiles::{self, PROFILES};
 use linkwise_slurm::{LinksMode, STEER_TOP, gres_conf_with};
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name).unwrap().discover().unwrap()
-}
 
 /// The Links rows of a gres.conf, in line order.
 fn links(text: &str) -> Vec<Vec<i64>> {
@@ -74,7 +69,7 @@ fn slurm_gpus(l: &[Vec<i64>], free: &[usize], n: usize) -> Vec<usize> {
 }
 
 fn lanes_and_steer(name: &str) -> (Topology, Vec<Vec<i64>>, Vec<Vec<i64>>) {
-    let t = profile(name);
+    let t = profiles::get(name).unwrap();
     let lanes = links(&gres_conf_with(&t, None, None, LinksMode::Lanes));
     let steer = links(&gres_conf_with(&t, None, None, LinksMode::Steer));
     (t, lanes, steer)
@@ -172,7 +167,7 @@ fn steered_dgx1_jobs_get_optimal_rings_where_lanes_do_not() {
 #[test]
 fn steering_is_never_worse_than_lanes_and_stays_unscaled() {
     for (name, _) in PROFILES {
-        let t = profile(name);
+        let t = profiles::get(name).unwrap();
         let host = t.hosts[0].name.clone();
         let alloc = Allocator::new(&t);
         let lanes = links(&gres_conf_with(&t, Some(&host), None, LinksMode::Lanes));

@@ -157,9 +157,7 @@ mod tests {
     async fn the_loop_publishes_on_health_changes_and_only_when_the_value_changes() {
         let api = FakeApi::with_nodes(&["gpu-node-1"]);
         let annotator = NodeAnnotator::new(api.client(), "gpu-node-1");
-        let topo = linkwise_discovery::ProfileSource::new("nvlink-bridge-pairs")
-            .and_then(|p| linkwise_discovery::TopologySource::discover(&p))
-            .unwrap();
+        let topo = linkwise_core::profiles::get("nvlink-bridge-pairs").unwrap();
         let plugin = linkwise_deviceplugin::GpuPlugin::new(
             topo.clone(),
             linkwise_deviceplugin::Config::default(),

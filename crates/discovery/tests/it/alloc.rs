@@ -3,12 +3,8 @@
 
 use linkwise_core::Topology;
 use linkwise_core::alloc::{AllocError, AllocRequest, Allocator, Policy};
-use linkwise_discovery::{ProfileSource, TopologySource};
+use linkwise_core::profiles;
 use proptest::prelude::*;
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name).unwrap().discover().unwrap()
-}
 
 fn req(al: &Allocator, available: &[usize], size: usize) -> AllocRequest {
     AllocRequest {
@@ -20,7 +16,7 @@ fn req(al: &Allocator, available: &[usize], size: usize) -> AllocRequest {
 
 #[test]
 fn dgx1_count_2_is_a_two_link_pair() {
-    let t = profile("dgx1-v100");
+    let t = profiles::get("dgx1-v100").unwrap();
     let al = Allocator::new(&t);
     let a = al
         .allocate(&req(&al, &(0..8).collect::<Vec<_>>(), 2))
@@ -36,7 +32,7 @@ fn dgx1_count_2_is_a_two_link_pair() {
 
 #[test]
 fn dgx1_count_1_takes_the_orphan_of_a_broken_nv2_pair() {
-    let t = profile("dgx1-v100");
+    let t = profiles::get("dgx1-v100").unwrap();
     let al = Allocator::new(&t);
     for taken in 0..8 {
         let avail: Vec<usize> = (0..8).filter(|&p| p != taken).collect();
@@ -52,7 +48,7 @@ fn dgx1_count_1_takes_the_orphan_of_a_broken_nv2_pair() {
 
 #[test]
 fn bridge_pairs_keep_pairs_whole() {
-    let t = profile("nvlink-bridge-pairs");
+    let t = profiles::get("nvlink-bridge-pairs").unwrap();
     let al = Allocator::new(&t);
     let a = al.allocate(&req(&al, &[0, 1, 2, 3], 2)).unwrap();
     assert_eq!(a.positions, vec![0, 1]);
@@ -63,7 +59,7 @@ fn bridge_pairs_keep_pairs_whole() {
 
 #[test]
 fn numa_preference_is_honoured_on_an_all_to_all_node() {
-    let t = profile("dgx-h100");
+    let t = profiles::get("dgx-h100").unwrap();
     let al = Allocator::new(&t);
     let mut r = req(&al, &(0..8).collect::<Vec<_>>(), 4);
     r.numa = Some(1);
@@ -72,7 +68,7 @@ fn numa_preference_is_honoured_on_an_all_to_all_node() {
 
 #[test]
 fn spread_covers_both_sockets_pack_keeps_islands() {
-    let t = profile("nvlink-bridge-pairs");
+    let t = profiles::get("nvlink-bridge-pairs").unwrap();
     let al = Allocator::new(&t);
     let mut r = req(&al, &[0, 1, 2, 3], 2);
     r.policy = Policy::Spread;
@@ -84,7 +80,7 @@ fn spread_covers_both_sockets_pack_keeps_islands() {
 
 #[test]
 fn unhealthy_gpus_are_not_offered_by_default() {
-    let t = profile("degraded");
+    let t = profiles::get("degraded").unwrap();
     let al = Allocator::new(&t);
     let healthy = al.healthy();
     assert_eq!(healthy.len(), 7);
@@ -133,7 +129,7 @@ proptest! {
         free in proptest::collection::vec(proptest::bool::weighted(0.7), 144),
         k in 1usize..=16,
     ) {
-        let t = profile(if big { "nvl144" } else { "nvl72" });
+        let t = profiles::get(if big { "nvl144" } else { "nvl72" }).unwrap();
         let al = Allocator::new(&t);
         let avail: Vec<usize> = (0..t.gpus.len()).filter(|&p| free[p]).collect();
         prop_assume!(avail.len() >= k);

@@ -1,14 +1,10 @@
 //! Built-in profiles: each discovers, validates against the JSON Schema, round-trips
 //! exactly through JSON and YAML, and has the fabric its description promises.
 
+use linkwise_core::profiles::{self, PROFILES};
 use linkwise_core::snapshot::{self, Format};
 use linkwise_core::{Arch, C2cFlavor, Health, LinkKind, LinkState, Topology};
-use linkwise_discovery::profiles::PROFILES;
-use linkwise_discovery::{ProfileSource, TopologySource};
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name).unwrap().discover().unwrap()
-}
+use linkwise_discovery::ProfileSource;
 
 fn labels(t: &Topology) -> Vec<Vec<String>> {
     let m = t.pair_matrix();
@@ -28,7 +24,7 @@ fn schema() -> jsonschema::Validator {
 fn every_profile_round_trips_exactly_and_validates_against_the_schema() {
     let validator = schema();
     for (name, _) in PROFILES {
-        let t = profile(name);
+        let t = profiles::get(name).unwrap();
         for format in [Format::Json, Format::Yaml] {
             let text = snapshot::to_string(&t, format).unwrap();
             let back =
@@ -50,7 +46,7 @@ fn every_profile_round_trips_exactly_and_validates_against_the_schema() {
 #[test]
 fn the_schema_rejects_what_the_reader_rejects() {
     let validator = schema();
-    let t = profile("dgx-h100");
+    let t = profiles::get("dgx-h100").unwrap();
     let good: serde_json::Value =
         serde_json::from_str(&snapshot::to_string(&t, Format::Json).unwrap()).unwrap();
     let mut unknown_field = good.clone();
@@ -80,7 +76,7 @@ fn the_schema_rejects_what_the_reader_rejects() {
 
 #[test]
 fn dgx_h100_is_all_to_all_nv18_through_four_switches() {
-    let t = profile("dgx-h100");
+    let t = profiles::get("dgx-h100").unwrap();
     assert_eq!(t.gpus.len(), 8);
     assert_eq!(t.switches.len(), 4);
     assert_eq!(t.hosts[0].numa_nodes.len(), 2);
@@ -96,7 +92,7 @@ fn dgx_h100_is_all_to_all_nv18_through_four_switches() {
 
 #[test]
 fn dgx1_v100_is_the_hybrid_cube_mesh() {
-    let t = profile("dgx1-v100");
+    let t = profiles::get("dgx1-v100").unwrap();
     let expected = [
         ["X", "NV1", "NV1", "NV2", "NV2", "SYS", "SYS", "SYS"],
         ["NV1", "X", "NV2", "NV1", "SYS", "NV2", "SYS", "SYS"],
@@ -124,7 +120,7 @@ fn dgx1_v100_is_the_hybrid_cube_mesh() {
 
 #[test]
 fn pcie_8gpu_has_no_nvlink_and_every_pcie_class() {
-    let t = profile("pcie-8gpu");
+    let t = profiles::get("pcie-8gpu").unwrap();
     let l = labels(&t);
     assert!(l.iter().flatten().all(|c| !c.starts_with("NV")));
     assert_eq!(l[0][1], "PIX");
@@ -136,7 +132,7 @@ fn pcie_8gpu_has_no_nvlink_and_every_pcie_class() {
 
 #[test]
 fn bridge_pairs_are_two_islands_of_two() {
-    let t = profile("nvlink-bridge-pairs");
+    let t = profiles::get("nvlink-bridge-pairs").unwrap();
     let islands = t.islands();
     assert_eq!(islands.len(), 2);
     assert!(
@@ -149,7 +145,7 @@ fn bridge_pairs_are_two_islands_of_two() {
 
 #[test]
 fn riscv_fusion_has_fusion_host_links_and_unknown_numa() {
-    let t = profile("riscv-fusion");
+    let t = profiles::get("riscv-fusion").unwrap();
     assert_eq!(t.hosts[0].arch, Some(Arch::Riscv64));
     let fusion = t
         .links
@@ -177,7 +173,7 @@ fn riscv_fusion_has_fusion_host_links_and_unknown_numa() {
 
 #[test]
 fn nvl72_is_one_domain_of_72_gpus_over_18_hosts() {
-    let t = profile("nvl72");
+    let t = profiles::get("nvl72").unwrap();
     assert_eq!(t.gpus.len(), 72);
     assert_eq!(t.hosts.len(), 18);
     assert!(
@@ -202,7 +198,7 @@ fn nvl72_is_one_domain_of_72_gpus_over_18_hosts() {
 
 #[test]
 fn degraded_has_an_unhealthy_gpu_and_a_link_down() {
-    let t = profile("degraded");
+    let t = profiles::get("degraded").unwrap();
     assert!(matches!(&t.gpus[3].health, Health::Unhealthy { reason } if reason.contains("79")));
     assert_eq!(
         t.links
@@ -226,7 +222,7 @@ fn unknown_profile_lists_the_known_ones() {
 fn node_annotation_round_trips_for_every_host_of_every_profile() {
     use linkwise_core::annotation::NodeFabric;
     for (name, _) in PROFILES {
-        let t = profile(name);
+        let t = profiles::get(name).unwrap();
         for h in &t.hosts {
             let used: std::collections::BTreeSet<String> = t
                 .gpus
@@ -252,7 +248,7 @@ fn node_annotation_round_trips_for_every_host_of_every_profile() {
             assert!(f.to_value().len() < 4096, "{name}: compact");
         }
     }
-    let d = profile("degraded");
+    let d = profiles::get("degraded").unwrap();
     let f = NodeFabric::new(
         &d,
         &d.hosts[0].name,
@@ -263,7 +259,7 @@ fn node_annotation_round_trips_for_every_host_of_every_profile() {
     assert_eq!(f.unhealthy, vec![3]);
     assert!(!f.free.contains(&3));
     assert_eq!(f.lanes[5][0], 17, "GPU5's down link shows");
-    let n = profile("nvl72");
+    let n = profiles::get("nvl72").unwrap();
     let f = NodeFabric::new(
         &n,
         "nvl72-tray02",

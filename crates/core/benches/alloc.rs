@@ -2,29 +2,22 @@
 //! run the prior art's exhaustive partition search on the same inputs (where it finishes
 //! in seconds), so SPEC.md can quote the ratio.
 //!
-//! Run: `cargo bench -p linkwise-discovery --bench alloc`.
+//! Run: `cargo bench -p linkwise-core --bench alloc`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use linkwise_core::Topology;
 use linkwise_core::alloc::legacy::partition_search;
 use linkwise_core::alloc::{AllocRequest, Allocator};
-use linkwise_discovery::{ProfileSource, TopologySource};
-
-fn profile(name: &str) -> Topology {
-    ProfileSource::new(name)
-        .and_then(|p| p.discover())
-        .expect("built-in profile")
-}
+use linkwise_core::profiles;
 
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("alloc");
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for name in ["dgx1-v100", "dgx-h100", "dgx2-v100", "nvl72", "nvl144"] {
-        let t = profile(name);
+        let t = profiles::get(name).expect("built-in profile");
         let al = Allocator::new(&t);
         let n = al.len();
         for k in [1usize, 2, 3, 4, 8, 16].into_iter().filter(|&k| k <= n) {
@@ -52,7 +45,7 @@ fn benches(c: &mut Criterion) {
         ("dgx1-v100", &[1usize, 2, 3, 4, 8][..]),
         ("dgx2-v100", &[1, 2, 4, 8, 16][..]),
     ] {
-        let t = profile(name);
+        let t = profiles::get(name).expect("built-in profile");
         let al = Allocator::new(&t);
         let avail: Vec<usize> = (0..al.len()).collect();
         for &k in ks {
