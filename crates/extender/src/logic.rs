@@ -452,12 +452,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use linkwise_discovery::TopologySource;
-
     fn fabric(profile: &str, used: &[usize]) -> String {
-        let topo = linkwise_discovery::ProfileSource::new(profile)
-            .and_then(|p| p.discover())
-            .unwrap();
+        let topo = linkwise_core::profiles::get(profile).unwrap();
         let used = used.iter().map(|&p| topo.gpus[p].id.0.clone()).collect();
         NodeFabric::new(
             &topo,
