@@ -45,12 +45,21 @@ impl std::fmt::Display for Differs {
 impl std::error::Error for Differs {}
 
 /// The exit code for an error: [`BAD_INPUT`] when any cause is a discovery input error,
-/// a simulator input error (a trace CSV, a topology map) or [`BadInput`], [`FAILURE`]
+/// a simulator input error (a trace CSV, a topology map), an unreadable input file, a
+/// write target that is not a regular file or [`BadInput`], [`FAILURE`]
 /// otherwise (an [`Infeasible`] request included).
 pub fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if cause.downcast_ref::<BadInput>().is_some() {
+        if cause.downcast_ref::<BadInput>().is_some()
+            || cause.downcast_ref::<linkwise_fsio::ReadError>().is_some()
+        {
             return BAD_INPUT;
+        }
+        if let Some(w) = cause.downcast_ref::<linkwise_fsio::WriteError>() {
+            return match w {
+                linkwise_fsio::WriteError::NotAFile { .. } => BAD_INPUT,
+                _ => FAILURE,
+            };
         }
         if let Some(s) = cause.downcast_ref::<SimError>() {
             return match s {

@@ -23,7 +23,6 @@ macro_rules! emitln {
     };
 }
 mod exit;
-mod fsutil;
 mod observability;
 mod render;
 
@@ -61,7 +60,7 @@ use features;
 struct Cli {
     /// The most bytes any one input file or standard input may hold (suffixes K, M, G);
     /// reading stops there with an error.
-    #[arg(long, global = true, value_parser = linkwise_discovery::input::parse_size, default_value = "64M")]
+    #[arg(long, global = true, value_parser = linkwise_fsio::parse_size, default_value = "64M")]
     max_input_bytes: u64,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = observability::LogFormat::Text)]
@@ -166,7 +165,7 @@ fn main() -> ExitCode {
         matches!(cli.log_format, observability::LogFormat::Json),
         std::sync::atomic::Ordering::Relaxed,
     );
-    linkwise_discovery::input::set_max_input_bytes(cli.max_input_bytes);
+    linkwise_fsio::set_max_input_bytes(cli.max_input_bytes);
     let result = match cli.command {
         Command::Discover(a) => cmd::discover::run(a),
         Command::Topo(a) => cmd::topo::run(a),

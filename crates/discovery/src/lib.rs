@@ -16,7 +16,6 @@
 
 mod auto;
 mod error;
-pub mod input;
 pub mod merge;
 #[cfg(feature = "nvml")]
 mod nvml;
@@ -115,9 +114,13 @@ impl SourceSpec {
     }
 }
 
-/// Reads a whole input file (`-` is standard input), bounded by [`input::max_input_bytes`].
+/// Reads a whole input file (`-` is standard input), bounded by
+/// [`linkwise_fsio::max_input_bytes`].
 pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>> {
-    input::read_capped(path)
+    linkwise_fsio::read_capped(path).map_err(|e| Error::Read {
+        path: e.path,
+        error: e.error,
+    })
 }
 
 #[cfg(feature = "nvml")]

@@ -89,7 +89,7 @@ pub fn read_nodes(path: &Path) -> Result<Vec<(String, Option<String>)>, Error> {
     let mut out = Vec::new();
     for f in files {
         // Bounded by --max-input-bytes; the error names the file.
-        let text = linkwise_discovery::input::read_to_string_capped(&f)?;
+        let text = linkwise_fsio::read_to_string_capped(&f)?;
         let v: Value = if text.trim_start().starts_with('{') {
             serde_json::from_str(&text).map_err(|e| Error::nodes(&f, e))?
         } else {

@@ -22,7 +22,7 @@ pub enum Error {
     },
     /// A node file cannot be read (I/O, size cap, encoding); the message names the file.
     #[error(transparent)]
-    Input(#[from] linkwise_discovery::Error),
+    Input(#[from] linkwise_fsio::ReadError),
 }
 
 impl Error {

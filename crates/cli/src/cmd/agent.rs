@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.nfd_features_dir.as_os_str() != "none" {
         let file = args.nfd_features_dir.join("linkwise");
         let text = super::labels::nfd_file(&topo, None, &args.label_prefix);
-        match crate::fsutil::write_atomic(&file, text.as_bytes()) {
+        match linkwise_fsio::write_atomic(&file, text.as_bytes()) {
             Ok(()) => tracing::info!(file = %file.display(), "node labels written"),
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "node labels not written; the device plugin runs anyway")
@@ -361,7 +361,7 @@ async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Resolver)
 
 fn read(path: &Path) -> Option<String> {
     // Bounded like every input: a health file that never ends is read up to the cap.
-    match linkwise_discovery::input::read_to_string_capped(path) {
+    match linkwise_fsio::read_to_string_capped(path) {
         Ok(text) => Some(text),
         Err(e) => {
             if path.exists() {

@@ -767,7 +767,7 @@ fn batch(
     let mut times = Vec::new();
     let mut alloc_times = Vec::new();
     let (mut malformed, mut infeasible) = (0usize, 0usize);
-    let cap = linkwise_discovery::input::max_input_bytes();
+    let cap = linkwise_fsio::max_input_bytes();
     let mut total: u64 = 0;
     let mut reader = reader;
     let mut buf = Vec::new();
@@ -794,7 +794,7 @@ fn batch(
             return Err(BadInput(format!(
                 "{}: larger than the input limit of {} (raise it with --max-input-bytes)",
                 path.display(),
-                linkwise_discovery::input::human_bytes(cap)
+                linkwise_fsio::human_bytes(cap)
             ))
             .into());
         }

@@ -404,7 +404,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 PlotFormat::Svg => chart.svg().into_bytes(),
                 PlotFormat::Png => chart.png()?,
             };
-            crate::fsutil::write_atomic(p, &bytes)?;
+            linkwise_fsio::write_atomic(p, &bytes)?;
             tracing::info!(path = %p.display(), bytes = bytes.len(), "wrote plot");
         }
     }

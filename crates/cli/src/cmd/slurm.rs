@@ -287,7 +287,7 @@ fn deliver(r: &Rendered, out: &Out) -> anyhow::Result<()> {
     }
     match &out.out {
         Some(path) => {
-            let written = crate::fsutil::write_atomic_report(path, r.text.as_bytes())?;
+            let written = linkwise_fsio::write_atomic_report(path, r.text.as_bytes())?;
             eprintln!("{}", written.line(&r.detail));
             Ok(())
         }
@@ -298,9 +298,9 @@ fn deliver(r: &Rendered, out: &Out) -> anyhow::Result<()> {
 /// `--check FILE`: up to date when the file says what would be written, the linkwise
 /// version in a text header aside.
 fn check(path: &Path, text: &str, format: Format) -> anyhow::Result<()> {
-    let current = match linkwise_discovery::input::read_to_string_capped(path) {
+    let current = match linkwise_fsio::read_to_string_capped(path) {
         Ok(t) => Some(t),
-        Err(linkwise_discovery::Error::Read { error, .. })
+        Err(linkwise_fsio::ReadError { error, .. })
             if error.kind() == std::io::ErrorKind::NotFound =>
         {
             None
@@ -770,14 +770,14 @@ fn lock_dir(dir: &Path) -> anyhow::Result<File> {
 
 /// The job ids in a mapping file, in file order (blank lines dropped); none when absent.
 fn read_jobs(path: &Path) -> anyhow::Result<Vec<String>> {
-    match linkwise_discovery::input::read_to_string_capped(path) {
+    match linkwise_fsio::read_to_string_capped(path) {
         Ok(text) => Ok(text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect()),
-        Err(linkwise_discovery::Error::Read { error, .. })
+        Err(linkwise_fsio::ReadError { error, .. })
             if error.kind() == std::io::ErrorKind::NotFound =>
         {
             Ok(Vec::new())
@@ -789,7 +789,7 @@ fn read_jobs(path: &Path) -> anyhow::Result<Vec<String>> {
 fn write_jobs(path: &Path, jobs: &[String]) -> anyhow::Result<()> {
     let mut text = jobs.join("\n");
     text.push('\n');
-    crate::fsutil::write_atomic(path, text.as_bytes())
+    Ok(linkwise_fsio::write_atomic(path, text.as_bytes())?)
 }
 
 /// Adds `job` to the file of each GPU in `gpus` (once), under the directory lock.

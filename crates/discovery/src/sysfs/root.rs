@@ -101,8 +101,8 @@ impl Root {
             Err(e) => return Lookup::Unreadable(e.to_string()),
         };
         // Bounded: a captured tree may hold anything (a link to /dev/zero, a huge file).
-        let cap = crate::input::max_input_bytes();
-        match fs::File::open(&path).and_then(|f| crate::input::read_bounded(f, cap)) {
+        let cap = linkwise_fsio::max_input_bytes();
+        match fs::File::open(&path).and_then(|f| linkwise_fsio::read_bounded(f, cap)) {
             Ok(bytes) => Lookup::Text(String::from_utf8_lossy(&bytes).into_owned()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Lookup::Missing,
             Err(e) => Lookup::Unreadable(e.to_string()),

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Error, Result};
+use crate::ReadError;
 
 /// The default cap on one input: 64 MiB.
 pub const DEFAULT_MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
@@ -46,7 +46,7 @@ pub fn read_bounded(reader: impl Read, cap: u64) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads a whole file (`-` is standard input) up to the process-wide cap.
-pub fn read_capped(path: &Path) -> Result<Vec<u8>> {
+pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
     let cap = max_input_bytes();
     let read = if path.as_os_str() == "-" {
         read_bounded(std::io::stdin().lock(), cap)
@@ -62,16 +62,16 @@ pub fn read_capped(path: &Path) -> Result<Vec<u8>> {
             read_bounded(f, cap)
         })
     };
-    read.map_err(|error| Error::Read {
+    read.map_err(|error| ReadError {
         path: path.to_path_buf(),
         error,
     })
 }
 
 /// [`read_capped`] as UTF-8 text; invalid UTF-8 is an error naming the byte offset.
-pub fn read_to_string_capped(path: &Path) -> Result<String> {
+pub fn read_to_string_capped(path: &Path) -> Result<String, ReadError> {
     let bytes = read_capped(path)?;
-    String::from_utf8(bytes).map_err(|e| Error::Read {
+    String::from_utf8(bytes).map_err(|e| ReadError {
         path: path.to_path_buf(),
         error: std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -101,7 +101,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Parses a size: plain bytes or with a `K`, `M`, `G` (binary, optional `iB`/`B`) suffix.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);

@@ -11,9 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
-
-use crate::exit::BadInput;
+use crate::WriteError;
 
 /// The mode of a file that did not exist before (the umask applies).
 const NEW_FILE_MODE: u32 = 0o644;
@@ -51,7 +49,7 @@ impl Written {
 }
 
 /// Replaces `path` with `content` atomically (see [`write_atomic_report`]).
-pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), WriteError> {
     write_atomic_report(path, content).map(|_| ())
 }
 
@@ -64,13 +62,20 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
 ///   process may set them (root; a group the user is in). A new file gets mode 0644
 ///   less the umask.
 /// - A target that exists and is not a regular file (a directory, a device such as
-///   `/dev/null`, a FIFO) is refused as bad input: renaming over it would replace it.
-pub fn write_atomic_report(path: &Path, content: &[u8]) -> anyhow::Result<Written> {
-    let target = resolve(path).with_context(|| format!("writing {}", path.display()))?;
+///   `/dev/null`, a FIFO) is refused ([`WriteError::NotAFile`]): renaming over it would
+///   replace it.
+pub fn write_atomic_report(path: &Path, content: &[u8]) -> Result<Written, WriteError> {
+    let target = resolve(path).map_err(|error| WriteError::Io {
+        context: format!("writing {}", path.display()),
+        error,
+    })?;
     let via = (target != path).then(|| path.to_path_buf());
-    let context = || match &via {
-        Some(link) => format!("writing {} (via {})", target.display(), link.display()),
-        None => format!("writing {}", target.display()),
+    let context = |error| WriteError::Io {
+        context: match &via {
+            Some(link) => format!("writing {} (via {})", target.display(), link.display()),
+            None => format!("writing {}", target.display()),
+        },
+        error,
     };
     let existing = match std::fs::metadata(&target) {
         Ok(m) if m.is_file() => Some(m),
@@ -84,10 +89,10 @@ pub fn write_atomic_report(path: &Path, content: &[u8]) -> anyhow::Result<Writte
                 Some(link) => format!("{} (via {})", target.display(), link.display()),
                 None => target.display().to_string(),
             };
-            return Err(BadInput(format!("{named} is {what}; not replacing it")).into());
+            return Err(WriteError::NotAFile { named, what });
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(anyhow::Error::new(e)).with_context(context),
+        Err(e) => return Err(context(e)),
     };
     let dir = target
         .parent()
@@ -97,7 +102,7 @@ pub fn write_atomic_report(path: &Path, content: &[u8]) -> anyhow::Result<Writte
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (mut file, tmp) = temp_file(dir, &name, existing.is_some()).with_context(context)?;
+    let (mut file, tmp) = temp_file(dir, &name, existing.is_some()).map_err(context)?;
     let result = (|| -> std::io::Result<()> {
         file.write_all(content)?;
         if let Some(m) = &existing {
@@ -120,7 +125,7 @@ pub fn write_atomic_report(path: &Path, content: &[u8]) -> anyhow::Result<Writte
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.with_context(context)?;
+    result.map_err(context)?;
     Ok(Written {
         target,
         via,
@@ -262,12 +267,15 @@ mod tests {
     fn refuses_to_replace_what_is_not_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let e = write_atomic(dir.path(), b"x").unwrap_err();
-        assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
-        assert!(e.downcast_ref::<BadInput>().is_some(), "bad input: exit 2");
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        assert!(
+            matches!(e, WriteError::NotAFile { .. }),
+            "bad input: exit 2"
+        );
         let link = dir.path().join("null");
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         let e = write_atomic(&link, b"x").unwrap_err();
-        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         let looped = dir.path().join("loop");
         std::os::unix::fs::symlink("loop", &looped).unwrap();
         assert!(write_atomic(&looped, b"x").is_err());
