@@ -12,7 +12,6 @@
 //! Run: `cargo bench -p linkwise-discovery --bench discovery`.
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use linkwise_core::profiles;
@@ -82,9 +81,9 @@ fn benches(c: &mut Criterion) {
             b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&text)))
         });
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixtures = linkwise_testkit::fixtures();
     for sample in ["s1-h100-nv18-spaces", "s5-rtx4090-pcie-tabs"] {
-        let path = root.join(format!("fixtures/topo/{sample}.txt"));
+        let path = fixtures.join(format!("topo/{sample}.txt"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
@@ -100,7 +99,7 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
-    let tree = root.join("fixtures/sysfs/x86_64-dgx-h100");
+    let tree = fixtures.join("sysfs/x86_64-dgx-h100");
     if tree.exists() {
         let src = SysfsSource::new(&tree);
         c.bench_function("sysfs/x86_64-dgx-h100", |b| b.iter(|| src.discover()));

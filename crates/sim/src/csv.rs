@@ -472,4 +472,23 @@ mod tests {
         assert_eq!(pods[0].name, "a");
         assert_eq!((pods[0].cpu_milli, pods[0].memory_mib), (1, 2));
     }
+
+    #[test]
+    fn the_openb_mini_fixture_reads_every_row_the_file_holds() {
+        let dir = linkwise_testkit::fixtures().join("openb-mini");
+        let count = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .map(|t| t.lines().skip(1).filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or_default()
+        };
+        let nodes = read_nodes(&dir.join("nodes.csv")).unwrap_or_default();
+        let pods = read_pods(&dir.join("pods.csv")).unwrap_or_default();
+        assert!(count("nodes.csv") > 0 && count("pods.csv") > 0);
+        assert_eq!(nodes.len(), count("nodes.csv"));
+        assert_eq!(pods.len(), count("pods.csv"));
+        let first = nodes.first().map(|n| (n.name.as_str(), n.cpu_milli, n.gpus));
+        assert_eq!(first, Some(("mini-node-0", 96_000, 8)));
+        let first = pods.first().map(|p| (p.name.as_str(), p.num_gpu, p.gpu_milli));
+        assert_eq!(first, Some(("mini-pod-00", 1, 1000)));
+    }
 }

@@ -15,7 +15,8 @@ fn labels(t: &Topology) -> Vec<Vec<String>> {
 
 fn schema() -> jsonschema::Validator {
     let text =
-        std::fs::read_to_string(crate::repo_root().join("docs/snapshot.schema.json")).unwrap();
+        std::fs::read_to_string(linkwise_testkit::repo_root().join("docs/snapshot.schema.json"))
+            .unwrap();
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }

@@ -28,7 +28,7 @@ fn missing_file_names_the_path() {
 /// about the whole document, not a line) and a phrase it must contain.
 #[test]
 fn broken_snapshots_fail_with_line_and_reason() {
-    let dir = crate::repo_root().join("fixtures/snapshot-bad");
+    let dir = linkwise_testkit::fixtures().join("snapshot-bad");
     let cases: &[(&str, usize, &str)] = &[
         ("truncated.json", 10, "EOF"),
         ("trailing-comma.json", 6, "hosts: expected value"),

@@ -10,7 +10,7 @@ use linkwise_core::{Arch, CpuSet, Endpoint, Gap, LinkKind, PathClass, PcieLinkSt
 use linkwise_discovery::{SysfsSource, TopologySource};
 
 fn fixture_root(name: &str) -> PathBuf {
-    crate::repo_root().join("fixtures/sysfs").join(name)
+    linkwise_testkit::fixtures().join("sysfs").join(name)
 }
 
 fn fixture(name: &str) -> Topology {

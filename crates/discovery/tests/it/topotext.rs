@@ -28,11 +28,11 @@ const FIXTURES: &[&str] = &[
 ];
 
 fn fixture(name: &str) -> PathBuf {
-    crate::repo_root().join("fixtures/topo").join(name)
+    linkwise_testkit::fixtures().join("topo").join(name)
 }
 
 fn bad_fixture(name: &str) -> PathBuf {
-    crate::repo_root().join("fixtures/topo-bad").join(name)
+    linkwise_testkit::fixtures().join("topo-bad").join(name)
 }
 
 fn read(path: &Path) -> String {
@@ -828,7 +828,7 @@ const BAD: &[(&str, usize, &str)] = &[
 
 #[test]
 fn broken_inputs_fail_with_their_line() {
-    let dir = crate::repo_root().join("fixtures/topo-bad");
+    let dir = linkwise_testkit::fixtures().join("topo-bad");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
