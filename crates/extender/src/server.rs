@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::routing::any;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use hyper::{Method, Response, StatusCode, Uri};
+use axum::http::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use axum::http::{Method, Response, StatusCode, Uri};
 use linkwise_http::ServeOptions;
 use tokio::net::TcpListener;
 
