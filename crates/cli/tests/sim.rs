@@ -312,93 +312,24 @@ fn topology_map_reports_the_single_island_share() {
     assert!(stderr(&o).contains("8 GPUs, not 4"), "{}", stderr(&o));
 }
 
-/// Reads a PNG's chunks, checking every CRC; returns (IHDR data, IDAT concatenated).
-fn png_chunks(png: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// Decodes a PNG with the `png` crate (which checks every chunk's CRC and the zlib
+/// stream's Adler-32); returns (width, height, pixels) of an 8-bit RGB image, 3 bytes a
+/// pixel, row-major.
+fn decode_png(png: &[u8]) -> (usize, usize, Vec<u8>) {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "PNG signature");
-    let mut i = 8;
-    let (mut ihdr, mut idat, mut end) = (Vec::new(), Vec::new(), false);
-    while i + 12 <= png.len() {
-        let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
-        let kind = &png[i + 4..i + 8];
-        let data = &png[i + 8..i + 8 + len];
-        let crc = u32::from_be_bytes(png[i + 8 + len..i + 12 + len].try_into().unwrap());
-        assert_eq!(crc, crc32(&png[i + 4..i + 8 + len]), "CRC of {kind:?}");
-        match kind {
-            b"IHDR" => ihdr = data.to_vec(),
-            b"IDAT" => idat.extend_from_slice(data),
-            b"IEND" => end = true,
-            _ => {}
-        }
-        i += 12 + len;
-    }
-    assert!(end && i == png.len(), "IEND last");
-    (ihdr, idat)
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
-/// Inflates a zlib stream (flate2 checks the Adler-32) and undoes the PNG row filters
-/// of an 8-bit RGB image `w` pixels wide; returns the pixels, 3 bytes each, row-major.
-fn decode_rgb(z: &[u8], w: usize, h: usize) -> Vec<u8> {
-    use std::io::Read;
-    assert_eq!(z[0] & 0x0F, 8, "deflate");
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(z)
-        .read_to_end(&mut raw)
-        .expect("a valid zlib stream");
-    let row = w * 3;
-    assert_eq!(raw.len(), (row + 1) * h, "rows of filter byte + pixels");
-    let mut out = vec![0u8; row * h];
-    for y in 0..h {
-        let kind = raw[y * (row + 1)];
-        for i in 0..row {
-            let x = raw[y * (row + 1) + 1 + i];
-            let a = if i >= 3 { out[y * row + i - 3] } else { 0 };
-            let b = if y > 0 { out[(y - 1) * row + i] } else { 0 };
-            let c = if i >= 3 && y > 0 {
-                out[(y - 1) * row + i - 3]
-            } else {
-                0
-            };
-            let pred = match kind {
-                0 => 0,
-                1 => a,
-                2 => b,
-                3 => u8::try_from((u16::from(a) + u16::from(b)) / 2).unwrap(),
-                4 => {
-                    let p = i16::from(a) + i16::from(b) - i16::from(c);
-                    let (pa, pb, pc) = (
-                        (p - i16::from(a)).abs(),
-                        (p - i16::from(b)).abs(),
-                        (p - i16::from(c)).abs(),
-                    );
-                    if pa <= pb && pa <= pc {
-                        a
-                    } else if pb <= pc {
-                        b
-                    } else {
-                        c
-                    }
-                }
-                k => panic!("row {y}: filter type {k}"),
-            };
-            out[y * row + i] = x.wrapping_add(pred);
-        }
-    }
-    out
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .expect("a valid PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).expect("valid image data");
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Rgb, png::BitDepth::Eight),
+        "8-bit RGB"
+    );
+    reader.finish().expect("IEND last");
+    pixels.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, pixels)
 }
 
 #[test]
@@ -440,14 +371,8 @@ fn plots_are_written_as_svg_and_png() {
     assert_eq!(opened, text.matches('>').count());
 
     let bytes = std::fs::read(&png).unwrap();
-    let (ihdr, idat) = png_chunks(&bytes);
-    let (w, h) = (
-        u32::from_be_bytes(ihdr[0..4].try_into().unwrap()) as usize,
-        u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as usize,
-    );
+    let (w, h, pixels) = decode_png(&bytes);
     assert_eq!((w, h), (960, 600));
-    assert_eq!(&ihdr[8..13], &[8, 2, 0, 0, 0], "8-bit RGB");
-    let pixels = decode_rgb(&idat, w, h);
     // Something was drawn in each policy's colour family: not all white.
     let non_white = pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count();
     assert!(non_white > 10_000, "{non_white} drawn pixels");
@@ -644,11 +569,7 @@ fn png_plot_is_compressed_and_decodes() {
     let png = dir.path().join("alloc.png");
     run_sim(&["--seeds", "42,43", "--plot", &png.display().to_string()]);
     let bytes = std::fs::read(&png).unwrap();
-    let (ihdr, idat) = png_chunks(&bytes);
-    let (w, h) = (
-        u32::from_be_bytes(ihdr[0..4].try_into().unwrap()) as usize,
-        u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as usize,
-    );
+    let (w, h, pixels) = decode_png(&bytes);
     assert_eq!((w, h), (960, 600));
     // A generous bound: a quarter of the raw pixels (the chart compresses far better).
     assert!(
@@ -656,7 +577,6 @@ fn png_plot_is_compressed_and_decodes() {
         "{} bytes for {w}x{h}",
         bytes.len()
     );
-    let pixels = decode_rgb(&idat, w, h);
     assert_eq!(pixels.len(), w * h * 3);
     // Top-left is the white background; the chart draws in colour somewhere.
     assert_eq!(&pixels[..3], &[255, 255, 255]);

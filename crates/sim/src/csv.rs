@@ -486,9 +486,13 @@ mod tests {
         assert!(count("nodes.csv") > 0 && count("pods.csv") > 0);
         assert_eq!(nodes.len(), count("nodes.csv"));
         assert_eq!(pods.len(), count("pods.csv"));
-        let first = nodes.first().map(|n| (n.name.as_str(), n.cpu_milli, n.gpus));
+        let first = nodes
+            .first()
+            .map(|n| (n.name.as_str(), n.cpu_milli, n.gpus));
         assert_eq!(first, Some(("mini-node-0", 96_000, 8)));
-        let first = pods.first().map(|p| (p.name.as_str(), p.num_gpu, p.gpu_milli));
+        let first = pods
+            .first()
+            .map(|p| (p.name.as_str(), p.num_gpu, p.gpu_milli));
         assert_eq!(first, Some(("mini-pod-00", 1, 1000)));
     }
 }

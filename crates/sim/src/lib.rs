@@ -1,12 +1,12 @@
 //! The `linkwise sim` machinery: trace CSV readers, replay runs on worker threads, the
-//! paper's resampled metrics, the topology map, and the chart renderers (SVG, PNG). The
-//! placement policies and the replay itself are pure and live in
+//! paper's resampled metrics, the topology map, and the chart (drawn as SVG, rendered
+//! to PNG with resvg). The placement policies and the replay itself are pure and live in
 //! `linkwise_core::placement`; the CLI parses the flags and calls this crate.
 
 pub mod csv;
 pub mod metrics;
 pub mod plot;
-pub mod raster;
+pub mod render;
 pub mod run;
 pub mod topomap;
 

@@ -1,7 +1,7 @@
 //! The allocation-ratio chart (the FGD paper's Fig. 9(a) axes): one line per policy
 //! (mean over seeds) with a light band of ± one standard deviation when there is more
-//! than one seed, as SVG or PNG. Both renderers share one layout, so the two files show
-//! the same picture.
+//! than one seed, drawn once as SVG; the PNG is that SVG rendered
+//! ([`crate::render`]), so the two files show the same picture.
 //!
 //! Policies often overlap for most of the x-axis (every policy allocates everything
 //! while the cluster is empty), so [`auto_axes`] zooms the axes to where the lines
@@ -10,7 +10,10 @@
 
 use std::fmt::Write;
 
-use crate::raster::{Canvas, Rgb};
+use crate::render::{self, RenderError};
+
+/// An RGB colour.
+type Rgb = (u8, u8, u8);
 
 const PALETTE: [Rgb; 8] = [
     (0x4e, 0x79, 0xa7),
@@ -109,6 +112,10 @@ const LAYOUT: Layout = Layout {
 
 /// Legend sample length.
 const SAMPLE: f64 = 44.0;
+
+/// The font of every text: the font embedded for the PNG ([`render::FONT_FAMILY`]) first,
+/// then what an SVG viewer without it has.
+const FONT: &str = "font-family=\"'DejaVu Sans', Helvetica, Arial, sans-serif\"";
 
 fn hex((r, g, b): Rgb) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
@@ -302,24 +309,6 @@ impl Marker {
             )
         }
     }
-
-    /// The marker on a raster, with a white halo.
-    fn draw(self, c: &mut Canvas, cx: f64, cy: f64, col: Rgb) {
-        let white = (255, 255, 255);
-        if let Some(halo) = self.polygon(cx, cy, MARK_R + 1.2) {
-            c.fill_polygon(&halo, white);
-            if let Some(poly) = self.polygon(cx, cy, MARK_R) {
-                c.fill_polygon(&poly, col);
-            }
-        } else {
-            for (a, b) in self.strokes(cx, cy, MARK_R) {
-                c.line(a, b, 4.5, white);
-            }
-            for (a, b) in self.strokes(cx, cy, MARK_R) {
-                c.line(a, b, 2.5, col);
-            }
-        }
-    }
 }
 
 // === impl Chart ===
@@ -392,11 +381,45 @@ impl Chart {
         }
     }
 
-    /// The chart as a standalone SVG document.
+    /// The chart as a standalone SVG document: the layout ([`LAYOUT`], [`Chart::px`],
+    /// [`Chart::py`]) and one function per drawn part, in drawing order (bands under
+    /// lines, lines under markers).
     pub fn svg(&self) -> String {
-        let l = &LAYOUT;
         let mut s = String::new();
-        let font = "font-family=\"Helvetica, Arial, sans-serif\"";
+        self.svg_header(&mut s);
+        self.svg_grid(&mut s);
+        self.svg_tick_labels(&mut s);
+        self.svg_axis_labels(&mut s);
+        if self.spread {
+            self.svg_bands(&mut s);
+        }
+        self.svg_lines(&mut s);
+        self.svg_markers(&mut s);
+        Self::svg_axes(&mut s);
+        self.svg_legend(&mut s);
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The same chart as a PNG image (960 x 600, 8-bit RGB): the SVG rendered.
+    pub fn png(&self) -> Result<Vec<u8>, RenderError> {
+        render::svg_to_png(&self.svg())
+    }
+
+    /// The dash pattern of series `i` as an SVG attribute (empty for a solid line).
+    fn dasharray(i: usize) -> String {
+        let d = Self::dash(i);
+        if d.is_empty() {
+            String::new()
+        } else {
+            let v: Vec<String> = d.iter().map(|x| format!("{x}")).collect();
+            format!(" stroke-dasharray=\"{}\"", v.join(" "))
+        }
+    }
+
+    /// The document element, the white background, the title and the subtitle.
+    fn svg_header(&self, s: &mut String) {
+        let l = &LAYOUT;
         let _ = writeln!(
             s,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
@@ -410,17 +433,21 @@ impl Chart {
         );
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"30\" {font} font-size=\"18\" font-weight=\"bold\" fill=\"#222\">{}</text>",
+            "<text x=\"{}\" y=\"30\" {FONT} font-size=\"18\" font-weight=\"bold\" fill=\"#222\">{}</text>",
             l.left,
             esc(&self.title)
         );
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"52\" {font} font-size=\"13\" fill=\"#555\">{}</text>",
+            "<text x=\"{}\" y=\"52\" {FONT} font-size=\"13\" fill=\"#555\">{}</text>",
             l.left,
             esc(&self.subtitle)
         );
-        // Gridlines and tick labels.
+    }
+
+    /// Gridlines at every tick.
+    fn svg_grid(&self, s: &mut String) {
+        let l = &LAYOUT;
         let _ = writeln!(s, "<g stroke=\"#e3e3e3\" stroke-width=\"1\">");
         for t in ticks(self.x) {
             let x = self.px(t);
@@ -439,9 +466,14 @@ impl Chart {
             );
         }
         let _ = writeln!(s, "</g>");
+    }
+
+    /// The tick labels under the x-axis and left of the y-axis.
+    fn svg_tick_labels(&self, s: &mut String) {
+        let l = &LAYOUT;
         let _ = writeln!(
             s,
-            "<g class=\"x-ticks\" {font} font-size=\"12\" fill=\"#333\">"
+            "<g class=\"x-ticks\" {FONT} font-size=\"12\" fill=\"#333\">"
         );
         for t in ticks(self.x) {
             let _ = writeln!(
@@ -455,7 +487,7 @@ impl Chart {
         let _ = writeln!(s, "</g>");
         let _ = writeln!(
             s,
-            "<g class=\"y-ticks\" {font} font-size=\"12\" fill=\"#333\">"
+            "<g class=\"y-ticks\" {FONT} font-size=\"12\" fill=\"#333\">"
         );
         for t in ticks(self.y) {
             let _ = writeln!(
@@ -467,9 +499,14 @@ impl Chart {
             );
         }
         let _ = writeln!(s, "</g>");
+    }
+
+    /// The axis titles (the y one turned upright).
+    fn svg_axis_labels(&self, s: &mut String) {
+        let l = &LAYOUT;
         let _ = writeln!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" {font} font-size=\"13\" fill=\"#222\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" {FONT} font-size=\"13\" fill=\"#222\" text-anchor=\"middle\">{}</text>",
             (l.left + l.right) / 2.0,
             l.bottom + 45.0,
             esc(&self.x_label)
@@ -477,42 +514,38 @@ impl Chart {
         let (yx, yy) = (24.0, (l.top + l.bottom) / 2.0);
         let _ = writeln!(
             s,
-            "<text x=\"{yx}\" y=\"{yy:.1}\" {font} font-size=\"13\" fill=\"#222\" text-anchor=\"middle\" transform=\"rotate(-90 {yx} {yy:.1})\">{}</text>",
+            "<text x=\"{yx}\" y=\"{yy:.1}\" {FONT} font-size=\"13\" fill=\"#222\" text-anchor=\"middle\" transform=\"rotate(-90 {yx} {yy:.1})\">{}</text>",
             esc(&self.y_label)
         );
-        // Bands first, then lines on top of every band, then markers on top of lines.
-        if self.spread {
-            for i in 0..self.series.len() {
-                let pts = self.visible(i);
-                if pts.len() < 2 {
-                    continue;
-                }
-                let mut poly: Vec<String> = pts
-                    .iter()
-                    .map(|&(x, m, sd)| format!("{:.2},{:.2}", self.px(x), self.py(m + sd)))
-                    .collect();
-                poly.extend(
-                    pts.iter()
-                        .rev()
-                        .map(|&(x, m, sd)| format!("{:.2},{:.2}", self.px(x), self.py(m - sd))),
-                );
-                let _ = writeln!(
-                    s,
-                    "<polygon class=\"band\" points=\"{}\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>",
-                    poly.join(" "),
-                    hex(Self::color(i))
-                );
+    }
+
+    /// The ± 1 sd band of every series.
+    fn svg_bands(&self, s: &mut String) {
+        for i in 0..self.series.len() {
+            let pts = self.visible(i);
+            if pts.len() < 2 {
+                continue;
             }
+            let mut poly: Vec<String> = pts
+                .iter()
+                .map(|&(x, m, sd)| format!("{:.2},{:.2}", self.px(x), self.py(m + sd)))
+                .collect();
+            poly.extend(
+                pts.iter()
+                    .rev()
+                    .map(|&(x, m, sd)| format!("{:.2},{:.2}", self.px(x), self.py(m - sd))),
+            );
+            let _ = writeln!(
+                s,
+                "<polygon class=\"band\" points=\"{}\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>",
+                poly.join(" "),
+                hex(Self::color(i))
+            );
         }
-        let dasharray = |i: usize| {
-            let d = Self::dash(i);
-            if d.is_empty() {
-                String::new()
-            } else {
-                let v: Vec<String> = d.iter().map(|x| format!("{x}")).collect();
-                format!(" stroke-dasharray=\"{}\"", v.join(" "))
-            }
-        };
+    }
+
+    /// The mean line of every series, in its colour and dash pattern.
+    fn svg_lines(&self, s: &mut String) {
         for (i, se) in self.series.iter().enumerate() {
             let pts: Vec<String> = self
                 .visible(i)
@@ -524,10 +557,14 @@ impl Chart {
                 "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\" stroke-linejoin=\"round\"{}><title>{}</title></polyline>",
                 pts.join(" "),
                 hex(Self::color(i)),
-                dasharray(i),
+                Self::dasharray(i),
                 esc(&se.name)
             );
         }
+    }
+
+    /// The markers along every series' line.
+    fn svg_markers(&self, s: &mut String) {
         for i in 0..self.series.len() {
             let c = hex(Self::color(i));
             let _ = writeln!(s, "<g class=\"markers\">");
@@ -536,17 +573,25 @@ impl Chart {
             }
             let _ = writeln!(s, "</g>");
         }
-        // Axes.
+    }
+
+    /// The x- and y-axis lines.
+    fn svg_axes(s: &mut String) {
+        let l = &LAYOUT;
         let _ = writeln!(
             s,
             "<path d=\"M{:.1} {:.1} V{:.1} H{:.1}\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.2\"/>",
             l.left, l.top, l.bottom, l.right
         );
-        // Legend: each line's colour, dash pattern and marker as drawn.
-        let lx = l.right + 20.0;
+    }
+
+    /// The legend: each line's colour, dash pattern and marker as drawn, its name, and
+    /// a note on what the lines (and bands) are.
+    fn svg_legend(&self, s: &mut String) {
+        let lx = LAYOUT.right + 20.0;
         let _ = writeln!(
             s,
-            "<g class=\"legend\" {font} font-size=\"13\" fill=\"#222\">"
+            "<g class=\"legend\" {FONT} font-size=\"13\" fill=\"#222\">"
         );
         for (i, se) in self.series.iter().enumerate() {
             let y = Self::legend_y(i);
@@ -562,7 +607,7 @@ impl Chart {
                 s,
                 "<line x1=\"{lx:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{c}\" stroke-width=\"2\"{}/>",
                 lx + SAMPLE,
-                dasharray(i)
+                Self::dasharray(i)
             );
             let _ = writeln!(s, "{}", Self::marker(i).svg(lx + SAMPLE / 2.0, y, &c));
             let _ = writeln!(
@@ -580,107 +625,6 @@ impl Chart {
             esc(self.legend_note())
         );
         let _ = writeln!(s, "</g>");
-        s.push_str("</svg>\n");
-        s
-    }
-
-    /// The same chart as a PNG image (960 x 600, RGB).
-    pub fn png(&self) -> std::io::Result<Vec<u8>> {
-        let l = &LAYOUT;
-        // The layout's sizes are small whole numbers.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let mut c = Canvas::new(l.w as u32, l.h as u32, (255, 255, 255));
-        let ink = (0x22, 0x22, 0x22);
-        let grey = (0x55, 0x55, 0x55);
-        c.text(l.left, 18.0, &self.title, 2, ink);
-        c.text(l.left, 42.0, &self.subtitle, 1, grey);
-        for t in ticks(self.x) {
-            let x = self.px(t).round() + 0.5;
-            c.line((x, l.top), (x, l.bottom), 1.0, (0xe3, 0xe3, 0xe3));
-        }
-        for t in ticks(self.y) {
-            let y = self.py(t).round() + 0.5;
-            c.line((l.left, y), (l.right, y), 1.0, (0xe3, 0xe3, 0xe3));
-        }
-        for t in ticks(self.x) {
-            let s = label(t, self.x.2);
-            let x = self.px(t) - Canvas::text_width(&s, 2) / 2.0;
-            c.text(x, l.bottom + 8.0, &s, 2, (0x33, 0x33, 0x33));
-        }
-        for t in ticks(self.y) {
-            let s = label(t, self.y.2);
-            let x = l.left - 8.0 - Canvas::text_width(&s, 2);
-            c.text(x, self.py(t) - 7.0, &s, 2, (0x33, 0x33, 0x33));
-        }
-        let xw = Canvas::text_width(&self.x_label, 2);
-        c.text(
-            (l.left + l.right) / 2.0 - xw / 2.0,
-            l.bottom + 34.0,
-            &self.x_label,
-            2,
-            ink,
-        );
-        let yw = Canvas::text_width(&self.y_label, 2);
-        c.text_up(
-            12.0,
-            (l.top + l.bottom) / 2.0 + yw / 2.0,
-            &self.y_label,
-            2,
-            ink,
-        );
-        if self.spread {
-            for i in 0..self.series.len() {
-                let band: Vec<(f64, f64, f64)> = self
-                    .visible(i)
-                    .iter()
-                    .map(|&(x, m, sd)| (self.px(x), self.py(m - sd), self.py(m + sd)))
-                    .collect();
-                c.band(&band, Self::color(i), 0.18);
-            }
-        }
-        for i in 0..self.series.len() {
-            let pts: Vec<(f64, f64)> = self
-                .visible(i)
-                .iter()
-                .map(|&(x, m, _)| (self.px(x), self.py(m)))
-                .collect();
-            c.polyline_dashed(&pts, 2.0, Self::color(i), Self::dash(i));
-        }
-        for i in 0..self.series.len() {
-            for (x, y) in self.marker_points(i) {
-                Self::marker(i).draw(&mut c, x, y, Self::color(i));
-            }
-        }
-        c.line((l.left, l.top), (l.left, l.bottom), 1.2, (0x33, 0x33, 0x33));
-        c.line(
-            (l.left, l.bottom),
-            (l.right, l.bottom),
-            1.2,
-            (0x33, 0x33, 0x33),
-        );
-        let lx = l.right + 20.0;
-        for (i, se) in self.series.iter().enumerate() {
-            let y = Self::legend_y(i);
-            let col = Self::color(i);
-            if self.spread {
-                c.band(
-                    &[(lx, y - 6.0, y + 6.0), (lx + SAMPLE, y - 6.0, y + 6.0)],
-                    col,
-                    0.18,
-                );
-            }
-            c.polyline_dashed(&[(lx, y), (lx + SAMPLE, y)], 2.0, col, Self::dash(i));
-            Self::marker(i).draw(&mut c, lx + SAMPLE / 2.0, y, col);
-            c.text(lx + SAMPLE + 8.0, y - 7.0, &se.name, 2, ink);
-        }
-        c.text(
-            lx,
-            Self::legend_y(self.series.len()) - 4.0,
-            self.legend_note(),
-            1,
-            (0x66, 0x66, 0x66),
-        );
-        c.to_png()
     }
 }
 
@@ -718,6 +662,59 @@ mod tests {
         assert!(y.0 >= 75.0, "{y:?}");
         let labels: Vec<String> = ticks(y).iter().map(|&t| label(t, y.2)).collect();
         assert!(!labels.contains(&"0".to_string()), "{labels:?}");
+    }
+
+    fn chart(spread: bool) -> Chart {
+        let series = vec![
+            series("fgd", |x| x.min(90.0)),
+            series("bestfit", |x| x.min(96.0)),
+        ];
+        let (x, y) = auto_axes(&series, (0.0, 130.0), (0.0, 100.0), spread);
+        Chart {
+            title: "GPU allocation ratio".into(),
+            subtitle: "openb, seeds 42".into(),
+            x_label: "Arrived GPU request (%)".into(),
+            y_label: "GPU allocation ratio (%)".into(),
+            x,
+            y,
+            spread,
+            series,
+        }
+    }
+
+    /// The PNG is the SVG rendered, text included: the title's box has the title's ink,
+    /// the legend's names are drawn, and a region the SVG leaves empty stays white.
+    #[test]
+    fn png_has_text_where_the_svg_has_text() {
+        let c = chart(true);
+        assert!(
+            c.svg().contains(render::FONT_FAMILY),
+            "the SVG names the embedded font"
+        );
+        let (w, h, px) = crate::render::tests::decode(&c.png().unwrap());
+        assert_eq!((w, h), (960, 600));
+        let dark = |x0: usize, y0: usize, x1: usize, y1: usize| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+                .filter(|&(x, y)| {
+                    let i = (y * 960 + x) * 3;
+                    px[i..i + 3].iter().all(|&v| v < 0x80)
+                })
+                .count()
+        };
+        // The title: 18 px bold at (80, 30), about 200 px wide.
+        let title = dark(80, 14, 300, 36);
+        assert!(title > 300, "{title} dark pixels in the title's box");
+        // The legend's first name, right of its sample line.
+        let legend = dark(772, 70, 900, 92);
+        assert!(
+            legend > 40,
+            "{legend} dark pixels at the legend's first name"
+        );
+        // Right of the subtitle, above the plot: nothing is drawn there.
+        assert_eq!(dark(500, 5, 950, 60), 0, "blank header");
+        // The background and the band are there too.
+        assert_eq!(&px[..3], &[255, 255, 255]);
     }
 
     #[test]
