@@ -9,7 +9,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use linkwise_deviceplugin::api::device_plugin_client::DevicePluginClient;
 use linkwise_deviceplugin::api::device_plugin_server::DevicePluginServer;
 use linkwise_deviceplugin::{Config, GpuPlugin, api};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
@@ -25,9 +24,7 @@ fn benches(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for name in ["dgx1-v100", "dgx2-v100"] {
-        let topo = ProfileSource::new(name)
-            .and_then(|p| p.discover())
-            .expect("profile");
+        let topo = linkwise_core::profiles::get(name).expect("profile");
         let ids: Vec<String> = topo.gpus.iter().map(|g| g.id.0.clone()).collect();
         let sock = dir.path().join(format!("{name}.sock"));
         let plugin = GpuPlugin::new(topo, Config::default());

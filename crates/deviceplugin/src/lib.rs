@@ -16,30 +16,15 @@
 mod plugin;
 mod runner;
 
-/// Generated bindings for `package v1beta1` (kubelet device plugin API).
-#[allow(
-    missing_docs,
-    missing_debug_implementations,
-    clippy::all,
-    clippy::pedantic
-)]
-pub mod api {
-    tonic::include_proto!("v1beta1");
-}
-
-/// Generated bindings for `package v1` (kubelet PodResources API).
-#[allow(
-    missing_docs,
-    missing_debug_implementations,
-    clippy::all,
-    clippy::pedantic
-)]
-pub mod podresources_api {
-    tonic::include_proto!("v1");
-}
-
-pub mod podresources;
-pub mod uds;
+/// Generated bindings for `package v1beta1` (kubelet device plugin API), from
+/// `linkwise-kubelet`.
+pub use linkwise_kubelet::deviceplugin_api as api;
+/// The PodResources client, from `linkwise-kubelet`.
+pub use linkwise_kubelet::podresources;
+/// Generated bindings for `package v1` (kubelet PodResources API), from `linkwise-kubelet`.
+pub use linkwise_kubelet::podresources_api;
+/// gRPC channels over unix sockets, from `linkwise-kubelet`.
+pub use linkwise_kubelet::uds;
 
 pub use plugin::{Config, GpuPlugin, HealthHandle};
 pub use runner::{Error, run};
@@ -55,6 +40,6 @@ pub const DEFAULT_RESOURCE: &str = "nvidia.com/gpu";
 /// Default socket file name.
 pub const DEFAULT_SOCKET: &str = "linkwise-gpu.sock";
 /// Default PodResources socket.
-pub const DEFAULT_POD_RESOURCES_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
+pub use linkwise_kubelet::DEFAULT_POD_RESOURCES_SOCKET;
 /// Pod annotation naming the NVLink islands of an allocation.
 pub const ISLANDS_ANNOTATION: &str = "linkwise.dev/nvlink-islands";

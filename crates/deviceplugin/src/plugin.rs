@@ -395,7 +395,6 @@ mod tests {
 
     use super::*;
     use linkwise_core::{Endpoint, Gpu, Host, Link, LinkKind};
-    use linkwise_discovery::TopologySource;
 
     /// A 48-GPU single-host NVLink mesh with irregular lanes: too large to enumerate, so
     /// a 14-GPU request goes to the greedy search the budget can cut.
@@ -459,10 +458,7 @@ mod tests {
     #[test]
     fn the_budget_never_changes_answers_on_nodes_of_up_to_16_gpus() {
         for name in ["dgx1-v100", "dgx2-v100", "dgx-h100"] {
-            let t = linkwise_discovery::ProfileSource::new(name)
-                .unwrap()
-                .discover()
-                .unwrap();
+            let t = linkwise_core::profiles::get(name).unwrap();
             let free = GpuPlugin::new(t.clone(), Config::default()).with_alloc_budget(None);
             let spent = GpuPlugin::new(t.clone(), Config::default())
                 .with_alloc_budget(Some(Duration::ZERO));

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use linkwise_deviceplugin::{Config, GpuPlugin};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -56,7 +55,7 @@ enum Outcome {
 /// Serves the plugin as the agent does (no kubelet: it keeps retrying registration, which
 /// does not matter here) and returns its socket once it listens.
 async fn serve(dir: &Path) -> (PathBuf, tokio::sync::oneshot::Sender<()>) {
-    let topo = ProfileSource::new("dgx1-v100").unwrap().discover().unwrap();
+    let topo = linkwise_core::profiles::get("dgx1-v100").unwrap();
     let cfg = Config {
         kubelet_dir: dir.to_path_buf(),
         socket_name: "linkwise-gpu.sock".into(),

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::render::render;
 use linkwise_exporter::{Collect, Renderer, Snapshot, Synthetic, nvlink_ports};
 
@@ -54,9 +53,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn snapshot(profile: &str) -> Snapshot {
-    let topo = ProfileSource::new(profile)
-        .and_then(|p| p.discover())
-        .expect("built-in profile");
+    let topo = linkwise_core::profiles::get(profile).expect("built-in profile");
     let mut synth = Synthetic::new(&topo);
     let readings = synth.collect().expect("synthetic readings");
     Snapshot {

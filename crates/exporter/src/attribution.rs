@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use linkwise_core::Topology;
-use linkwise_deviceplugin::podresources::Assignment;
+use linkwise_kubelet::podresources::Assignment;
 
 use crate::Attribution;
 

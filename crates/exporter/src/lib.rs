@@ -6,7 +6,7 @@
 //! ([`render`]). A scrape only serves the last rendered bytes: no driver, kubelet or file
 //! access on the scrape path, so a slow source never slows a scrape.
 //! What it is not: the kubelet device plugin (the agent wires this crate's health events
-//! into it) or a time-series store.
+//! into it through a [`HealthLink`]) or a time-series store.
 //!
 //! Every metric family is listed once in [`catalogue::FAMILIES`]; the renderer, the
 //! `docs/metrics.md` generator and the dashboard checks all read that list.
@@ -34,5 +34,6 @@ pub use synthetic::Synthetic;
 pub use nvml::NvmlCollector;
 pub use runtime::{
     DEFAULT_IGNORED_XIDS, DEFAULT_RESOURCE_PREFIXES, Exporter, ExporterConfig, ExporterHandle,
+    HealthLink,
 };
 pub use server::serve;

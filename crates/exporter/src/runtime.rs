@@ -11,7 +11,7 @@
 //! from up to down (`link_down`), when it stops answering (`gpu_lost`) or on an XID that
 //! is not application-level (`xid`). It never marks a GPU healthy again: as with NVIDIA's
 //! device plugin, recovery is an operator's (or a restart's) decision. With a
-//! [`HealthHandle`] the marks go to the device plugin and changes made by anyone else (a
+//! [`HealthLink`] the marks go to the device plugin (the CLI wires it) and changes made by anyone else (a
 //! health file) re-render at once and count as `external`; without one the exporter keeps
 //! its own health map.
 
@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use linkwise_core::{GpuId, Topology};
-use linkwise_deviceplugin::HealthHandle;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -45,6 +44,49 @@ pub const DEFAULT_RESOURCE_PREFIXES: &[&str] = &["nvidia.com/gpu", "linkwise.dev
 const GPU: &str = "gpu";
 const PODRESOURCES: &str = "podresources";
 const SLURM: &str = "slurm";
+
+/// Per-device health the exporter shares with another holder (the device plugin): how
+/// to mark a device, and a watch of every holder's marks. The exporter defines it and
+/// the CLI wires it to the device plugin's health, so neither crate depends on the other.
+pub struct HealthLink {
+    mark: Mark,
+    watch: watch::Receiver<BTreeMap<GpuId, bool>>,
+}
+
+/// How a [`HealthLink`] marks a device healthy (`true`) or not.
+type Mark = Box<dyn Fn(&GpuId, bool) + Send + Sync>;
+
+impl HealthLink {
+    /// A link that marks devices with `mark` and sees the shared health through `watch`
+    /// (which must also see the marks `mark` makes).
+    pub fn new(
+        mark: impl Fn(&GpuId, bool) + Send + Sync + 'static,
+        watch: watch::Receiver<BTreeMap<GpuId, bool>>,
+    ) -> Self {
+        HealthLink {
+            mark: Box::new(mark),
+            watch,
+        }
+    }
+
+    /// Marks a device healthy or not.
+    fn set(&self, id: &GpuId, healthy: bool) {
+        (self.mark)(id, healthy);
+    }
+
+    /// The current health of every device.
+    fn snapshot(&self) -> BTreeMap<GpuId, bool> {
+        self.watch.borrow().clone()
+    }
+}
+
+impl fmt::Debug for HealthLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthLink")
+            .field("health", &*self.watch.borrow())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Exporter settings.
 #[derive(Debug, Clone)]
@@ -110,7 +152,7 @@ struct Shared {
     ports: Vec<Port>,
     config: ExporterConfig,
     synthetic: bool,
-    health: Option<HealthHandle>,
+    health: Option<HealthLink>,
     state: Mutex<State>,
     cache: watch::Sender<Bytes>,
     dirty: Notify,
@@ -127,7 +169,7 @@ struct State {
     present: Vec<Option<bool>>,
     pods: BTreeMap<usize, Attribution>,
     slurm: BTreeMap<usize, String>,
-    /// Per GPU: health when there is no [`HealthHandle`].
+    /// Per GPU: health when there is no [`HealthLink`].
     own_health: Vec<bool>,
     /// The device plugin's health as the exporter last knew it (its own marks included),
     /// to tell external changes from its own.
@@ -182,7 +224,7 @@ impl Exporter {
     /// # Panics
     ///
     /// Outside a Tokio runtime.
-    pub fn spawn(self, health: Option<HealthHandle>) -> ExporterHandle {
+    pub fn spawn(self, health: Option<HealthLink>) -> ExporterHandle {
         let Exporter {
             topo,
             source,
@@ -193,7 +235,7 @@ impl Exporter {
         // Subscribe before reading, so no change falls between the two.
         let (rx, seen_health) = match &health {
             Some(h) => {
-                let mut rx = h.subscribe();
+                let mut rx = h.watch.clone();
                 let seen = rx.borrow_and_update().clone();
                 (Some(rx), seen)
             }
@@ -558,7 +600,7 @@ async fn podresources_loop(shared: Arc<Shared>, socket: PathBuf) {
         // `list_assignments` bounds itself; the outer bound is a second guard.
         let result = tokio::time::timeout(
             limit + Duration::from_millis(100),
-            linkwise_deviceplugin::podresources::list_assignments(&socket, limit),
+            linkwise_kubelet::podresources::list_assignments(&socket, limit),
         )
         .await
         .unwrap_or_else(|_| {

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use linkwise_core::profiles::PROFILES;
 use linkwise_core::{Endpoint, LinkKind, Topology};
-use linkwise_discovery::profiles::PROFILES;
-use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::catalogue::{ATTRIBUTION_LABELS, FAMILIES, Family, Kind};
 use linkwise_exporter::docs::metrics_markdown;
 use linkwise_exporter::render::render;
@@ -154,7 +153,7 @@ fn parse_sample(line: &str) -> Sample {
 // === snapshots ===
 
 fn topology(profile: &str) -> Topology {
-    ProfileSource::new(profile).unwrap().discover().unwrap()
+    linkwise_core::profiles::get(profile).unwrap()
 }
 
 fn snapshot_of(topo: Topology, source: &mut Synthetic, ticks: usize) -> Snapshot {

@@ -10,20 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linkwise_core::{GpuId, Topology, profiles};
-use linkwise_deviceplugin::podresources_api as pr;
-use linkwise_deviceplugin::podresources_api::pod_resources_lister_server::{
-    PodResourcesLister, PodResourcesListerServer,
-};
 use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
 use linkwise_exporter::attribution::slurm_order;
 use linkwise_exporter::{
-    CONTENT_TYPE, Collect, CollectError, Exporter, ExporterConfig, ExporterHandle, Readings,
-    Synthetic,
+    CONTENT_TYPE, Collect, CollectError, Exporter, ExporterConfig, ExporterHandle, HealthLink,
+    Readings, Synthetic,
 };
+use linkwise_kubelet::podresources_api as pr;
+use linkwise_testkit::kubelet::{FakePodResources, ListMode, container, devices, listing, pod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
+use tokio::net::{TcpListener, TcpStream};
 
 const WITHIN: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(5);
@@ -66,7 +62,7 @@ struct Running {
 }
 
 impl Running {
-    async fn start(exporter: Exporter, health: Option<HealthHandle>) -> Self {
+    async fn start(exporter: Exporter, health: Option<HealthLink>) -> Self {
         let handle = exporter.spawn(health);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -170,85 +166,24 @@ fn gpu_label(topo: &Topology, pos: usize) -> String {
     topo.gpus[pos].index.to_string()
 }
 
-// --- a fake kubelet PodResources endpoint ---
-
-#[derive(Clone)]
-enum Mode {
-    Answer(pr::ListPodResourcesResponse),
-    Hang,
-    Fail,
-}
-
-#[derive(Clone)]
-struct FakeLister {
-    mode: Arc<Mutex<Mode>>,
-}
-
-#[tonic::async_trait]
-impl PodResourcesLister for FakeLister {
-    async fn list(
-        &self,
-        _: Request<pr::ListPodResourcesRequest>,
-    ) -> Result<Response<pr::ListPodResourcesResponse>, Status> {
-        let mode = self.mode.lock().unwrap().clone();
-        match mode {
-            Mode::Answer(r) => Ok(Response::new(r)),
-            Mode::Hang => {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                Err(Status::deadline_exceeded("slept"))
-            }
-            Mode::Fail => Err(Status::unavailable("kubelet restarting")),
-        }
-    }
-
-    async fn get_allocatable_resources(
-        &self,
-        _: Request<pr::AllocatableResourcesRequest>,
-    ) -> Result<Response<pr::AllocatableResourcesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-
-    async fn get(
-        &self,
-        _: Request<pr::GetPodResourcesRequest>,
-    ) -> Result<Response<pr::GetPodResourcesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-}
-
 /// One pod `ml/train`, container `main`, holding `ids` of `resource`.
-fn one_pod(resource: &str, ids: &[String]) -> pr::ListPodResourcesResponse {
-    pr::ListPodResourcesResponse {
-        pod_resources: vec![pr::PodResources {
-            name: "train".into(),
-            namespace: "ml".into(),
-            containers: vec![pr::ContainerResources {
-                name: "main".into(),
-                devices: vec![pr::ContainerDevices {
-                    resource_name: resource.into(),
-                    device_ids: ids.to_vec(),
-                    topology: None,
-                }],
-                cpu_ids: vec![],
-                memory: vec![],
-                dynamic_resources: vec![],
-            }],
-        }],
-    }
+fn one_pod(resource: &str, ids: &[&str]) -> pr::ListPodResourcesResponse {
+    listing(vec![pod(
+        "ml",
+        "train",
+        vec![container("main", vec![devices(resource, ids)])],
+    )])
 }
 
 /// Serves a fake PodResources on `<dir>/kubelet.sock`.
-fn fake_kubelet(dir: &std::path::Path, mode: Mode) -> (std::path::PathBuf, Arc<Mutex<Mode>>) {
-    let sock = dir.join("kubelet.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let mode = Arc::new(Mutex::new(mode));
-    let svc = PodResourcesListerServer::new(FakeLister { mode: mode.clone() });
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(UnixListenerStream::new(listener)),
-    );
-    (sock, mode)
+fn fake_kubelet(dir: &std::path::Path, mode: ListMode) -> FakePodResources {
+    FakePodResources::start(&dir.join("kubelet.sock"), mode)
+}
+
+/// Links the exporter to the device plugin's health, as the CLI does.
+fn link(health: &HealthHandle) -> HealthLink {
+    let h = health.clone();
+    HealthLink::new(move |id, healthy| h.set(id, healthy), health.subscribe())
 }
 
 // --- tests ---
@@ -362,7 +297,11 @@ async fn podresources_attributes_the_gpu_a_pod_holds() {
     let dir = tempfile::tempdir().unwrap();
     let held = 2;
     let uuid = topo.gpus[held].uuid.clone().unwrap();
-    let (sock, _) = fake_kubelet(dir.path(), Mode::Answer(one_pod("nvidia.com/gpu", &[uuid])));
+    let fake = fake_kubelet(
+        dir.path(),
+        ListMode::Answer(one_pod("nvidia.com/gpu", &[&uuid])),
+    );
+    let sock = fake.socket().to_path_buf();
     let cfg = ExporterConfig {
         podresources_socket: Some(sock),
         podresources_every: Duration::from_millis(100),
@@ -401,7 +340,8 @@ async fn podresources_attributes_the_gpu_a_pod_holds() {
 async fn a_hanging_kubelet_never_slows_a_scrape() {
     let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let (sock, _) = fake_kubelet(dir.path(), Mode::Hang);
+    let fake = fake_kubelet(dir.path(), ListMode::Hang);
+    let sock = fake.socket().to_path_buf();
     let cfg = ExporterConfig {
         podresources_socket: Some(sock),
         podresources_every: Duration::from_millis(100),
@@ -447,10 +387,11 @@ async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
     let topo = Arc::new(profiles::get("dgx-h100").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let uuid = topo.gpus[5].uuid.clone().unwrap();
-    let (sock, mode) = fake_kubelet(
+    let fake = fake_kubelet(
         dir.path(),
-        Mode::Answer(one_pod("linkwise.dev/gpu", &[uuid])),
+        ListMode::Answer(one_pod("linkwise.dev/gpu", &[&uuid])),
     );
+    let sock = fake.socket().to_path_buf();
     let cfg = ExporterConfig {
         podresources_socket: Some(sock),
         podresources_every: Duration::from_millis(50),
@@ -462,7 +403,7 @@ async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
         !samples(b, "linkwise_gpu_utilization_ratio", &[("pod", "train")]).is_empty()
     })
     .await;
-    *mode.lock().unwrap() = Mode::Fail;
+    fake.set(ListMode::Fail);
     let body = run
         .until(WAIT, "errors from a failing List", |b| {
             value(
@@ -488,7 +429,7 @@ async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
     let ports = source.0.lock().unwrap().ports().to_vec();
     let port = ports.iter().position(|p| p.gpu == 4).unwrap();
     let exporter = Exporter::new(topo.clone(), Box::new(source.clone()), config());
-    let run = Running::start(exporter, Some(health.clone())).await;
+    let run = Running::start(exporter, Some(link(&health))).await;
     let gpu = gpu_label(&topo, 4);
     // Let a collection see the link up first.
     run.until(WAIT, "a first collection", |b| {
@@ -591,7 +532,7 @@ async fn an_external_health_change_shows_at_once() {
         ..config()
     };
     let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
-    let run = Running::start(exporter, Some(health.clone())).await;
+    let run = Running::start(exporter, Some(link(&health))).await;
     let gpu = gpu_label(&topo, 1);
     run.until(WAIT, "healthy at start", |b| {
         value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(1.0)
@@ -729,12 +670,13 @@ async fn slurm_job_files_attribute_by_bus_order() {
 
 #[tokio::test]
 async fn list_assignments_reads_every_container_and_bounds_the_wait() {
-    use linkwise_deviceplugin::podresources::{Assignment, list_assignments};
+    use linkwise_kubelet::podresources::{Assignment, list_assignments};
     let dir = tempfile::tempdir().unwrap();
-    let (sock, mode) = fake_kubelet(
+    let fake = fake_kubelet(
         dir.path(),
-        Mode::Answer(one_pod("nvidia.com/gpu", &["GPU-a".into(), "GPU-b".into()])),
+        ListMode::Answer(one_pod("nvidia.com/gpu", &["GPU-a", "GPU-b"])),
     );
+    let sock = fake.socket().to_path_buf();
     let got = list_assignments(&sock, WAIT).await.unwrap();
     assert_eq!(
         got,
@@ -746,14 +688,14 @@ async fn list_assignments_reads_every_container_and_bounds_the_wait() {
             device_ids: vec!["GPU-a".into(), "GPU-b".into()],
         }]
     );
-    *mode.lock().unwrap() = Mode::Hang;
+    fake.set(ListMode::Hang);
     let started = Instant::now();
     let err = list_assignments(&sock, Duration::from_millis(200))
         .await
         .unwrap_err();
     assert!(started.elapsed() < WITHIN, "{:?}", started.elapsed());
     assert!(err.contains("within 200 ms"), "{err}");
-    *mode.lock().unwrap() = Mode::Fail;
+    fake.set(ListMode::Fail);
     let err = list_assignments(&sock, WAIT).await.unwrap_err();
     assert!(err.contains("kubelet restarting"), "{err}");
     let err = list_assignments(&dir.path().join("absent.sock"), WAIT)

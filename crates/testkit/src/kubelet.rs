@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use linkwise_deviceplugin::api;
-use linkwise_deviceplugin::api::registration_server::{Registration, RegistrationServer};
-use linkwise_deviceplugin::podresources_api as pr;
+use api::registration_server::{Registration, RegistrationServer};
+use linkwise_kubelet::deviceplugin_api as api;
+use linkwise_kubelet::podresources_api as pr;
 use pr::pod_resources_lister_server::{PodResourcesLister, PodResourcesListerServer};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;

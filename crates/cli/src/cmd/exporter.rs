@@ -148,6 +148,11 @@ pub async fn start(
     if let Some(ports) = ports {
         exporter = exporter.with_ports(ports);
     }
+    // The exporter marks devices in the device plugin's health and watches it.
+    let health = health.map(|h| {
+        let watch = h.subscribe();
+        linkwise_exporter::HealthLink::new(move |id, healthy| h.set(id, healthy), watch)
+    });
     let handle = exporter.spawn(health);
     tokio::spawn(linkwise_exporter::server::serve(
         listener,
