@@ -25,7 +25,6 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
-
 struct Geo {
     w: f64,
     h: f64,
@@ -39,30 +38,72 @@ struct BoxPos {
     y: f64,
 }
 
+/// One panel: its title, its CPU endpoint (one host only) and its GPUs.
+struct Panel<'a> {
+    title: String,
+    cpu: Option<Endpoint>,
+    gpus: Vec<&'a Gpu>,
+}
+
+/// Every position and size of the picture, computed once before drawing.
+struct Layout<'a> {
+    multi: bool,
+    geo: Geo,
+    panels: Vec<Panel<'a>>,
+    per_row: usize,
+    pad: f64,
+    header: f64,
+    cpu_h: f64,
+    panel_w: f64,
+    panel_h: f64,
+    margin: f64,
+    title_h: f64,
+    has_switch: bool,
+    bar_h: f64,
+    bar_y: f64,
+    legend_y: f64,
+    width: f64,
+    height: f64,
+    /// Top-left corner of each GPU box.
+    pos: BTreeMap<&'a GpuId, BoxPos>,
+    /// Per CPU endpoint (its `Debug` text): left x, bottom y and width of its box.
+    cpu_pos: BTreeMap<String, (f64, f64, f64)>,
+}
+
 /// Renders the picture.
 pub fn render(topo: &Topology) -> String {
-    let multi = topo.is_multi_host();
-    let geo = if multi {
-        Geo {
-            w: 104.0,
-            h: 58.0,
-            gap: 14.0,
-            font: 11.0,
-        }
-    } else {
-        Geo {
-            w: 150.0,
-            h: 70.0,
-            gap: 26.0,
-            font: 12.0,
-        }
-    };
-    // Panels: (title, cpu endpoint, gpus).
-    let mut panels: Vec<(String, Option<Endpoint>, Vec<&Gpu>)> = Vec::new();
+    let lay = layout(topo);
+    let mut o = String::new();
+    let (width, height) = (lay.width, lay.height);
+    let _ = writeln!(
+        o,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" {FONT}>"
+    );
+    let _ = writeln!(o, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
+    draw_title(&mut o, topo, &lay);
+    draw_panels(&mut o, topo, &lay);
+    draw_cpu_links(&mut o, topo, &lay);
+    if lay.has_switch {
+        draw_switch_fabric(&mut o, topo, &lay);
+    }
+    draw_direct_links(&mut o, topo, &lay);
+    draw_gpus(&mut o, topo, &lay);
+    draw_legend(&mut o, &lay);
+    let _ = writeln!(o, "</svg>");
+    o
+}
+
+/// The panels: one per host (several hosts) or per NUMA node (one host).
+fn panels(topo: &Topology, multi: bool) -> Vec<Panel<'_>> {
+    let mut panels = Vec::new();
     if multi {
         for h in &topo.hosts {
             let gpus: Vec<&Gpu> = topo.gpus.iter().filter(|g| g.host == h.name).collect();
-            panels.push((h.name.clone(), None, gpus));
+            panels.push(Panel {
+                title: h.name.clone(),
+                cpu: None,
+                gpus,
+            });
         }
     } else {
         let mut by_numa: BTreeMap<Option<u32>, Vec<&Gpu>> = BTreeMap::new();
@@ -80,15 +121,46 @@ pub fn render(topo: &Topology) -> String {
                 None => "NUMA node unknown".to_string(),
             };
             let hname = host.map(|h| h.name.clone()).unwrap_or_default();
-            panels.push((title, Some(Endpoint::Cpu { host: hname, numa }), gpus));
+            panels.push(Panel {
+                title,
+                cpu: Some(Endpoint::Cpu { host: hname, numa }),
+                gpus,
+            });
         }
     }
+    panels
+}
+
+/// Computes sizes, panel placement and the position of every GPU and CPU box.
+fn layout(topo: &Topology) -> Layout<'_> {
+    let multi = topo.is_multi_host();
+    let geo = if multi {
+        Geo {
+            w: 104.0,
+            h: 58.0,
+            gap: 14.0,
+            font: 11.0,
+        }
+    } else {
+        Geo {
+            w: 150.0,
+            h: 70.0,
+            gap: 26.0,
+            font: 12.0,
+        }
+    };
+    let panels = panels(topo, multi);
     let per_row = if multi { 3 } else { panels.len().max(1) };
     let pad = 16.0;
     let header = 30.0;
     let cpu_h = if multi { 0.0 } else { 36.0 };
     let cpu_gap = if multi { 0.0 } else { 34.0 };
-    let max_gpus = panels.iter().map(|p| p.2.len()).max().unwrap_or(0).max(1);
+    let max_gpus = panels
+        .iter()
+        .map(|p| p.gpus.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let gpus_f = f64::from(u32::try_from(max_gpus).unwrap_or(1));
     let panel_w = pad * 2.0 + gpus_f * geo.w + (gpus_f - 1.0) * geo.gap;
     let panel_h = header + cpu_h + cpu_gap + geo.h + pad + 18.0;
@@ -117,32 +189,73 @@ pub fn render(topo: &Topology) -> String {
     let legend_y = bar_y + bar_h + 28.0;
     let height = legend_y + 60.0 + if topo.gpus.is_empty() { 40.0 } else { 0.0 };
 
-    let islands = topo.islands();
-    let island_of: BTreeMap<&GpuId, (usize, usize)> = islands
-        .iter()
-        .flat_map(|is| is.gpus.iter().map(move |g| (g, (is.id, is.gpus.len()))))
-        .collect();
-    let color_of = |id: &GpuId| -> &'static str {
-        match island_of.get(id) {
-            Some((i, n)) if *n > 1 => PALETTE[i % PALETTE.len()],
-            _ => "#8a8f98",
+    let mut pos: BTreeMap<&GpuId, BoxPos> = BTreeMap::new();
+    let mut cpu_pos: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    for (p, panel) in panels.iter().enumerate() {
+        let (px, py) = panel_origin(p, per_row, margin, title_h, panel_w, panel_h);
+        if let Some(cpu) = &panel.cpu {
+            let cx = px + pad;
+            let cy = py + header;
+            let cw = panel_w - 2.0 * pad;
+            cpu_pos.insert(format!("{cpu:?}"), (cx, cy + cpu_h, cw));
         }
-    };
+        for (k, g) in panel.gpus.iter().enumerate() {
+            let kf = f64::from(u32::try_from(k).unwrap_or(0));
+            let x = px + pad + kf * (geo.w + geo.gap);
+            let y = py + header + cpu_h + cpu_gap;
+            pos.insert(&g.id, BoxPos { x, y });
+        }
+    }
+    Layout {
+        multi,
+        geo,
+        panels,
+        per_row,
+        pad,
+        header,
+        cpu_h,
+        panel_w,
+        panel_h,
+        margin,
+        title_h,
+        has_switch,
+        bar_h,
+        bar_y,
+        legend_y,
+        width,
+        height,
+        pos,
+        cpu_pos,
+    }
+}
 
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" {FONT}>"
-    );
-    let _ = writeln!(o, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
-    // Title.
+/// Top-left corner of panel `p`.
+fn panel_origin(
+    p: usize,
+    per_row: usize,
+    margin: f64,
+    title_h: f64,
+    panel_w: f64,
+    panel_h: f64,
+) -> (f64, f64) {
+    let col = f64::from(u32::try_from(p % per_row).unwrap_or(0));
+    let row = f64::from(u32::try_from(p / per_row).unwrap_or(0));
+    (
+        margin + col * (panel_w + 24.0),
+        title_h + row * (panel_h + 24.0),
+    )
+}
+
+/// The title, the subtitle and, without GPUs, the "no GPU" line.
+fn draw_title(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let margin = lay.margin;
     let models: Vec<String> = {
         let mut m: Vec<String> = topo.gpus.iter().map(|g| g.model.clone()).collect();
         m.dedup();
         m
     };
-    let nv_islands = islands.iter().filter(|i| i.gpus.len() > 1).count();
-    let host_desc = if multi {
+    let nv_islands = topo.islands().iter().filter(|i| i.gpus.len() > 1).count();
+    let host_desc = if lay.multi {
         format!("{} hosts", topo.hosts.len())
     } else {
         topo.hosts
@@ -174,18 +287,16 @@ pub fn render(topo: &Topology) -> String {
         let _ = writeln!(
             o,
             "<text x=\"{margin}\" y=\"{:.0}\" font-size=\"14\" fill=\"#56606b\">No NVIDIA GPU found.</text>",
-            title_h + 20.0
+            lay.title_h + 20.0
         );
     }
+}
 
-    // Panels and GPU positions.
-    let mut pos: BTreeMap<&GpuId, BoxPos> = BTreeMap::new();
-    let mut cpu_pos: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
-    for (p, (title, cpu, gpus)) in panels.iter().enumerate() {
-        let col = f64::from(u32::try_from(p % per_row).unwrap_or(0));
-        let row = f64::from(u32::try_from(p / per_row).unwrap_or(0));
-        let px = margin + col * (panel_w + 24.0);
-        let py = title_h + row * (panel_h + 24.0);
+/// The panel frames with their titles and CPU boxes.
+fn draw_panels(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let (pad, panel_w, panel_h, cpu_h) = (lay.pad, lay.panel_w, lay.panel_h, lay.cpu_h);
+    for (p, panel) in lay.panels.iter().enumerate() {
+        let (px, py) = panel_origin(p, lay.per_row, lay.margin, lay.title_h, panel_w, panel_h);
         let _ = writeln!(
             o,
             "<rect x=\"{px:.1}\" y=\"{py:.1}\" width=\"{panel_w:.1}\" height=\"{panel_h:.1}\" rx=\"10\" fill=\"#f7f8fa\" stroke=\"#c9ced6\"/>"
@@ -195,11 +306,11 @@ pub fn render(topo: &Topology) -> String {
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" font-weight=\"bold\" fill=\"#33404d\">{}</text>",
             px + pad,
             py + 20.0,
-            esc(title)
+            esc(&panel.title)
         );
-        if let Some(cpu) = cpu {
+        if panel.cpu.is_some() {
             let cx = px + pad;
-            let cy = py + header;
+            let cy = py + lay.header;
             let cw = panel_w - 2.0 * pad;
             let _ = writeln!(
                 o,
@@ -217,19 +328,16 @@ pub fn render(topo: &Topology) -> String {
                 cy + 22.0,
                 esc(&format!("CPU · {cpu_label}"))
             );
-            cpu_pos.insert(format!("{cpu:?}"), (cx, cy + cpu_h, cw));
-        }
-        for (k, g) in gpus.iter().enumerate() {
-            let kf = f64::from(u32::try_from(k).unwrap_or(0));
-            let x = px + pad + kf * (geo.w + geo.gap);
-            let y = py + header + cpu_h + cpu_gap;
-            pos.insert(&g.id, BoxPos { x, y });
         }
     }
+}
 
-    // PCIe attachment to the CPU (thin grey) and C2C / Fusion (violet), under the boxes.
+/// PCIe attachment to the CPU (thin grey) and C2C / Fusion (violet), under the boxes.
+fn draw_cpu_links(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
     for g in &topo.gpus {
-        let Some(b) = pos.get(&g.id) else { continue };
+        let Some(b) = lay.pos.get(&g.id) else {
+            continue;
+        };
         let key = format!(
             "{:?}",
             Endpoint::Cpu {
@@ -237,8 +345,8 @@ pub fn render(topo: &Topology) -> String {
                 numa: g.numa_node
             }
         );
-        if let Some((_, cy, _)) = cpu_pos.get(&key) {
-            let cx = b.x + geo.w / 2.0;
+        if let Some((_, cy, _)) = lay.cpu_pos.get(&key) {
+            let cx = b.x + lay.geo.w / 2.0;
             let c2c = topo.links.iter().find(|l| {
                 matches!(l.kind, LinkKind::C2c { .. })
                     && (l.a == Endpoint::Gpu(g.id.clone()) || l.b == Endpoint::Gpu(g.id.clone()))
@@ -274,129 +382,143 @@ pub fn render(topo: &Topology) -> String {
             }
         }
     }
+}
 
-    // Switch fabric: edges from every GPU to the bar, then the bar with its chips.
-    if has_switch {
-        let mut lanes: BTreeMap<&GpuId, (u32, u32, Option<u32>)> = BTreeMap::new();
-        for l in &topo.links {
-            if let LinkKind::NvswitchPort {
-                lanes: n,
-                generation,
-            } = l.kind
-            {
-                let g = match (&l.a, &l.b) {
-                    (Endpoint::Gpu(g), _) | (_, Endpoint::Gpu(g)) => g,
-                    _ => continue,
-                };
-                let e = lanes.entry(g).or_insert((0, 0, generation));
-                if l.is_up() {
-                    e.0 += n;
-                } else {
-                    e.1 += n;
-                }
-            }
-        }
-        for (g, (up, down, generation)) in &lanes {
-            let Some(b) = pos.get(g) else { continue };
-            let x = b.x + geo.w / 2.0;
-            let y1 = b.y + geo.h;
-            let sw = 1.0 + f64::from((*up).min(18)) * 0.35;
-            let (color, dash) = if *down > 0 {
-                ("#c0392b", " stroke-dasharray=\"6 3\"")
-            } else {
-                ("#3c9a5f", "")
+/// Switch fabric: edges from every GPU to the bar, then the bar with its chips.
+fn draw_switch_fabric(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    draw_switch_edges(o, topo, lay);
+    draw_switch_bar(o, topo, lay);
+}
+
+/// One edge per GPU carrying its switch lanes (a stub when there are several hosts).
+fn draw_switch_edges(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let (multi, bar_y) = (lay.multi, lay.bar_y);
+    let mut lanes: BTreeMap<&GpuId, (u32, u32, Option<u32>)> = BTreeMap::new();
+    for l in &topo.links {
+        if let LinkKind::NvswitchPort {
+            lanes: n,
+            generation,
+        } = l.kind
+        {
+            let g = match (&l.a, &l.b) {
+                (Endpoint::Gpu(g), _) | (_, Endpoint::Gpu(g)) => g,
+                _ => continue,
             };
-            // Several hosts: a stub under each GPU instead of lines across other panels.
-            let y2 = if multi { y1 + 12.0 } else { bar_y };
-            let _ = writeln!(
-                o,
-                "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"{color}\" stroke-width=\"{sw:.1}\" stroke-opacity=\"0.75\"{dash}/>"
-            );
-            if multi {
-                let _ = writeln!(
-                    o,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"{color}\">{}</text>",
-                    x + 5.0,
-                    y1 + 11.0,
-                    esc(&format!("{up}× to fabric"))
-                );
-            }
-            if !multi {
-                let gen_txt = generation.map(|n| format!(" gen{n}")).unwrap_or_default();
-                let txt = if *down > 0 {
-                    format!("{up}×{gen_txt}, {down} DOWN")
-                } else {
-                    format!("{up}×{gen_txt}")
-                };
-                let _ = writeln!(
-                    o,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"{color}\">{}</text>",
-                    x + 5.0,
-                    bar_y - 8.0,
-                    esc(&txt)
-                );
+            let e = lanes.entry(g).or_insert((0, 0, generation));
+            if l.is_up() {
+                e.0 += n;
+            } else {
+                e.1 += n;
             }
         }
-        let bx = margin;
-        let bw = width - 2.0 * margin;
-        let _ = writeln!(
-            o,
-            "<rect x=\"{bx:.1}\" y=\"{bar_y:.1}\" width=\"{bw:.1}\" height=\"{bar_h:.1}\" rx=\"10\" fill=\"#e6f4ea\" stroke=\"#3c9a5f\"/>"
-        );
-        let n = topo.switches.len();
-        let slot = (bw - 40.0) / f64::from(u32::try_from(n.max(1)).unwrap_or(1));
-        let chip_w = (slot - 8.0).clamp(4.0, 140.0);
-        for (k, s) in topo.switches.iter().enumerate() {
-            let kf = f64::from(u32::try_from(k).unwrap_or(0));
-            let x = bx + 20.0 + kf * slot + (slot - chip_w) / 2.0;
-            if x + chip_w > bx + bw {
-                break;
-            }
-            let _ = writeln!(
-                o,
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{chip_w:.1}\" height=\"22\" rx=\"4\" fill=\"#c7e8d0\" stroke=\"#2e7d4a\"/>",
-                bar_y + 28.0
-            );
-            let label: String =
-                if chip_w >= 6.0 * f64::from(u32::try_from(s.id.len()).unwrap_or(99)) {
-                    s.id.clone()
-                } else {
-                    let digits: String =
-                        s.id.chars()
-                            .rev()
-                            .take_while(char::is_ascii_digit)
-                            .collect();
-                    digits.chars().rev().collect()
-                };
-            if chip_w >= 16.0 {
-                let _ = writeln!(
-                    o,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#1e5631\">{}</text>",
-                    x + chip_w / 2.0,
-                    bar_y + 43.0,
-                    esc(&label)
-                );
-            }
-        }
-        let clique = topo
-            .gpus
-            .iter()
-            .find_map(|g| g.fabric.as_ref())
-            .map(|f| format!(" · clique {}", f.clique()))
-            .unwrap_or_default();
-        let _ = writeln!(
-            o,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"bold\" fill=\"#1e5631\">{}</text>",
-            bx + 20.0,
-            bar_y + 19.0,
-            esc(&format!(
-                "NVSwitch fabric · {n} chip{}{clique}",
-                if n == 1 { "" } else { "s" }
-            ))
-        );
     }
+    for (g, (up, down, generation)) in &lanes {
+        let Some(b) = lay.pos.get(g) else { continue };
+        let x = b.x + lay.geo.w / 2.0;
+        let y1 = b.y + lay.geo.h;
+        let sw = 1.0 + f64::from((*up).min(18)) * 0.35;
+        let (color, dash) = if *down > 0 {
+            ("#c0392b", " stroke-dasharray=\"6 3\"")
+        } else {
+            ("#3c9a5f", "")
+        };
+        // Several hosts: a stub under each GPU instead of lines across other panels.
+        let y2 = if multi { y1 + 12.0 } else { bar_y };
+        let _ = writeln!(
+            o,
+            "<line x1=\"{x:.1}\" y1=\"{y1:.1}\" x2=\"{x:.1}\" y2=\"{y2:.1}\" stroke=\"{color}\" stroke-width=\"{sw:.1}\" stroke-opacity=\"0.75\"{dash}/>"
+        );
+        if multi {
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"{color}\">{}</text>",
+                x + 5.0,
+                y1 + 11.0,
+                esc(&format!("{up}× to fabric"))
+            );
+        }
+        if !multi {
+            let gen_txt = generation.map(|n| format!(" gen{n}")).unwrap_or_default();
+            let txt = if *down > 0 {
+                format!("{up}×{gen_txt}, {down} DOWN")
+            } else {
+                format!("{up}×{gen_txt}")
+            };
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"{color}\">{}</text>",
+                x + 5.0,
+                bar_y - 8.0,
+                esc(&txt)
+            );
+        }
+    }
+}
 
-    // Direct NVLinks as arcs below the GPU row.
+/// The fabric bar with one chip per NVSwitch and its caption.
+fn draw_switch_bar(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let (bar_y, bar_h) = (lay.bar_y, lay.bar_h);
+    let bx = lay.margin;
+    let bw = lay.width - 2.0 * lay.margin;
+    let _ = writeln!(
+        o,
+        "<rect x=\"{bx:.1}\" y=\"{bar_y:.1}\" width=\"{bw:.1}\" height=\"{bar_h:.1}\" rx=\"10\" fill=\"#e6f4ea\" stroke=\"#3c9a5f\"/>"
+    );
+    let n = topo.switches.len();
+    let slot = (bw - 40.0) / f64::from(u32::try_from(n.max(1)).unwrap_or(1));
+    let chip_w = (slot - 8.0).clamp(4.0, 140.0);
+    for (k, s) in topo.switches.iter().enumerate() {
+        let kf = f64::from(u32::try_from(k).unwrap_or(0));
+        let x = bx + 20.0 + kf * slot + (slot - chip_w) / 2.0;
+        if x + chip_w > bx + bw {
+            break;
+        }
+        let _ = writeln!(
+            o,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{chip_w:.1}\" height=\"22\" rx=\"4\" fill=\"#c7e8d0\" stroke=\"#2e7d4a\"/>",
+            bar_y + 28.0
+        );
+        let label: String = if chip_w >= 6.0 * f64::from(u32::try_from(s.id.len()).unwrap_or(99)) {
+            s.id.clone()
+        } else {
+            let digits: String =
+                s.id.chars()
+                    .rev()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+            digits.chars().rev().collect()
+        };
+        if chip_w >= 16.0 {
+            let _ = writeln!(
+                o,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#1e5631\">{}</text>",
+                x + chip_w / 2.0,
+                bar_y + 43.0,
+                esc(&label)
+            );
+        }
+    }
+    let clique = topo
+        .gpus
+        .iter()
+        .find_map(|g| g.fabric.as_ref())
+        .map(|f| format!(" · clique {}", f.clique()))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"bold\" fill=\"#1e5631\">{}</text>",
+        bx + 20.0,
+        bar_y + 19.0,
+        esc(&format!(
+            "NVSwitch fabric · {n} chip{}{clique}",
+            if n == 1 { "" } else { "s" }
+        ))
+    );
+}
+
+/// Direct NVLinks as arcs below the GPU row.
+fn draw_direct_links(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let pos = &lay.pos;
     let mut direct: BTreeMap<(&GpuId, &GpuId), (u32, u32)> = BTreeMap::new();
     for l in &topo.links {
         if let (LinkKind::Nvlink { lanes, .. }, Endpoint::Gpu(a), Endpoint::Gpu(b)) =
@@ -431,49 +553,70 @@ pub fn render(topo: &Topology) -> String {
         let (Some(pa), Some(pb)) = (pos.get(a), pos.get(b)) else {
             continue;
         };
-        let x1 = pa.x + geo.w / 2.0 + offset(a, pb.x);
-        let x2 = pb.x + geo.w / 2.0 + offset(b, pa.x);
-        let y1 = pa.y + geo.h;
-        let y2 = pb.y + geo.h;
-        let dx = (x2 - x1).abs();
-        let cy = y1.max(y2) + 30.0 + (dx * 0.3).min(250.0);
-        let cx = (x1 + x2) / 2.0;
-        let lanes = up + down;
-        let w = 1.5 + f64::from(lanes.min(12)) * 1.6;
-        let (color, dash) = if *down > 0 {
-            ("#c0392b", " stroke-dasharray=\"6 3\"")
-        } else {
-            ("#2a6f97", "")
-        };
-        let _ = writeln!(
-            o,
-            "<path d=\"M {x1:.1} {y1:.1} Q {cx:.1} {cy:.1} {x2:.1} {y2:.1}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"{w:.1}\" stroke-opacity=\"0.8\"{dash}/>"
-        );
-        // Label at the curve's midpoint (t = 0.5).
-        let mx = cx;
-        let my = 0.25 * y1 + 0.5 * cy + 0.25 * y2;
-        let label = if *down > 0 {
-            format!("NV{up} +{down} down")
-        } else {
-            format!("NV{up}")
-        };
-        let lw = 8.0 + 6.5 * f64::from(u32::try_from(label.len()).unwrap_or(4));
-        let _ = writeln!(
-            o,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"15\" rx=\"3\" fill=\"#ffffff\" stroke=\"{color}\" stroke-width=\"0.8\"/>",
-            mx - lw / 2.0,
-            my - 8.0
-        );
-        let _ = writeln!(
-            o,
-            "<text x=\"{mx:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"{color}\">{label}</text>",
-            my + 3.5
-        );
+        let x1 = pa.x + lay.geo.w / 2.0 + offset(a, pb.x);
+        let x2 = pb.x + lay.geo.w / 2.0 + offset(b, pa.x);
+        let y1 = pa.y + lay.geo.h;
+        let y2 = pb.y + lay.geo.h;
+        draw_arc(o, (x1, y1), (x2, y2), *up, *down);
     }
+}
 
-    // GPU boxes on top.
+/// One direct-NVLink arc from `(x1, y1)` to `(x2, y2)` with its `NV#` label.
+fn draw_arc(o: &mut String, (x1, y1): (f64, f64), (x2, y2): (f64, f64), up: u32, down: u32) {
+    let dx = (x2 - x1).abs();
+    let cy = y1.max(y2) + 30.0 + (dx * 0.3).min(250.0);
+    let cx = (x1 + x2) / 2.0;
+    let lanes = up + down;
+    let w = 1.5 + f64::from(lanes.min(12)) * 1.6;
+    let (color, dash) = if down > 0 {
+        ("#c0392b", " stroke-dasharray=\"6 3\"")
+    } else {
+        ("#2a6f97", "")
+    };
+    let _ = writeln!(
+        o,
+        "<path d=\"M {x1:.1} {y1:.1} Q {cx:.1} {cy:.1} {x2:.1} {y2:.1}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"{w:.1}\" stroke-opacity=\"0.8\"{dash}/>"
+    );
+    // Label at the curve's midpoint (t = 0.5).
+    let mx = cx;
+    let my = 0.25 * y1 + 0.5 * cy + 0.25 * y2;
+    let label = if down > 0 {
+        format!("NV{up} +{down} down")
+    } else {
+        format!("NV{up}")
+    };
+    let lw = 8.0 + 6.5 * f64::from(u32::try_from(label.len()).unwrap_or(4));
+    let _ = writeln!(
+        o,
+        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"15\" rx=\"3\" fill=\"#ffffff\" stroke=\"{color}\" stroke-width=\"0.8\"/>",
+        mx - lw / 2.0,
+        my - 8.0
+    );
+    let _ = writeln!(
+        o,
+        "<text x=\"{mx:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"{color}\">{label}</text>",
+        my + 3.5
+    );
+}
+
+/// GPU boxes on top, coloured by NVLink island.
+fn draw_gpus(o: &mut String, topo: &Topology, lay: &Layout<'_>) {
+    let (multi, geo) = (lay.multi, &lay.geo);
+    let islands = topo.islands();
+    let island_of: BTreeMap<&GpuId, (usize, usize)> = islands
+        .iter()
+        .flat_map(|is| is.gpus.iter().map(move |g| (g, (is.id, is.gpus.len()))))
+        .collect();
+    let color_of = |id: &GpuId| -> &'static str {
+        match island_of.get(id) {
+            Some((i, n)) if *n > 1 => PALETTE[i % PALETTE.len()],
+            _ => "#8a8f98",
+        }
+    };
     for g in &topo.gpus {
-        let Some(b) = pos.get(&g.id) else { continue };
+        let Some(b) = lay.pos.get(&g.id) else {
+            continue;
+        };
         let color = color_of(&g.id);
         let (fill, stroke) = if g.health.is_healthy() {
             ("#ffffff", color)
@@ -543,10 +686,13 @@ pub fn render(topo: &Topology) -> String {
             esc(&third)
         );
     }
+}
 
-    // Legend.
+/// The legend at the bottom.
+fn draw_legend(o: &mut String, lay: &Layout<'_>) {
+    let margin = lay.margin;
     let mut lx = margin;
-    let ly = legend_y;
+    let ly = lay.legend_y;
     for (color, width, dash, text) in [
         ("#2a6f97", 5.0, "", "NVLink GPU-GPU (width = lanes)"),
         ("#3c9a5f", 5.0, "", "NVLink to NVSwitch"),
@@ -578,6 +724,4 @@ pub fn render(topo: &Topology) -> String {
         "<text x=\"{margin:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#6b7580\">GPU colour = NVLink island (grey: no NVLink). Generated by linkwise.</text>",
         ly + 26.0
     );
-    let _ = writeln!(o, "</svg>");
-    o
 }
