@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use linkwise_core::{C2cFlavor, Endpoint, LinkKind, Topology};
+use linkwise_core::{C2cFlavor, Endpoint, Gpu, GpuId, Host, LinkKind, Topology};
 
 /// The text of `s` inside a DOT quoted string: `\` and `"` escaped, control characters
 /// (a newline in a name included) as spaces.
@@ -78,6 +78,12 @@ impl Nodes {
     }
 }
 
+/// An edge: its two node ids, its kind and whether it is down.
+type EdgeKey = (String, String, &'static str, bool);
+
+/// The node id of the one fabric node that stands for the switches no host enumerates.
+const FABRIC: &str = "fabric";
+
 /// GPUs grouped by host and NUMA node, NVSwitches, CPUs and NICs as nodes; NVLink,
 /// NVSwitch ports and C2C / Fusion links as edges whose width grows with the lanes.
 /// Switches that no host enumerates (NVL72-class switch trays) are drawn as one fabric
@@ -91,14 +97,42 @@ pub fn dot(topo: &Topology) -> String {
         .filter(|s| s.host.is_none())
         .map(|s| s.id.as_str())
         .collect();
+    let (edges, linked) = collect_edges(topo, &hostless);
+    let mut o = String::new();
+    let mut nodes = Nodes::default();
+    let _ = writeln!(o, "graph linkwise {{");
+    let _ = writeln!(
+        o,
+        "  graph [fontname=\"Helvetica\", label={}, labelloc=t, newrank=true, nodesep=0.3];",
+        q(&format!("linkwise fabric: {}", topo.source))
+    );
+    let _ = writeln!(
+        o,
+        "  node [fontname=\"Helvetica\", shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\"];"
+    );
+    let _ = writeln!(o, "  edge [fontname=\"Helvetica\", fontsize=10];");
+    let style = GpuStyle::new(topo);
+    let mut cluster = 0;
+    for h in &topo.hosts {
+        write_host(&mut o, &mut nodes, &mut cluster, topo, h, &linked, &style);
+    }
+    write_loose_nodes(&mut o, &mut nodes, topo, &linked, &hostless, &style);
+    write_edges(&mut o, edges);
+    let _ = writeln!(o, "}}");
+    o
+}
+
+/// Edges aggregated per endpoint pair and kind (lanes summed), and the endpoints the
+/// edges link, by node id. Hostless switches map to the one fabric node.
+fn collect_edges<'t>(
+    topo: &'t Topology,
+    hostless: &[&str],
+) -> (BTreeMap<EdgeKey, u32>, BTreeMap<String, &'t Endpoint>) {
     let map = |e: &Endpoint| match e {
         Endpoint::Switch(s) if hostless.contains(&s.as_str()) => None,
         other => Some(node_id(other)),
     };
-    const FABRIC: &str = "fabric";
-    // Edges: aggregate per endpoint pair and kind.
-    let mut edges: BTreeMap<(String, String, &'static str, bool), u32> = BTreeMap::new();
-    // The endpoints the edges link, by node id.
+    let mut edges: BTreeMap<EdgeKey, u32> = BTreeMap::new();
     let mut linked: BTreeMap<String, &Endpoint> = BTreeMap::new();
     for l in &topo.links {
         let kind = match l.kind {
@@ -124,132 +158,154 @@ pub fn dot(topo: &Topology) -> String {
         let [a, b] = ends;
         *edges.entry((a, b, kind, !l.is_up())).or_insert(0) += l.nvlink_lanes();
     }
+    (edges, linked)
+}
 
-    let mut o = String::new();
-    let mut nodes = Nodes::default();
-    let _ = writeln!(o, "graph linkwise {{");
-    let _ = writeln!(
-        o,
-        "  graph [fontname=\"Helvetica\", label={}, labelloc=t, newrank=true, nodesep=0.3];",
-        q(&format!("linkwise fabric: {}", topo.source))
-    );
-    let _ = writeln!(
-        o,
-        "  node [fontname=\"Helvetica\", shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\"];"
-    );
-    let _ = writeln!(o, "  edge [fontname=\"Helvetica\", fontsize=10];");
-    let islands = topo.islands();
-    let island_of: BTreeMap<_, _> = islands
-        .iter()
-        .flat_map(|is| is.gpus.iter().map(move |g| (g, is)))
-        .collect();
-    let gpu_label = |g: &linkwise_core::Gpu, multi_host: bool| {
-        let island = island_of.get(&g.id).map(|i| i.name()).unwrap_or_default();
+/// How GPU nodes look: label with island and health, fill by health.
+struct GpuStyle {
+    /// Island name by GPU.
+    island_of: BTreeMap<GpuId, String>,
+}
+
+// === impl GpuStyle ===
+
+impl GpuStyle {
+    fn new(topo: &Topology) -> Self {
+        let island_of = topo
+            .islands()
+            .iter()
+            .flat_map(|is| is.gpus.iter().map(move |g| (g.clone(), is.name())))
+            .collect();
+        Self { island_of }
+    }
+
+    fn label(&self, g: &Gpu, multi_host: bool) -> String {
+        let island = self.island_of.get(&g.id).cloned().unwrap_or_default();
         let health = if g.health.is_healthy() {
             ""
         } else {
             "UNHEALTHY"
         };
         lines(&[&g.label(multi_host), &g.model, &island, health])
-    };
-    let gpu_attrs = |g: &linkwise_core::Gpu| {
+    }
+
+    fn attrs(&self, g: &Gpu) -> String {
         let fill = if g.health.is_healthy() {
             "#eef3fb"
         } else {
             "#fde0e0"
         };
         format!("fillcolor=\"{fill}\"")
-    };
-    let mut cluster = 0;
-    for h in &topo.hosts {
+    }
+}
+
+/// One host box: its NUMA boxes with CPUs and GPUs, then its switches and NICs.
+fn write_host(
+    o: &mut String,
+    nodes: &mut Nodes,
+    cluster: &mut usize,
+    topo: &Topology,
+    h: &Host,
+    linked: &BTreeMap<String, &Endpoint>,
+    style: &GpuStyle,
+) {
+    let _ = writeln!(
+        o,
+        "  subgraph cluster_{cluster} {{ label={}; style=rounded; color=\"#888888\";",
+        q(&h.name)
+    );
+    *cluster += 1;
+    // NUMA boxes: those holding GPUs and those of linked CPUs.
+    let cpus: BTreeMap<Option<u32>, String> = linked
+        .iter()
+        .filter_map(|(id, e)| match e {
+            Endpoint::Cpu { host, numa } if host == &h.name => Some((*numa, id.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut numas: Vec<Option<u32>> = topo
+        .gpus
+        .iter()
+        .filter(|g| g.host == h.name)
+        .map(|g| g.numa_node)
+        .chain(cpus.keys().copied())
+        .collect();
+    numas.sort();
+    numas.dedup();
+    for numa in numas {
+        let label = numa_text(numa);
         let _ = writeln!(
             o,
-            "  subgraph cluster_{cluster} {{ label={}; style=rounded; color=\"#888888\";",
-            q(&h.name)
+            "    subgraph cluster_{cluster} {{ label={}; style=dashed;",
+            q(&label)
         );
-        cluster += 1;
-        // NUMA boxes: those holding GPUs and those of linked CPUs.
-        let cpus: BTreeMap<Option<u32>, String> = linked
-            .iter()
-            .filter_map(|(id, e)| match e {
-                Endpoint::Cpu { host, numa } if host == &h.name => Some((*numa, id.clone())),
-                _ => None,
-            })
-            .collect();
-        let mut numas: Vec<Option<u32>> = topo
+        *cluster += 1;
+        if let Some(id) = cpus.get(&numa) {
+            nodes.declare(o, "      ", id, &q(&format!("CPU {label}")), CPU_ATTRS);
+        }
+        for g in topo
             .gpus
             .iter()
-            .filter(|g| g.host == h.name)
-            .map(|g| g.numa_node)
-            .chain(cpus.keys().copied())
-            .collect();
-        numas.sort();
-        numas.dedup();
-        for numa in numas {
-            let label = numa_text(numa);
-            let _ = writeln!(
-                o,
-                "    subgraph cluster_{cluster} {{ label={}; style=dashed;",
-                q(&label)
-            );
-            cluster += 1;
-            if let Some(id) = cpus.get(&numa) {
-                nodes.declare(&mut o, "      ", id, &q(&format!("CPU {label}")), CPU_ATTRS);
-            }
-            for g in topo
-                .gpus
-                .iter()
-                .filter(|g| g.host == h.name && g.numa_node == numa)
-            {
-                nodes.declare(
-                    &mut o,
-                    "      ",
-                    &node_id(&Endpoint::Gpu(g.id.clone())),
-                    &gpu_label(g, false),
-                    &gpu_attrs(g),
-                );
-            }
-            let _ = writeln!(o, "    }}");
-        }
-        for s in topo
-            .switches
-            .iter()
-            .filter(|s| s.host.as_deref() == Some(h.name.as_str()))
+            .filter(|g| g.host == h.name && g.numa_node == numa)
         {
             nodes.declare(
-                &mut o,
-                "    ",
-                &node_id(&Endpoint::Switch(s.id.clone())),
-                &q(&s.id),
-                SWITCH_ATTRS,
+                o,
+                "      ",
+                &node_id(&Endpoint::Gpu(g.id.clone())),
+                &style.label(g, false),
+                &style.attrs(g),
             );
         }
-        for n in topo.nics.iter().filter(|n| n.host == h.name) {
-            nodes.declare(
-                &mut o,
-                "    ",
-                &node_id(&Endpoint::Nic(n.id.clone())),
-                &q(n.name.as_deref().unwrap_or(&n.id)),
-                NIC_ATTRS,
-            );
-        }
-        let _ = writeln!(o, "  }}");
+        let _ = writeln!(o, "    }}");
     }
-    // Whatever the host boxes did not hold: devices of hosts not listed, and linked
-    // endpoints that no list describes.
+    for s in topo
+        .switches
+        .iter()
+        .filter(|s| s.host.as_deref() == Some(h.name.as_str()))
+    {
+        nodes.declare(
+            o,
+            "    ",
+            &node_id(&Endpoint::Switch(s.id.clone())),
+            &q(&s.id),
+            SWITCH_ATTRS,
+        );
+    }
+    for n in topo.nics.iter().filter(|n| n.host == h.name) {
+        nodes.declare(
+            o,
+            "    ",
+            &node_id(&Endpoint::Nic(n.id.clone())),
+            &q(n.name.as_deref().unwrap_or(&n.id)),
+            NIC_ATTRS,
+        );
+    }
+    let _ = writeln!(o, "  }}");
+}
+
+/// Whatever the host boxes did not hold: devices of hosts not listed, linked endpoints
+/// that no list describes, and the fabric node.
+fn write_loose_nodes(
+    o: &mut String,
+    nodes: &mut Nodes,
+    topo: &Topology,
+    linked: &BTreeMap<String, &Endpoint>,
+    hostless: &[&str],
+    style: &GpuStyle,
+) {
     for g in &topo.gpus {
         nodes.declare(
-            &mut o,
+            o,
             "  ",
             &node_id(&Endpoint::Gpu(g.id.clone())),
-            &gpu_label(g, true),
-            &gpu_attrs(g),
+            &style.label(g, true),
+            &style.attrs(g),
         );
     }
     for s in topo.switches.iter().filter(|s| s.host.is_some()) {
         let host = s.host.as_deref().unwrap_or_default();
         nodes.declare(
-            &mut o,
+            o,
             "  ",
             &node_id(&Endpoint::Switch(s.id.clone())),
             &lines(&[&s.id, host]),
@@ -258,14 +314,14 @@ pub fn dot(topo: &Topology) -> String {
     }
     for n in &topo.nics {
         nodes.declare(
-            &mut o,
+            o,
             "  ",
             &node_id(&Endpoint::Nic(n.id.clone())),
             &lines(&[n.name.as_deref().unwrap_or(&n.id), &n.host]),
             NIC_ATTRS,
         );
     }
-    for (id, e) in &linked {
+    for (id, e) in linked {
         let (label, attrs) = match e {
             Endpoint::Gpu(g) => (q(&g.to_string()), "fillcolor=\"#eef3fb\""),
             Endpoint::Switch(s) => (q(s), SWITCH_ATTRS),
@@ -275,11 +331,11 @@ pub fn dot(topo: &Topology) -> String {
                 CPU_ATTRS,
             ),
         };
-        nodes.declare(&mut o, "  ", id, &label, attrs);
+        nodes.declare(o, "  ", id, &label, attrs);
     }
     if !hostless.is_empty() {
         nodes.declare(
-            &mut o,
+            o,
             "  ",
             FABRIC,
             &lines(&[
@@ -289,6 +345,10 @@ pub fn dot(topo: &Topology) -> String {
             SWITCH_ATTRS,
         );
     }
+}
+
+/// The edges, width growing with the lanes, down links red and dashed.
+fn write_edges(o: &mut String, edges: BTreeMap<EdgeKey, u32>) {
     for ((a, b, kind, down), lanes) in edges {
         let width = 1.0 + f64::from(lanes.min(18)) * 0.4;
         let (color, label) = match kind {
@@ -311,8 +371,6 @@ pub fn dot(topo: &Topology) -> String {
             q(&label)
         );
     }
-    let _ = writeln!(o, "}}");
-    o
 }
 
 #[cfg(test)]
