@@ -88,9 +88,53 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
     if base.hosts.is_empty() {
         base.hosts.push(linkwise_core::Host::named(host.clone()));
     }
-    let mut rename: BTreeMap<GpuId, GpuId> = BTreeMap::new();
-    let mut by_index: BTreeMap<u32, GpuId> = BTreeMap::new();
-    let mut by_pci: BTreeMap<PciAddress, GpuId> = BTreeMap::new();
+    let ids = join_gpus(&mut base, facts, &host);
+    let rewrite = |e: &mut Endpoint| {
+        if let Endpoint::Gpu(id) = e
+            && let Some(n) = ids.rename.get(id)
+        {
+            *id = n.clone();
+        }
+    };
+    for l in &mut base.links {
+        rewrite(&mut l.a);
+        rewrite(&mut l.b);
+    }
+    // The driver's PCIe classes win over sysfs-derived ones.
+    if !facts.pcie.is_empty() {
+        replace_pcie(&mut base, facts, &ids);
+    }
+    let unknown = add_nvlinks(&mut base, facts, &ids);
+    // The driver answered: NVLink facts (present or absent) are now known.
+    base.gaps
+        .retain(|g| g.what != linkwise_core::NVLINK_GAP && !g.why.contains("NVML"));
+    if unknown > 0 {
+        base.gap(
+            format!("{unknown} NVLink(s)"),
+            "the driver gave no usable far end (remote type unknown, or a GPU not on this host)",
+        );
+    }
+    base.source = format!("{origin}+{}", base.source);
+    base.normalize();
+    base
+}
+
+/// How the driver's GPUs map onto the merged topology's GPU ids.
+#[derive(Debug, Default)]
+struct GpuIds {
+    /// Old id (from sysfs) to new id (the UUID).
+    rename: BTreeMap<GpuId, GpuId>,
+    /// GPU id by NVML index.
+    by_index: BTreeMap<u32, GpuId>,
+    /// GPU id by PCI address.
+    by_pci: BTreeMap<PciAddress, GpuId>,
+}
+
+/// Joins the driver's GPUs with sysfs's by PCI address (adding those sysfs did not see)
+/// and overlays the driver's facts on them.
+fn join_gpus(base: &mut Topology, facts: &DriverFacts, host: &str) -> GpuIds {
+    let mut ids = GpuIds::default();
+
     for d in &facts.gpus {
         let pos = d
             .pci
@@ -103,7 +147,7 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
                     .clone()
                     .or_else(|| d.pci.map(|p| p.to_string()))
                     .unwrap_or_else(|| format!("nvml-{}", d.index));
-                let mut g = Gpu::new(id, d.index, host.clone(), "unknown");
+                let mut g = Gpu::new(id, d.index, host.to_string(), "unknown");
                 g.pci_bus_id = d.pci;
                 base.gpus.push(g);
                 base.gpus.len() - 1
@@ -113,7 +157,7 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
         if let Some(u) = &d.uuid {
             let new = GpuId(u.clone());
             if g.id != new {
-                rename.insert(g.id.clone(), new.clone());
+                ids.rename.insert(g.id.clone(), new.clone());
                 g.id = new;
             }
             g.uuid = Some(u.clone());
@@ -132,51 +176,46 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
         g.firmware_version = d.firmware_version.clone().or(g.firmware_version.take());
         g.mig_mode = d.mig_mode.or(g.mig_mode);
         g.fabric = d.fabric.clone().or(g.fabric.take());
-        by_index.insert(d.index, g.id.clone());
+        ids.by_index.insert(d.index, g.id.clone());
         if let Some(p) = g.pci_bus_id {
-            by_pci.insert(p, g.id.clone());
+            ids.by_pci.insert(p, g.id.clone());
         }
     }
-    let rewrite = |e: &mut Endpoint| {
-        if let Endpoint::Gpu(id) = e
-            && let Some(n) = rename.get(id)
-        {
-            *id = n.clone();
-        }
-    };
-    for l in &mut base.links {
-        rewrite(&mut l.a);
-        rewrite(&mut l.b);
-    }
-    // The driver's PCIe classes win over sysfs-derived ones.
-    if !facts.pcie.is_empty() {
-        base.links.retain(|l| {
-            !(matches!(l.kind, LinkKind::Pcie { .. })
-                && matches!(l.a, Endpoint::Gpu(_))
-                && matches!(l.b, Endpoint::Gpu(_)))
-        });
-        for ((i, j), class) in &facts.pcie {
-            if let (Some(a), Some(b)) = (by_index.get(i), by_index.get(j)) {
-                base.links.push(Link::new(
-                    Endpoint::Gpu(a.clone()),
-                    Endpoint::Gpu(b.clone()),
-                    LinkKind::Pcie { class: *class },
-                ));
-            }
+    ids
+}
+
+/// Replaces the GPU-GPU PCIe links with the driver's classes.
+fn replace_pcie(base: &mut Topology, facts: &DriverFacts, ids: &GpuIds) {
+    base.links.retain(|l| {
+        !(matches!(l.kind, LinkKind::Pcie { .. })
+            && matches!(l.a, Endpoint::Gpu(_))
+            && matches!(l.b, Endpoint::Gpu(_)))
+    });
+    for ((i, j), class) in &facts.pcie {
+        if let (Some(a), Some(b)) = (ids.by_index.get(i), ids.by_index.get(j)) {
+            base.links.push(Link::new(
+                Endpoint::Gpu(a.clone()),
+                Endpoint::Gpu(b.clone()),
+                LinkKind::Pcie { class: *class },
+            ));
         }
     }
-    // NVLinks, aggregated per (local, remote, state, generation).
+}
+
+/// Adds the NVLinks, aggregated per (local, remote, state, generation), and the
+/// switches they reach; returns how many links had no usable far end.
+fn add_nvlinks(base: &mut Topology, facts: &DriverFacts, ids: &GpuIds) -> usize {
     let mut gpu_links: BTreeMap<(GpuId, GpuId, bool, Option<u32>), u32> = BTreeMap::new();
     let mut switch_links: BTreeMap<(GpuId, String, bool, Option<u32>), u32> = BTreeMap::new();
     let mut unknown = 0usize;
     for d in &facts.gpus {
-        let Some(me) = by_index.get(&d.index) else {
+        let Some(me) = ids.by_index.get(&d.index) else {
             continue;
         };
         for l in &d.nvlinks {
             match (l.remote_kind, l.remote_pci) {
                 (RemoteKind::Gpu, Some(p)) => {
-                    if let Some(peer) = by_pci.get(&p) {
+                    if let Some(peer) = ids.by_pci.get(&p) {
                         // Each link is seen from both ends: count it from the lower id only.
                         if me < peer {
                             *gpu_links
@@ -236,18 +275,7 @@ pub fn merge(mut base: Topology, facts: &DriverFacts, origin: &str) -> Topology 
         }
         base.links.push(l);
     }
-    // The driver answered: NVLink facts (present or absent) are now known.
-    base.gaps
-        .retain(|g| g.what != linkwise_core::NVLINK_GAP && !g.why.contains("NVML"));
-    if unknown > 0 {
-        base.gap(
-            format!("{unknown} NVLink(s)"),
-            "the driver gave no usable far end (remote type unknown, or a GPU not on this host)",
-        );
-    }
-    base.source = format!("{origin}+{}", base.source);
-    base.normalize();
-    base
+    unknown
 }
 
 #[cfg(test)]
