@@ -14,6 +14,7 @@
 
 pub mod alloc;
 pub mod annotation;
+pub mod conventions;
 mod cpuset;
 mod derive;
 mod error;

@@ -35,8 +35,8 @@ pub const VERSION: &str = "v1beta1";
 pub const DEFAULT_KUBELET_DIR: &str = "/var/lib/kubelet/device-plugins";
 /// The kubelet's registration socket, in the device-plugin directory.
 pub const KUBELET_SOCKET: &str = "kubelet.sock";
-/// Default extended resource name: NVIDIA's, so existing pod specs work.
-pub const DEFAULT_RESOURCE: &str = "nvidia.com/gpu";
+/// Default extended resource name: NVIDIA's, so existing pod specs work (defined in core).
+pub use linkwise_core::conventions::resources::DEFAULT_RESOURCE;
 /// Default socket file name.
 pub const DEFAULT_SOCKET: &str = "linkwise-gpu.sock";
 /// Default PodResources socket.

@@ -421,11 +421,8 @@ mod hardware {
     }
 }
 
-/// XIDs that do not make a GPU unhealthy by default: application-level errors (13 graphics
-/// engine exception, 31 GPU memory page fault, 43 GPU stopped processing, 45 preemptive
-/// cleanup, 68 video processor exception, 109 context switch timeout) — a faulty job, not
-/// a faulty GPU. The same set NVIDIA's device plugin ignores.
-pub const DEFAULT_IGNORED_XIDS: &[u64] = &[13, 31, 43, 45, 68, 109];
+/// XIDs that do not make a GPU unhealthy by default (defined in core).
+pub use linkwise_core::conventions::xid::DEFAULT_IGNORED_XIDS;
 
 /// Waits for NVML critical XID events on every GPU and calls `on_fault(gpu, xid)` for each
 /// XID not in `ignored`. Blocks until NVML fails (run it on its own thread). GPUs whose

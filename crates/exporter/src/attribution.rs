@@ -9,6 +9,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use linkwise_core::Topology;
+use linkwise_core::conventions::jobdir;
 use linkwise_kubelet::podresources::Assignment;
 
 use crate::Attribution;
@@ -119,8 +120,9 @@ pub fn slurm_order(topo: &Topology) -> Vec<usize> {
 }
 
 /// Reads a Slurm job mapping directory (the layout dcgm-exporter reads, written by a
-/// prolog/epilog): one file per GPU named by the GPU's Slurm index (`<n>`, or `<n>.<m>`
-/// for a MIG slice of GPU `<n>`), one job id per line.
+/// prolog/epilog; the format is [`linkwise_core::conventions::jobdir`]): one file per GPU
+/// named by the GPU's Slurm index (`<n>`, or `<n>.<m>` for a MIG slice of GPU `<n>`), one
+/// job id per line.
 ///
 /// Returns GPU position → the job ids, sorted (numerically where numeric) and
 /// comma-joined. Empty files, blank lines and files with other names are ignored; a
@@ -139,8 +141,7 @@ pub fn read_slurm_dir(topo: &Topology, dir: &Path) -> Result<BTreeMap<usize, Str
         let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let gres = name.split_once('.').map_or(name, |(n, _)| n);
-        let Some(&gpu) = gres.parse::<usize>().ok().and_then(|n| order.get(n)) else {
+        let Some(&gpu) = jobdir::gpu_index(name).and_then(|n| order.get(n)) else {
             continue;
         };
         let path = entry.path();
@@ -151,7 +152,7 @@ pub fn read_slurm_dir(topo: &Topology, dir: &Path) -> Result<BTreeMap<usize, Str
             Err(_) if !path.is_file() => continue,
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        for line in jobdir::parse(&text) {
             jobs.entry(gpu).or_default().insert(line.to_string());
         }
     }

@@ -30,15 +30,13 @@ use tokio::time::MissedTickBehavior;
 use crate::attribution;
 use crate::{Attribution, Collect, Port, Readings, Renderer, Snapshot, SourceHealth, nvlink_ports};
 
-/// XIDs that do not make a GPU unhealthy by default: application-level errors (13
-/// graphics engine exception, 31 GPU memory page fault, 43 GPU stopped processing, 45
-/// preemptive cleanup, 68 video processor exception, 109 context switch timeout): a faulty
-/// job, not a faulty GPU. The set NVIDIA's device plugin ignores (the same list as
-/// `linkwise_discovery::DEFAULT_IGNORED_XIDS`). They are still counted.
-pub const DEFAULT_IGNORED_XIDS: &[u64] = &[13, 31, 43, 45, 68, 109];
+/// XIDs that do not make a GPU unhealthy by default (defined in core); they are still
+/// counted.
+pub use linkwise_core::conventions::xid::DEFAULT_IGNORED_XIDS;
 
 /// Resource name prefixes whose devices attribute a GPU to a container by default.
-pub const DEFAULT_RESOURCE_PREFIXES: &[&str] = &["nvidia.com/gpu", "linkwise.dev/gpu"];
+pub const DEFAULT_RESOURCE_PREFIXES: &[&str] =
+    &linkwise_core::conventions::resources::GPU_RESOURCES;
 
 /// Source names in [`Snapshot::sources`].
 const GPU: &str = "gpu";

@@ -16,7 +16,7 @@ pub const MILLI_KEY: &str = "linkwise.dev/gpu-milli";
 /// Pod annotation: `required` or `preferred` (the default).
 pub const NVLINK_KEY: &str = "linkwise.dev/nvlink";
 /// The resources managed when `--resource` is not given.
-pub const DEFAULT_RESOURCES: [&str; 2] = ["nvidia.com/gpu", "linkwise.dev/gpu"];
+pub const DEFAULT_RESOURCES: [&str; 2] = linkwise_core::conventions::resources::GPU_RESOURCES;
 /// The highest extender score.
 pub const MAX_SCORE: i64 = 10;
 

@@ -25,10 +25,10 @@ pub struct MetricsArgs {
     #[arg(long, default_value_t = 5.0)]
     pub metrics_interval: f64,
     /// The Slurm job mapping directory (`linkwise slurm prolog` writes it); read when present.
-    #[arg(long, default_value = "/run/linkwise/slurm-jobs")]
+    #[arg(long, default_value = linkwise_core::conventions::jobdir::DEFAULT_DIR)]
     pub slurm_job_dir: PathBuf,
     /// XIDs that are counted but do not mark a GPU unhealthy (application-level errors).
-    #[arg(long, value_delimiter = ',', default_value = "13,31,43,45,68,109")]
+    #[arg(long, value_delimiter = ',', default_value = linkwise_core::conventions::xid::DEFAULT_IGNORED_XIDS_LIST)]
     pub ignore_xids: Vec<u64>,
 }
 

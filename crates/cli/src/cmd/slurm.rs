@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use linkwise_core::Topology;
+use linkwise_core::conventions::jobdir;
 use linkwise_slurm::{
     LinksMode, Plugin, TopologyLayout, check_node_name, cluster_conflicts, gres_conf_regenerate,
     gres_lines, node_fields, topology_conf_regenerate, topology_layout, without_version,
@@ -104,18 +105,12 @@ enum What {
     },
 }
 
-/// The job-mapping directory the hooks write and the exporter reads by default.
-pub const DEFAULT_JOB_DIR: &str = "/run/linkwise/slurm-jobs";
 /// The job id, in the Prolog and Epilog environment.
 const JOB_ID_ENV: &str = "SLURM_JOB_ID";
 /// The job's GPUs on this node as GRES indices, in the Prolog and Epilog environment.
 const JOB_GPUS_ENV: &str = "SLURM_JOB_GPUS";
 /// Read when [`JOB_GPUS_ENV`] is absent or empty (older Slurm, other launchers).
 const CUDA_VISIBLE_DEVICES_ENV: &str = "CUDA_VISIBLE_DEVICES";
-/// The lock every hook holds for its read-modify-write (slurmd runs the prologs of
-/// different jobs concurrently). Hidden, like the temporary files, so that readers
-/// looking for GPU index names skip it.
-const LOCK_FILE: &str = ".lock";
 /// The highest GPU index a hook accepts (a typo like `0-99999` must not create 100k files).
 const MAX_GPU_INDEX: u32 = 1023;
 
@@ -148,7 +143,7 @@ SLURM_JOB_ID=42 linkwise slurm epilog --dir /tmp/jobs";
 #[derive(Debug, clap::Args)]
 struct Hook {
     /// The job-mapping directory (created when absent).
-    #[arg(long, default_value = DEFAULT_JOB_DIR)]
+    #[arg(long, default_value = jobdir::DEFAULT_DIR)]
     dir: PathBuf,
 }
 
@@ -756,7 +751,7 @@ fn job_gpus(slurm: Option<String>, cuda: Option<String>) -> anyhow::Result<BTree
 fn lock_dir(dir: &Path) -> anyhow::Result<File> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the job-mapping directory {}", dir.display()))?;
-    let path = dir.join(LOCK_FILE);
+    let path = dir.join(jobdir::LOCK_FILE);
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -771,12 +766,7 @@ fn lock_dir(dir: &Path) -> anyhow::Result<File> {
 /// The job ids in a mapping file, in file order (blank lines dropped); none when absent.
 fn read_jobs(path: &Path) -> anyhow::Result<Vec<String>> {
     match linkwise_fsio::read_to_string_capped(path) {
-        Ok(text) => Ok(text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()),
+        Ok(text) => Ok(jobdir::parse(&text).map(str::to_string).collect()),
         Err(linkwise_fsio::ReadError { error, .. })
             if error.kind() == std::io::ErrorKind::NotFound =>
         {
@@ -787,8 +777,7 @@ fn read_jobs(path: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 fn write_jobs(path: &Path, jobs: &[String]) -> anyhow::Result<()> {
-    let mut text = jobs.join("\n");
-    text.push('\n');
+    let text = jobdir::render(jobs);
     Ok(linkwise_fsio::write_atomic(path, text.as_bytes())?)
 }
 
@@ -796,7 +785,7 @@ fn write_jobs(path: &Path, jobs: &[String]) -> anyhow::Result<()> {
 fn prolog(dir: &Path, job: &str, gpus: &BTreeSet<u32>) -> anyhow::Result<()> {
     let _lock = lock_dir(dir)?;
     for gpu in gpus {
-        let path = dir.join(gpu.to_string());
+        let path = dir.join(jobdir::file_name(*gpu));
         let mut jobs = read_jobs(&path)?;
         if !jobs.iter().any(|j| j == job) {
             jobs.push(job.to_string());
@@ -819,7 +808,7 @@ fn epilog(dir: &Path, job: &str) -> anyhow::Result<()> {
         .with_context(|| format!("listing {}", dir.display()))?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| !jobdir::is_hidden(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
         .collect();
     files.sort();
