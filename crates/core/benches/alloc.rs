@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use linkwise_core::alloc::legacy::partition_search;
+use linkwise_core::alloc::prior_art::partition_search;
 use linkwise_core::alloc::{AllocRequest, Allocator};
 use linkwise_core::profiles;
 

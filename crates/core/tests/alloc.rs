@@ -143,7 +143,7 @@ fn policy() -> impl Strategy<Value = (Policy, Scoring)> {
         Just((Policy::Default, Scoring::Default)),
         Just((Policy::Pack, Scoring::Default)),
         Just((Policy::Spread, Scoring::Default)),
-        Just((Policy::Default, Scoring::LegacyPairwise)),
+        Just((Policy::Default, Scoring::PriorArtPairwise)),
     ]
 }
 
@@ -393,7 +393,7 @@ fn one_gpu_requests_take_the_orphan_not_half_a_pair() {
 
 mod prior_art {
     use super::*;
-    use linkwise_core::alloc::legacy::partition_search;
+    use linkwise_core::alloc::prior_art::partition_search;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
@@ -401,13 +401,13 @@ mod prior_art {
         /// On the prior art's own objective (summed pair weights), linkwise's exact search
         /// never does worse than the prior art's best-set-of-best-partition answer.
         #[test]
-        fn legacy_scoring_never_loses_to_the_partition_search(
+        fn prior_art_scoring_never_loses_to_its_partition_search(
             (s, r) in spec(1, 2..=8).prop_flat_map(|s| { let n = s.hosts * s.per_host; (Just(s), request(n)) })
         ) {
             let t = build(&s);
             let al = Allocator::new(&t);
             let Some(mut req) = make_request(&al, r) else { return Ok(()) };
-            req.scoring = Scoring::LegacyPairwise;
+            req.scoring = Scoring::PriorArtPairwise;
             let avail: Vec<usize> = req.available.iter().map(|id| al.position(id).unwrap()).collect();
             let must: Vec<usize> = req.must_include.iter().map(|id| al.position(id).unwrap()).collect();
             let ours = al.allocate(&req).unwrap();
@@ -415,8 +415,8 @@ mod prior_art {
                 && theirs.iter().all(Option::is_some)
             {
                 let set: Vec<usize> = theirs.iter().flatten().copied().collect();
-                let their_score = al.score(&set, &avail, &req).legacy;
-                prop_assert!(ours.score.legacy >= their_score, "{} < {}", ours.score.legacy, their_score);
+                let their_score = al.score(&set, &avail, &req).prior_art_pairwise;
+                prop_assert!(ours.score.prior_art_pairwise >= their_score, "{} < {}", ours.score.prior_art_pairwise, their_score);
             }
         }
     }
@@ -445,7 +445,7 @@ mod prior_art {
         let req = AllocRequest {
             available: al.ids().to_vec(),
             size: 3,
-            scoring: Scoring::LegacyPairwise,
+            scoring: Scoring::PriorArtPairwise,
             ..AllocRequest::default()
         };
         let ours = al.allocate(&req).unwrap();

@@ -27,7 +27,7 @@ Examples:\n  linkwise alloc --source profile:dgx1-v100 --count 2 --explain\n  \
 linkwise alloc --source profile:dgx1-v100 --count 1 --available 0,1,2,4,5,6,7\n  \
 linkwise alloc --source profile:dgx-h100 --count 4 --numa 1 -o json\n  \
 linkwise alloc --source profile:nvl72 --count 16 --policy pack\n  \
-linkwise alloc --source profile:dgx1-v100 --count 4 --score legacy-pairwise\n  \
+linkwise alloc --source profile:dgx1-v100 --count 4 --score prior-art-pairwise\n  \
 linkwise alloc --source profile:pcie-8gpu --milli 500 --used 0:250,3:750\n  \
 linkwise alloc --source profile:dgx-h100 --mig 3g.40gb --mig-used 0:0-3\n  \
 linkwise alloc --source profile:dgx-h100 --batch requests.jsonl > answers.jsonl"
@@ -102,7 +102,10 @@ enum PolicyArg {
 #[serde(rename_all = "kebab-case")]
 enum ScoreArg {
     Default,
-    LegacyPairwise,
+    // The prior art's pair weights; `legacy-pairwise`, its former name, stays accepted (hidden).
+    #[value(alias = "legacy-pairwise")]
+    #[serde(alias = "legacy-pairwise")]
+    PriorArtPairwise,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -125,7 +128,7 @@ impl From<ScoreArg> for Scoring {
     fn from(s: ScoreArg) -> Self {
         match s {
             ScoreArg::Default => Scoring::Default,
-            ScoreArg::LegacyPairwise => Scoring::LegacyPairwise,
+            ScoreArg::PriorArtPairwise => Scoring::PriorArtPairwise,
         }
     }
 }
@@ -592,8 +595,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 },
-                if req.scoring == Scoring::LegacyPairwise {
-                    format!(", legacy {}", s.legacy)
+                if req.scoring == Scoring::PriorArtPairwise {
+                    format!(", prior-art pairwise {}", s.prior_art_pairwise)
                 } else {
                     String::new()
                 },
@@ -852,4 +855,30 @@ fn batch(
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn the_former_scoring_name_stays_accepted_but_hidden() {
+        for name in ["prior-art-pairwise", "legacy-pairwise"] {
+            let arg = ScoreArg::from_str(name, false).unwrap();
+            assert_eq!(Scoring::from(arg), Scoring::PriorArtPairwise);
+            let line: Line = serde_json::from_str(&format!("{{\"score\":\"{name}\"}}")).unwrap();
+            assert_eq!(
+                line.score.map(Scoring::from),
+                Some(Scoring::PriorArtPairwise)
+            );
+        }
+        let shown: Vec<String> = ScoreArg::value_variants()
+            .iter()
+            .filter_map(ScoreArg::to_possible_value)
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(shown, ["default", "prior-art-pairwise"]);
+    }
 }

@@ -31,7 +31,7 @@
 //! the topology again (the device plugin's hot path).
 
 mod frac;
-pub mod legacy;
+pub mod prior_art;
 mod ring;
 mod search;
 
@@ -78,7 +78,7 @@ pub enum Scoring {
     Default,
     /// The prior art's pair weights summed over the set (SYS 10, NODE 20, PHB 30, PXB 40,
     /// PIX 50, plus 100 per NVLink lane), for comparisons on its own objective.
-    LegacyPairwise,
+    PriorArtPairwise,
 }
 
 /// A request, with kubelet `GetPreferredAllocation` semantics.
@@ -167,7 +167,7 @@ pub struct Score {
     /// Intact islands and hosts the set breaks into.
     pub opened: u32,
     /// The prior art's pairwise score of the set.
-    pub legacy: u64,
+    pub prior_art_pairwise: u64,
 }
 
 impl Score {
@@ -184,7 +184,9 @@ impl Score {
             -i128::from(self.opened),
         );
         match (scoring, policy) {
-            (Scoring::LegacyPairwise, _) => [i128::from(self.legacy), 0, 0, 0, 0, 0, 0, 0],
+            (Scoring::PriorArtPairwise, _) => {
+                [i128::from(self.prior_art_pairwise), 0, 0, 0, 0, 0, 0, 0]
+            }
             (Scoring::Default, Policy::Default) => [i, h, nm, b, t, l, c, o],
             (Scoring::Default, Policy::Pack) => [i, h, nm, o, l, c, b, t],
             (Scoring::Default, Policy::Spread) => {
@@ -196,7 +198,9 @@ impl Score {
     /// The names of the key's components under a policy and scoring mode, in order.
     pub fn key_names(policy: Policy, scoring: Scoring) -> [&'static str; 8] {
         match (scoring, policy) {
-            (Scoring::LegacyPairwise, _) => ["legacy score", "", "", "", "", "", "", ""],
+            (Scoring::PriorArtPairwise, _) => {
+                ["prior-art pairwise score", "", "", "", "", "", "", ""]
+            }
             (_, Policy::Default) => [
                 "islands",
                 "hosts",
@@ -265,7 +269,7 @@ pub struct Allocator {
     /// NVLink lanes per pair, row-major.
     lanes: Vec<u32>,
     /// The prior art's pair weight, row-major.
-    legacy: Vec<u64>,
+    prior_art: Vec<u64>,
     island: Vec<usize>,
     island_size: Vec<usize>,
     host: Vec<usize>,
@@ -277,14 +281,14 @@ pub struct Allocator {
     /// Per GPU, every other GPU by bandwidth, best first (ties: lower position).
     partners: Vec<Vec<usize>>,
     /// Twin classes: GPUs with the same attributes and the same bandwidth to every other
-    /// GPU (swapping two twins changes no score), for the default and legacy scoring.
+    /// GPU (swapping two twins changes no score), for the default and prior-art pairwise scoring.
     twins: Vec<usize>,
-    twins_legacy: Vec<usize>,
+    twins_prior_art: Vec<usize>,
     budget: Option<u64>,
 }
 
 /// The prior art's weight of a PCIe level.
-fn legacy_pcie_weight(c: PathClass) -> u64 {
+fn prior_art_pcie_weight(c: PathClass) -> u64 {
     match c {
         PathClass::Pix => 50,
         PathClass::Pxb => 40,
@@ -304,14 +308,15 @@ impl Allocator {
         let n = m.len();
         let mut w = vec![0; n * n];
         let mut lanes = vec![0; n * n];
-        let mut legacy = vec![0; n * n];
+        let mut prior_art = vec![0; n * n];
         for i in 0..n {
             for j in 0..n {
                 if i != j {
                     w[i * n + j] = m.bandwidth_mbps(i, j);
                     let l = m.cell(i, j).nvlink_lanes();
                     lanes[i * n + j] = l;
-                    legacy[i * n + j] = legacy_pcie_weight(m.pcie_class(i, j)) + 100 * u64::from(l);
+                    prior_art[i * n + j] =
+                        prior_art_pcie_weight(m.pcie_class(i, j)) + 100 * u64::from(l);
                 }
             }
         }
@@ -379,7 +384,7 @@ impl Allocator {
             n,
             w,
             lanes,
-            legacy,
+            prior_art,
             island,
             island_size,
             host,
@@ -388,7 +393,7 @@ impl Allocator {
             cpus: topo.gpus.iter().map(|g| g.cpu_affinity.clone()).collect(),
             healthy: topo.gpus.iter().map(|g| g.health.is_healthy()).collect(),
             twins: Vec::new(),
-            twins_legacy: Vec::new(),
+            twins_prior_art: Vec::new(),
             budget: None,
         }
         .with_twins()
@@ -396,7 +401,7 @@ impl Allocator {
 
     /// Computes the twin classes: `i` and `j` are twins when they share island, host,
     /// NUMA locality, CPU affinity and health, and `w(i, x) == w(j, x)` for every other
-    /// `x` (for legacy scoring also the pair weights). The relation is transitive, so one
+    /// `x` (for prior-art pairwise scoring also the pair weights). The relation is transitive, so one
     /// comparison against each class representative suffices.
     fn with_twins(mut self) -> Self {
         let n = self.n;
@@ -410,14 +415,14 @@ impl Allocator {
         let rows_equal = |m: &[u64], a: usize, b: usize| {
             (0..n).all(|x| x == a || x == b || m[a * n + x] == m[b * n + x])
         };
-        let classes = |legacy: bool| -> Vec<usize> {
+        let classes = |prior_art: bool| -> Vec<usize> {
             let mut reps: Vec<usize> = Vec::new();
             (0..n)
                 .map(|p| {
                     let found = reps.iter().position(|&r| {
                         same_attrs(r, p)
                             && rows_equal(&self.w, r, p)
-                            && (!legacy || rows_equal(&self.legacy, r, p))
+                            && (!prior_art || rows_equal(&self.prior_art, r, p))
                     });
                     found.unwrap_or_else(|| {
                         reps.push(p);
@@ -427,7 +432,7 @@ impl Allocator {
                 .collect()
         };
         self.twins = classes(false);
-        self.twins_legacy = classes(true);
+        self.twins_prior_art = classes(true);
         self
     }
 
@@ -490,8 +495,8 @@ impl Allocator {
     }
 
     /// The prior art's pair weight between two positions (0 out of range).
-    pub fn legacy_weight(&self, a: usize, b: usize) -> u64 {
-        self.at(&self.legacy, a, b)
+    pub fn prior_art_weight(&self, a: usize, b: usize) -> u64 {
+        self.at(&self.prior_art, a, b)
     }
 
     /// Bandwidth between two positions, MB/s (0 out of range).
@@ -639,8 +644,11 @@ impl Allocator {
             gb(s.cut_mbps),
             s.opened
         ));
-        if req.scoring == Scoring::LegacyPairwise {
-            out.push_str(&format!("; legacy pairwise score {}", s.legacy));
+        if req.scoring == Scoring::PriorArtPairwise {
+            out.push_str(&format!(
+                "; prior-art pairwise score {}",
+                s.prior_art_pairwise
+            ));
         }
         if let Some((set, r)) = &a.runner_up {
             let (ka, kb) = (

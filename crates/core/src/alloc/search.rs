@@ -199,7 +199,9 @@ impl<'a> Ctx<'a> {
                 let v = al.w(a, b);
                 if y > x {
                     s.total_mbps = s.total_mbps.saturating_add(v);
-                    s.legacy = s.legacy.saturating_add(al.legacy[a * al.n + b]);
+                    s.prior_art_pairwise = s
+                        .prior_art_pairwise
+                        .saturating_add(al.prior_art[a * al.n + b]);
                 }
                 if v > best {
                     second = best;
@@ -291,8 +293,8 @@ impl<'a> Ctx<'a> {
     /// The pool's free GPUs (not must-include) grouped into classes of twins that are
     /// also alike for this request (local or not), each sorted.
     fn classes(&self, pool: &[usize]) -> Vec<Vec<usize>> {
-        let twins = if self.req.scoring == Scoring::LegacyPairwise {
-            &self.al.twins_legacy
+        let twins = if self.req.scoring == Scoring::PriorArtPairwise {
+            &self.al.twins_prior_art
         } else {
             &self.al.twins
         };
@@ -384,7 +386,7 @@ impl<'a> Ctx<'a> {
             }
             s.bottleneck_mbps = ring_bottleneck(set, |a, b| self.al.w(a, b));
         }
-        // Legacy scoring's key has no ring in it.
+        // Prior-art pairwise scoring's key has no ring in it.
         let key = self.key(&s);
         floor.is_none_or(|f| key > *f).then_some(key)
     }
@@ -608,7 +610,7 @@ impl<'a> Ctx<'a> {
             }
             let must_islands: Vec<usize> = self.must.iter().map(|&p| al.island[p]).collect();
             let candidates: Vec<&Vec<usize>> = if self.req.policy == Policy::Spread
-                || self.req.scoring == Scoring::LegacyPairwise
+                || self.req.scoring == Scoring::PriorArtPairwise
             {
                 Vec::new()
             } else {
@@ -664,8 +666,8 @@ impl<'a> Ctx<'a> {
         let timed_out = self.stopped.get();
         let exact = exact
             && !timed_out
-            && (k <= super::ring::EXACT_RING_MAX || self.req.scoring == Scoring::LegacyPairwise);
-        // The winner's full score (legacy scoring skips the ring during the search).
+            && (k <= super::ring::EXACT_RING_MAX || self.req.scoring == Scoring::PriorArtPairwise);
+        // The winner's full score (prior-art pairwise scoring skips the ring during the search).
         let score = self.score(&set);
         Allocation {
             devices: Vec::new(),

@@ -40,7 +40,7 @@ pub fn partition_search(
         for (x, a) in set.iter().enumerate() {
             for b in &set[x + 1..] {
                 if let (Some(a), Some(b)) = (a, b) {
-                    s += al.legacy_weight(*a, *b);
+                    s += al.prior_art_weight(*a, *b);
                 }
             }
         }
