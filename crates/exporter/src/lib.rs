@@ -21,6 +21,7 @@ pub mod readings;
 pub mod render;
 pub mod runtime;
 pub mod server;
+pub mod static_state;
 pub mod synthetic;
 
 pub use readings::{

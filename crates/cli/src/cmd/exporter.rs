@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use linkwise_core::Topology;
 use linkwise_deviceplugin::HealthHandle;
+use linkwise_exporter::Collect;
 use linkwise_exporter::catalogue::{ATTRIBUTION_LABELS, FAMILIES};
 use linkwise_exporter::runtime::{Exporter, ExporterConfig, ExporterHandle};
-use linkwise_exporter::{
-    Collect, CollectError, GpuReading, LinkReading, PcieReading, Readings, nvlink_ports,
-};
 
 use crate::exit::BadInput;
 
@@ -237,63 +235,10 @@ fn collector(
             }
         }
     }
-    (Box::new(Static::new(topo)), None)
-}
-
-/// The topology's own state, with no live readings: GPUs present, links as discovered,
-/// PCIe as discovered.
-#[derive(Debug)]
-struct Static {
-    readings: Readings,
-}
-
-impl Static {
-    fn new(topo: &Topology) -> Self {
-        let ports = nvlink_ports(topo);
-        let readings = Readings {
-            gpus: topo
-                .gpus
-                .iter()
-                .map(|g| GpuReading {
-                    memory_total_bytes: g.memory_bytes,
-                    present: true,
-                    ..GpuReading::default()
-                })
-                .collect(),
-            links: (0..ports.len())
-                .map(|port| LinkReading {
-                    port,
-                    up: ports[port].up,
-                    ..LinkReading::default()
-                })
-                .collect(),
-            pcie: topo
-                .gpus
-                .iter()
-                .map(|g| {
-                    let p = g.pcie.unwrap_or_default();
-                    PcieReading {
-                        current_speed_mts: p.current_speed_mts,
-                        max_speed_mts: p.max_speed_mts,
-                        current_width: p.current_width,
-                        max_width: p.max_width,
-                    }
-                })
-                .collect(),
-            xids: Vec::new(),
-        };
-        Static { readings }
-    }
-}
-
-impl Collect for Static {
-    fn collect(&mut self) -> Result<Readings, CollectError> {
-        Ok(self.readings.clone())
-    }
-
-    fn synthetic(&self) -> bool {
-        false
-    }
+    (
+        Box::new(linkwise_exporter::static_state::Static::new(topo)),
+        None,
+    )
 }
 
 fn list(format: ListFormat) -> anyhow::Result<()> {
