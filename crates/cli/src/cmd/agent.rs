@@ -74,7 +74,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     annotate_every: u64,
     #[command(flatten)]
-    metrics: super::exporter::MetricsArgs,
+    metrics: super::serve::MetricsArgs,
     #[command(flatten)]
     nvlink: super::NvlinkArgs,
 }
@@ -132,16 +132,7 @@ fn check_args(args: &Args) -> Result<(), crate::exit::BadInput> {
     }
     // The metrics server may fail to bind at run time (logged; the device plugin runs
     // on), but a value that can never be right is refused here.
-    if args.metrics.metrics_addr != "none" {
-        super::exporter::check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
-        if !(args.metrics.metrics_interval.is_finite() && args.metrics.metrics_interval >= 0.05) {
-            return bad(format!(
-                "--metrics-interval {}: give seconds, at least 0.05",
-                args.metrics.metrics_interval
-            ));
-        }
-    }
-    Ok(())
+    super::serve::check_metrics_args(&args.metrics)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -202,12 +193,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tokio::spawn(watch_health_file(path, plugin.health(), names));
         }
         let exporter = match &exporter_topo {
-            Some(t) => match super::exporter::start(
+            Some(t) => match super::serve::start_metrics(
                 &args.source,
                 t,
                 &args.metrics,
                 Some(args.pod_resources_socket.clone()),
-                Some(plugin.health()),
+                Some(health_link(plugin.health())),
             )
             .await
             {
@@ -231,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ),
             }
         }
-        linkwise_deviceplugin::run(plugin, shutdown_signal()).await
+        linkwise_deviceplugin::run(plugin, super::serve::shutdown_signal()).await
     })?;
     Ok(())
 }
@@ -278,22 +269,10 @@ fn spawn_xid_watch(
     tracing::debug!("built without NVML: XID health events off (use --health-file)");
 }
 
-pub(crate) async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = term => tracing::info!("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-    }
+/// The exporter marks devices in the device plugin's health and watches it.
+fn health_link(health: HealthHandle) -> linkwise_exporter::HealthLink {
+    let watch = health.subscribe();
+    linkwise_exporter::HealthLink::new(move |id, healthy| health.set(id, healthy), watch)
 }
 
 /// Parses the control file: `DEVICE healthy|unhealthy [reason]` per line.

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(r) = args.resources.iter().find(|r| r.trim().is_empty()) {
         return Err(BadInput(format!("--resource {r:?} is empty")).into());
     }
-    super::exporter::check_listen_addr("--listen", &args.listen)?;
+    super::serve::check_listen_addr("--listen", &args.listen)?;
     if let Some(f) = &args.nodes_file {
         // Fail early on a file that cannot be read at all.
         cache::read_nodes(f).map_err(|e| BadInput(e.to_string()))?;
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
         }
         let ext = Arc::new(Extender::new(&args.prefix, args.resources, Some(cache)));
-        let listener = super::exporter::bind("--listen", &args.listen).await?;
+        let listener = super::serve::bind("--listen", &args.listen).await?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, prefix = %ext.prefix, resources = ?ext.resources, "extender serving");
         crate::serving(
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 p = ext.prefix
             ),
         );
-        linkwise_extender::server::serve(listener, ext, super::agent::shutdown_signal()).await;
+        linkwise_extender::server::serve(listener, ext, super::serve::shutdown_signal()).await;
         Ok(())
     })
 }

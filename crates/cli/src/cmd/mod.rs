@@ -9,6 +9,7 @@ pub mod exporter;
 pub mod extender;
 pub mod labels;
 pub mod profiles;
+pub mod serve;
 pub mod sim;
 pub mod slurm;
 pub mod topo;
