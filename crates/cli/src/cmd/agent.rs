@@ -184,11 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dev_root: args.dev_root,
         },
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    super::serve::block_on(async move {
         if let Some(path) = args.health_file {
             tokio::spawn(watch_health_file(path, plugin.health(), names));
         }
@@ -210,7 +206,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             None => None,
         };
-        spawn_xid_watch(&args.source, &args.metrics.ignore_xids, plugin.health(), exporter);
+        spawn_xid_watch(
+            &args.source,
+            &args.metrics.ignore_xids,
+            plugin.health(),
+            exporter,
+        );
         if let Some(inputs) = annotate {
             match super::annotate::NodeAnnotator::from_environment(&node).await {
                 Ok(annotator) => {
@@ -223,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         linkwise_deviceplugin::run(plugin, super::serve::shutdown_signal()).await
-    })?;
+    })??;
     Ok(())
 }
 

@@ -56,11 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     serve::check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
     let topo = super::discover_published(&args.source, args.nvlink, "NVLink metrics")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    serve::block_on(async move {
         let socket = (args.pod_resources_socket.as_os_str() != "none")
             .then_some(args.pod_resources_socket.clone());
         let Some(running) =
@@ -71,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         serve::shutdown_signal().await;
         running.handle.shutdown();
         Ok(())
-    })
+    })?
 }
 
 fn list(format: ListFormat) -> anyhow::Result<()> {

@@ -54,11 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Fail early on a file that cannot be read at all.
         cache::read_nodes(f).map_err(|e| BadInput(e.to_string()))?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    super::serve::block_on(async move {
         let cache = Arc::new(NodeCache::default());
         match &args.nodes_file {
             Some(f) => {
@@ -87,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         linkwise_extender::server::serve(listener, ext, super::serve::shutdown_signal()).await;
         Ok(())
-    })
+    })?
 }
 
 async fn client() -> Result<kube::Client, String> {

@@ -1,5 +1,6 @@
-//! What the server commands (`agent`, `exporter`, `extender`) share: listen addresses
-//! (checked, then bound), the shutdown signal, and the metrics server that `agent` and
+//! What the server commands (`agent`, `exporter`, `extender`) share: the async runtime
+//! ([`block_on`], the one place it is built), listen addresses (checked, then bound),
+//! the shutdown signal, and the metrics server that `agent` and
 //! `exporter` both start (its options, the GPU collector for a source, startup).
 
 use std::path::PathBuf;
@@ -11,6 +12,16 @@ use linkwise_exporter::runtime::{Exporter, ExporterConfig, ExporterHandle};
 use linkwise_exporter::{Collect, HealthLink};
 
 use crate::exit::BadInput;
+
+/// Runs `future` to completion on the runtime every server command uses: tokio,
+/// multi-threaded with two workers, I/O and timers enabled. Built here and nowhere else.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(future))
+}
 
 /// The metrics options of `linkwise agent` and `linkwise exporter`.
 #[derive(Debug, Clone, clap::Args)]
