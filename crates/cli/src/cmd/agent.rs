@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use linkwise_core::GpuId;
 use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
+use linkwise_discovery::SourceSpec;
 
 use super::Resolver;
 
@@ -137,8 +138,9 @@ fn check_args(args: &Args) -> Result<(), crate::exit::BadInput> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_args(&args)?;
-    let topo = super::discover_published(
-        &args.source,
+    let spec = SourceSpec::parse(&args.source)?;
+    let topo = super::discover_spec_published(
+        &spec,
         args.nvlink,
         "node labels, preferred allocations and the fabric annotation",
     )?;
@@ -190,6 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let exporter = match &exporter_topo {
             Some(t) => match super::serve::start_metrics(
+                &spec,
                 &args.source,
                 t,
                 &args.metrics,
@@ -206,12 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             None => None,
         };
-        spawn_xid_watch(
-            &args.source,
-            &args.metrics.ignore_xids,
-            plugin.health(),
-            exporter,
-        );
+        spawn_xid_watch(&spec, &args.metrics.ignore_xids, plugin.health(), exporter);
         if let Some(inputs) = annotate {
             match super::annotate::NodeAnnotator::from_environment(&node).await {
                 Ok(annotator) => {
@@ -232,12 +230,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// (through the exporter, which also counts them, when metrics are on).
 #[cfg(feature = "nvml")]
 fn spawn_xid_watch(
-    source: &str,
+    source: &SourceSpec,
     ignored: &[u64],
     health: HealthHandle,
     exporter: Option<linkwise_exporter::runtime::ExporterHandle>,
 ) {
-    if source != "auto" && source != "nvml" {
+    if !matches!(source, SourceSpec::Auto | SourceSpec::Nvml) {
         return;
     }
     // With the exporter every XID is counted and it applies the ignore list itself.
@@ -262,7 +260,7 @@ fn spawn_xid_watch(
 
 #[cfg(not(feature = "nvml"))]
 fn spawn_xid_watch(
-    _source: &str,
+    _source: &SourceSpec,
     _ignored: &[u64],
     _health: HealthHandle,
     _exporter: Option<linkwise_exporter::runtime::ExporterHandle>,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use linkwise_discovery::SourceSpec;
 use linkwise_exporter::catalogue::{ATTRIBUTION_LABELS, FAMILIES};
 
 use super::serve::{self, MetricsArgs};
@@ -55,12 +56,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(BadInput("--metrics-addr none: nothing to serve".into()).into());
     }
     serve::check_listen_addr("--metrics-addr", &args.metrics.metrics_addr)?;
-    let topo = super::discover_published(&args.source, args.nvlink, "NVLink metrics")?;
+    let spec = SourceSpec::parse(&args.source)?;
+    let topo = super::discover_spec_published(&spec, args.nvlink, "NVLink metrics")?;
     serve::block_on(async move {
         let socket = (args.pod_resources_socket.as_os_str() != "none")
             .then_some(args.pod_resources_socket.clone());
         let Some(running) =
-            serve::start_metrics(&args.source, &topo, &args.metrics, socket, None).await?
+            serve::start_metrics(&spec, &args.source, &topo, &args.metrics, socket, None).await?
         else {
             return Ok(());
         };

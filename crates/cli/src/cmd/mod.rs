@@ -24,7 +24,11 @@ FILE `-` reads standard input";
 
 /// Parses `--source`, opens it and discovers.
 pub fn discover(source: &str) -> anyhow::Result<Topology> {
-    let spec = SourceSpec::parse(source)?;
+    discover_spec(&SourceSpec::parse(source)?)
+}
+
+/// Opens a parsed `--source` and discovers.
+pub fn discover_spec(spec: &SourceSpec) -> anyhow::Result<Topology> {
     let src = spec.open()?;
     // Discovery errors already name the file, line or device they are about.
     let topo = src.discover()?;
@@ -73,9 +77,30 @@ pub fn discover_published(
     nvlink: NvlinkArgs,
     what: &str,
 ) -> anyhow::Result<Topology> {
-    let topo = discover(source)?;
+    discover_spec_published(&SourceSpec::parse(source)?, nvlink, what)
+}
+
+/// [`discover_spec`], then [`check_nvlink_known`].
+pub fn discover_spec_published(
+    spec: &SourceSpec,
+    nvlink: NvlinkArgs,
+    what: &str,
+) -> anyhow::Result<Topology> {
+    let topo = discover_spec(spec)?;
     check_nvlink_known(&topo, nvlink, what)?;
     Ok(topo)
+}
+
+/// Whether a source reads standard input (`topo-text:-`, `snapshot:-`).
+pub fn reads_stdin(spec: &SourceSpec) -> bool {
+    match spec {
+        SourceSpec::TopoText(file) | SourceSpec::Snapshot(file) => {
+            file.as_os_str() == std::ffi::OsStr::new("-")
+        }
+        SourceSpec::Auto | SourceSpec::Sysfs(_) | SourceSpec::Nvml | SourceSpec::Profile(_) => {
+            false
+        }
+    }
 }
 
 /// Resolves device references as operators write them: GPU indices (`3`; on several
@@ -300,6 +325,23 @@ mod tests {
             rs.all(&["0-8".to_string()]).is_err(),
             "range past the last GPU"
         );
+    }
+
+    #[test]
+    fn only_files_named_dash_read_standard_input() {
+        let stdin = |s: &str| reads_stdin(&SourceSpec::parse(s).expect("a source"));
+        assert!(stdin("topo-text:-"));
+        assert!(stdin("snapshot:-"));
+        for s in [
+            "snapshot:a-",
+            "topo-text:./-",
+            "sysfs:-",
+            "profile:-",
+            "auto",
+            "nvml",
+        ] {
+            assert!(!stdin(s), "{s}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linkwise_core::Topology;
+use linkwise_discovery::SourceSpec;
 use linkwise_exporter::runtime::{Exporter, ExporterConfig, ExporterHandle};
 use linkwise_exporter::{Collect, HealthLink};
 
@@ -66,9 +67,12 @@ pub struct Running {
 
 /// Binds the metrics address and starts collection and serving. `Ok(None)` when the
 /// address is "none". A bind failure is an error for the standalone exporter; the agent
-/// logs it and runs on. `health` links the exporter to the device plugin's health.
+/// logs it and runs on. `source` chooses the collector; `source_label` is the `--source`
+/// text, shown in the exporter's info metric. `health` links the exporter to the device
+/// plugin's health.
 pub async fn start_metrics(
-    source: &str,
+    source: &SourceSpec,
+    source_label: &str,
     topo: &Topology,
     m: &MetricsArgs,
     pod_resources: Option<PathBuf>,
@@ -95,7 +99,7 @@ pub async fn start_metrics(
             .first()
             .map(|h| h.name.clone())
             .unwrap_or_default(),
-        source: source.to_string(),
+        source: source_label.to_string(),
         ..ExporterConfig::default()
     };
     let mut exporter = Exporter::new(topo, collector, config);
@@ -113,33 +117,47 @@ pub async fn start_metrics(
     Ok(Some(Running { handle }))
 }
 
+/// A GPU collector and, where it numbers them itself (NVML), the NVLink ports.
+type Collector = (Box<dyn Collect>, Option<Vec<linkwise_exporter::Port>>);
+
 /// The GPU source for a discovery source: NVML where it is the source (and built in),
 /// generated values for profiles, snapshots and saved topo text, else the topology's own
 /// state (PCIe, links as discovered) without readings. With NVML, also the NVLink ports
 /// as NVML numbers them.
-fn collector(
-    source: &str,
-    topo: &Arc<Topology>,
-) -> (Box<dyn Collect>, Option<Vec<linkwise_exporter::Port>>) {
-    let kind = source.split(':').next().unwrap_or_default();
-    if matches!(kind, "profile" | "snapshot" | "topo-text") {
-        return (
+fn collector(source: &SourceSpec, topo: &Arc<Topology>) -> Collector {
+    match source {
+        SourceSpec::Profile(_) | SourceSpec::Snapshot(_) | SourceSpec::TopoText(_) => (
             Box::new(linkwise_exporter::synthetic::Synthetic::new(topo)),
             None,
-        );
+        ),
+        SourceSpec::Auto | SourceSpec::Nvml => nvml_collector(topo),
+        SourceSpec::Sysfs(_) => static_collector(topo),
     }
-    #[cfg(feature = "nvml")]
-    if matches!(kind, "auto" | "nvml") {
-        match linkwise_exporter::nvml::NvmlCollector::new(topo.clone()) {
-            Ok(c) => {
-                let ports = c.ports();
-                return (Box::new(c), Some(ports));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "NVML metrics unavailable; serving the topology's state only");
-            }
+}
+
+/// NVML's readings, or the topology's state when NVML does not load.
+#[cfg(feature = "nvml")]
+fn nvml_collector(topo: &Arc<Topology>) -> Collector {
+    match linkwise_exporter::nvml::NvmlCollector::new(topo.clone()) {
+        Ok(c) => {
+            let ports = c.ports();
+            (Box::new(c), Some(ports))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "NVML metrics unavailable; serving the topology's state only");
+            static_collector(topo)
         }
     }
+}
+
+/// Built without NVML: the topology's state.
+#[cfg(not(feature = "nvml"))]
+fn nvml_collector(topo: &Arc<Topology>) -> Collector {
+    static_collector(topo)
+}
+
+/// The topology's own state, without readings.
+fn static_collector(topo: &Topology) -> Collector {
     (
         Box::new(linkwise_exporter::static_state::Static::new(topo)),
         None,
@@ -208,5 +226,49 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = term => tracing::info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_follows_the_source_kind() {
+        let topo = Arc::new(linkwise_core::profiles::get("dgx-h100").expect("a profile"));
+        for generated in ["profile:dgx-h100", "snapshot:-", "topo-text:t.txt"] {
+            let spec = SourceSpec::parse(generated).expect("a source");
+            let (c, ports) = collector(&spec, &topo);
+            assert!(c.synthetic(), "{generated}");
+            assert!(ports.is_none(), "{generated}");
+        }
+        // sysfs serves the topology's state; auto and nvml read NVML where it loads and
+        // fall back to that state: never generated values.
+        for live in ["sysfs", "sysfs:/tmp", "auto", "nvml"] {
+            let spec = SourceSpec::parse(live).expect("a source");
+            assert!(!collector(&spec, &topo).0.synthetic(), "{live}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_are_checked() {
+        for ok in [
+            "0.0.0.0:9460",
+            "[::]:0",
+            "localhost:9460",
+            "node-1.example:80",
+        ] {
+            assert!(check_listen_addr("--x", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "9460",
+            "localhost",
+            "host:99999",
+            "-bad-:80",
+            ":80",
+            "a b:80",
+        ] {
+            assert!(check_listen_addr("--x", bad).is_err(), "{bad}");
+        }
     }
 }

@@ -216,7 +216,10 @@ fn out_arg(s: &str) -> Result<PathBuf, String> {
 
 /// Refuses `--check -` when a source reads standard input too: one stream cannot be both.
 fn check_stdin_once(out: &Out, sources: &[String]) -> anyhow::Result<()> {
-    if out.check.as_deref() == Some(Path::new("-")) && sources.iter().any(|s| s.ends_with(":-")) {
+    let reads_stdin = |s: &String| {
+        linkwise_discovery::SourceSpec::parse(s).is_ok_and(|spec| super::reads_stdin(&spec))
+    };
+    if out.check.as_deref() == Some(Path::new("-")) && sources.iter().any(reads_stdin) {
         return Err(BadInput(
             "--check - and a --source reading standard input (...:-) cannot share it: give one \
              of them as a file"
@@ -465,8 +468,8 @@ fn cluster(
             .into());
         }
         for f in files {
-            out.push(super::discover_published(
-                &format!("snapshot:{}", f.display()),
+            out.push(super::discover_spec_published(
+                &linkwise_discovery::SourceSpec::Snapshot(f),
                 nvlink,
                 "topology.conf",
             )?);
