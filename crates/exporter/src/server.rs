@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::header::{
+    ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, VARY,
+};
+use axum::http::{Response, StatusCode};
 use axum::routing::get;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{
-    ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, VARY,
-};
-use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 
 /// The limits of the serving loop, from [`linkwise_http`].
@@ -211,8 +211,8 @@ fn with_type(mut r: Response<Full<Bytes>>, content_type: &'static str) -> Respon
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use axum::http::header::HeaderName;
     use http_body_util::BodyExt;
-    use hyper::header::HeaderName;
 
     use super::*;
 

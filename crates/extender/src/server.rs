@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use axum::http::{Method, Response, StatusCode, Uri};
 use axum::routing::any;
 use bytes::Bytes;
 use http_body_util::Full;
-use axum::http::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use axum::http::{Method, Response, StatusCode, Uri};
 use linkwise_http::ServeOptions;
 use tokio::net::TcpListener;
 
