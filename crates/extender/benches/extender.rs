@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use linkwise_core::annotation::{KEY, NodeFabric};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use serde_json::{Value, json};
 
 /// A request with `n` DGX H100 nodes, each with a pseudo-random set of GPUs in use.
 fn request(n: usize) -> Vec<u8> {
-    let Ok(topo) = ProfileSource::new("dgx-h100").and_then(|s| s.discover()) else {
+    let Ok(topo) = linkwise_core::profiles::get("dgx-h100") else {
         return Vec::new();
     };
     let host = topo

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use linkwise_core::GpuId;
 use linkwise_core::annotation::{KEY, NodeFabric};
-use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_extender::Extender;
 use linkwise_extender::cache::{NodeCache, read_nodes};
 use linkwise_testkit::golden;
@@ -20,7 +19,7 @@ use serde_json::{Value, json};
 /// The annotation of a `profile` node whose GPUs outside `free` are held by containers
 /// and whose `unhealthy` GPUs (by index) are unhealthy.
 fn annotation(profile: &str, free: &[usize], unhealthy: &[usize]) -> String {
-    let topo = ProfileSource::new(profile).unwrap().discover().unwrap();
+    let topo = linkwise_core::profiles::get(profile).unwrap();
     let host = topo.hosts[0].name.clone();
     let gpus: Vec<_> = topo.gpus.iter().filter(|g| g.host == host).collect();
     let used: BTreeSet<String> = gpus
