@@ -281,6 +281,17 @@ impl Topology {
         self.islands_of(&self.pair_matrix())
     }
 
+    /// The name of each GPU's NVLink island ([`Island::name`]), by GPU.
+    pub fn island_names(&self) -> BTreeMap<GpuId, String> {
+        self.islands()
+            .into_iter()
+            .flat_map(|is| {
+                let name = is.name();
+                is.gpus.into_iter().map(move |g| (g, name.clone()))
+            })
+            .collect()
+    }
+
     /// [`Topology::islands`] from an already computed matrix.
     pub fn islands_of(&self, m: &PairMatrix) -> Vec<Island> {
         let n = m.len();

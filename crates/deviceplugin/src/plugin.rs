@@ -106,14 +106,7 @@ impl GpuPlugin {
             .map(|g| (g.id.clone(), g.health.is_healthy()))
             .collect();
         let (tx, _) = watch::channel(health);
-        let island_of = topo
-            .islands()
-            .into_iter()
-            .flat_map(|is| {
-                let name = is.name();
-                is.gpus.into_iter().map(move |g| (g, name.clone()))
-            })
-            .collect();
+        let island_of = topo.island_names().into_iter().collect();
         GpuPlugin {
             inner: Arc::new(Inner {
                 allocator: Allocator::new(&topo),

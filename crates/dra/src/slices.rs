@@ -25,14 +25,7 @@ struct Fabric {
 
 impl Fabric {
     fn new(topo: &Topology) -> Self {
-        let island_of = topo
-            .islands()
-            .into_iter()
-            .flat_map(|is| {
-                let name = is.name();
-                is.gpus.into_iter().map(move |g| (g, name.clone()))
-            })
-            .collect();
+        let island_of = topo.island_names();
         let domain_of = topo
             .domains()
             .into_iter()
