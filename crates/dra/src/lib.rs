@@ -1,10 +1,10 @@
 //! Dynamic Resource Allocation (`resource.k8s.io/v1`) for linkwise.
 //!
 //! The GPUs of a [`Topology`](linkwise_core::Topology) published as DRA objects:
-//! [`slices`] renders one pool of ResourceSlices per node with the fabric attributes
-//! (NVLink island, NVLink domain, clique, PCIe root), [`class`] the DeviceClass that
-//! selects this driver's devices, [`claim`] an example ResourceClaim that keeps its GPUs
-//! together, and [`render`] writes any of them as YAML documents or JSON. [`api`] holds
+//! [`slices()`] renders one pool of ResourceSlices per node with the fabric attributes
+//! (NVLink island, NVLink domain, clique, PCIe root), [`class()`] the DeviceClass that
+//! selects this driver's devices, [`claim()`] an example ResourceClaim that keeps its GPUs
+//! together, and [`render()`] writes any of them as YAML documents or JSON. [`api`] holds
 //! the subset of the `resource.k8s.io/v1` types these objects use. The kubelet DRA node
 //! plugin will live here too, publishing the same slices.
 //!

@@ -381,8 +381,8 @@ impl Chart {
         }
     }
 
-    /// The chart as a standalone SVG document: the layout ([`LAYOUT`], [`Chart::px`],
-    /// [`Chart::py`]) and one function per drawn part, in drawing order (bands under
+    /// The chart as a standalone SVG document: the layout (`LAYOUT`, `Chart::px`,
+    /// `Chart::py`) and one function per drawn part, in drawing order (bands under
     /// lines, lines under markers).
     pub fn svg(&self) -> String {
         let mut s = String::new();
