@@ -6,14 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use linkwise_discovery::{ProfileSource, TopologySource};
 use linkwise_exporter::catalogue::{FAMILIES, Kind};
 use linkwise_testkit::cli::linkwise;
+use linkwise_testkit::http;
 use linkwise_testkit::process::Spawned;
 use linkwise_testkit::{Prerequisite, require};
 
@@ -51,26 +52,12 @@ fn agent(dir: &std::path::Path, args: &[&str]) -> Agent {
 
 /// GET /metrics: (content type, body).
 fn scrape(addr: SocketAddr) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    let r = http::get(addr, "/metrics");
+    assert_eq!(r.status, 200, "{}", r.head);
+    (
+        r.header("content-type").unwrap_or_default().to_string(),
+        r.text(),
     )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (ctype, body.to_string())
 }
 
 const PARSER: &str = r#"

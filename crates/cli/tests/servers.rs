@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
 use std::process::Output;
 use std::time::Duration;
 
 use linkwise_testkit::cli::linkwise;
+use linkwise_testkit::http;
 use linkwise_testkit::process::Spawned;
 use linkwise_testkit::wait::poll_until;
 
@@ -22,31 +23,6 @@ fn start(args: &[&str]) -> Spawned {
     let mut cmd = linkwise();
     cmd.args(args);
     Spawned::start(cmd)
-}
-
-/// One HTTP/1.1 request; (status, lower-cased head, body bytes).
-fn request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response head");
-    let head = String::from_utf8(raw[..split].to_vec())
-        .unwrap()
-        .to_ascii_lowercase();
-    let status = head[9..12].parse().unwrap();
-    (status, head, raw[split + 4..].to_vec())
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 fn exporter(dir: &std::path::Path, addr: &str) -> Spawned {
@@ -84,23 +60,15 @@ fn each_server_says_where_it_serves_at_default_verbosity() {
     let e = exporter(dir.path(), "127.0.0.1:0");
     let addr = e.serving_addr(DEADLINE);
     assert_ne!(addr.port(), 0);
-    let (status, _, body) = request(
-        addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"",
-    );
-    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    let r = http::get(addr, "/healthz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 
     let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
     let x = extender(&nodes, "127.0.0.1:0");
     let addr = x.serving_addr(DEADLINE);
     assert_ne!(addr.port(), 0);
-    let (status, _, body) = request(
-        addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"",
-    );
-    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    let r = http::get(addr, "/healthz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
     assert!(x.stderr().contains("/filter"), "{}", x.stderr());
 }
 
@@ -112,43 +80,50 @@ fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
     let e = exporter(dir.path(), "127.0.0.1:0");
     let addr = e.serving_addr(DEADLINE);
     let get = |accept: Option<&str>| {
-        let accept = accept
-            .map(|a| format!("Accept-Encoding: {a}\r\n"))
-            .unwrap_or_default();
-        request(
-            addr,
-            &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"),
-            b"",
-        )
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("Accept-Encoding", a)).into_iter().collect();
+        http::request(addr, "GET", "/metrics", &headers, b"")
     };
+    let lower = |r: &http::Response, name: &str| r.header(name).map(str::to_ascii_lowercase);
     // Wait for the first collection (before it the page has no GPU samples).
     let plain = poll_until(DEADLINE, "collection", || {
-        let (status, head, body) = get(None);
-        assert_eq!(status, 200, "{head}");
-        String::from_utf8_lossy(&body).contains("gpu=\"").then(|| {
-            assert_eq!(header(&head, "content-encoding"), None, "{head}");
-            assert_eq!(header(&head, "vary"), Some("accept-encoding"), "{head}");
-            body
+        let r = get(None);
+        assert_eq!(r.status, 200, "{}", r.head);
+        r.text().contains("gpu=\"").then(|| {
+            assert_eq!(r.header("content-encoding"), None, "{}", r.head);
+            assert_eq!(
+                lower(&r, "vary").as_deref(),
+                Some("accept-encoding"),
+                "{}",
+                r.head
+            );
+            r.body
         })
     })
     .unwrap();
     for accept in ["gzip", "deflate, gzip;q=0.5, br", "*"] {
-        let (status, head, body) = get(Some(accept));
-        assert_eq!(status, 200, "{head}");
+        let r = get(Some(accept));
+        assert_eq!(r.status, 200, "{}", r.head);
         assert_eq!(
-            header(&head, "content-encoding"),
+            lower(&r, "content-encoding").as_deref(),
             Some("gzip"),
-            "{accept}: {head}"
+            "{accept}: {}",
+            r.head
         );
-        assert_eq!(header(&head, "vary"), Some("accept-encoding"), "{head}");
+        assert_eq!(
+            lower(&r, "vary").as_deref(),
+            Some("accept-encoding"),
+            "{}",
+            r.head
+        );
         assert!(
-            body.len() < plain.len() / 3,
+            r.body.len() < plain.len() / 3,
             "{} vs {}",
-            body.len(),
+            r.body.len(),
             plain.len()
         );
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(body.as_slice())
+        flate2::read::GzDecoder::new(r.body.as_slice())
             .read_to_end(&mut decoded)
             .unwrap();
         assert!(
@@ -157,9 +132,9 @@ fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
         );
     }
     for accept in ["identity", "gzip;q=0", "br, *;q=0"] {
-        let (_, head, body) = get(Some(accept));
-        assert_eq!(header(&head, "content-encoding"), None, "{accept}: {head}");
-        assert!(body == plain, "{accept}: not the plain page");
+        let r = get(Some(accept));
+        assert_eq!(r.header("content-encoding"), None, "{accept}: {}", r.head);
+        assert!(r.body == plain, "{accept}: not the plain page");
     }
 }
 
@@ -295,17 +270,7 @@ fn the_extender_logs_refused_requests_and_unreadable_annotations_once() {
     });
     assert!(line.contains("linkwise.dev/fabric"), "{line}");
 
-    let post = |body: &[u8]| {
-        request(
-            addr,
-            &format!(
-                "POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            ),
-            body,
-        )
-        .0
-    };
+    let post = |body: &[u8]| http::request(addr, "POST", "/filter", &[], body).status;
     let pod = serde_json::json!({
         "metadata": { "name": "p", "namespace": "ml" },
         "spec": { "containers": [ { "name": "c", "resources": { "limits": { "nvidia.com/gpu": "1" } } } ] }

@@ -5,59 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use linkwise_core::yaml::to_yaml;
+use linkwise_testkit::yaml::{difference, pyyaml};
 use linkwise_testkit::{Prerequisite, require};
 use serde_json::{Value, json};
-
-/// Reads `yaml` with PyYAML's YAML 1.1 `safe_load` and returns it as JSON.
-fn pyyaml(yaml: &str) -> Value {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml\n\
-             print(json.dumps(yaml.safe_load(sys.stdin.buffer.read().decode('utf-8'))))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "PyYAML rejected:\n{yaml}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Where `got` first differs from `want`.
-fn difference(got: &Value, want: &Value, at: &str) -> Option<String> {
-    match (got, want) {
-        (Value::Object(g), Value::Object(w)) if g.len() == w.len() => {
-            w.iter().find_map(|(k, wv)| match g.get(k) {
-                Some(gv) => difference(gv, wv, &format!("{at}/{k}")),
-                None => Some(format!("{at}: key {k:?} read as one of {:?}", g.keys())),
-            })
-        }
-        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g
-            .iter()
-            .zip(w)
-            .enumerate()
-            .find_map(|(i, (gv, wv))| difference(gv, wv, &format!("{at}/{i}"))),
-        _ if got == want => None,
-        _ => Some(format!("{at}: read {got}, wrote {want}")),
-    }
-}
 
 /// Regression: keys were written bare, so a YAML 1.1 reader read `no:` as the key
 /// `false` and `null:` as the key `None`; floats in exponent form (`1e30`) read as

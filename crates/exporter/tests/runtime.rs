@@ -5,18 +5,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linkwise_core::{GpuId, Topology, profiles};
-use linkwise_deviceplugin::{Config, GpuPlugin, HealthHandle};
 use linkwise_exporter::attribution::slurm_order;
 use linkwise_exporter::{
     CONTENT_TYPE, Collect, CollectError, Exporter, ExporterConfig, ExporterHandle, HealthLink,
     Readings, Synthetic,
 };
 use linkwise_kubelet::podresources_api as pr;
+use linkwise_testkit::http::request_async;
 use linkwise_testkit::kubelet::{FakePodResources, ListMode, container, devices, listing, pod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,9 +80,9 @@ impl Running {
     }
 
     async fn metrics(&self) -> String {
-        let r = request(self.addr, "GET /metrics HTTP/1.1").await;
+        let r = request_async(self.addr, "GET", "/metrics", &[], b"").await;
         assert_eq!(r.status, 200, "{}", r.head);
-        r.body
+        r.text()
     }
 
     /// Scrapes until `pred` holds; fails after `within`.
@@ -109,33 +110,6 @@ impl Running {
             .expect("server stops")
             .unwrap();
         self.handle.shutdown();
-    }
-}
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`), read to the end.
-async fn request(addr: SocketAddr, line: &str) -> Answer {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("{line}\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Answer {
-        status: head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        head: head.to_string(),
-        body: body.to_string(),
     }
 }
 
@@ -180,10 +154,39 @@ fn fake_kubelet(dir: &std::path::Path, mode: ListMode) -> FakePodResources {
     FakePodResources::start(&dir.join("kubelet.sock"), mode)
 }
 
-/// Links the exporter to the device plugin's health, as the CLI does.
-fn link(health: &HealthHandle) -> HealthLink {
-    let h = health.clone();
-    HealthLink::new(move |id, healthy| h.set(id, healthy), health.subscribe())
+/// The other end of a [`HealthLink`]: a per-GPU health store that tells listeners only
+/// about changes, the role the device plugin's health handle plays when the CLI links the
+/// two (the exporter depends on no other adapter, so its tests play that role themselves).
+#[derive(Clone)]
+struct HealthStore(Arc<tokio::sync::watch::Sender<BTreeMap<GpuId, bool>>>);
+
+impl HealthStore {
+    fn new(topo: &Topology) -> Self {
+        let all = topo.gpus.iter().map(|g| (g.id.clone(), true)).collect();
+        HealthStore(Arc::new(tokio::sync::watch::Sender::new(all)))
+    }
+
+    fn set(&self, id: &GpuId, healthy: bool) {
+        self.0.send_if_modified(|m| match m.get_mut(id) {
+            Some(h) if *h != healthy => {
+                *h = healthy;
+                true
+            }
+            _ => false,
+        });
+    }
+
+    fn snapshot(&self) -> BTreeMap<GpuId, bool> {
+        self.0.borrow().clone()
+    }
+
+    fn link(&self) -> HealthLink {
+        let store = self.clone();
+        HealthLink::new(
+            move |id, healthy| store.set(id, healthy),
+            self.0.subscribe(),
+        )
+    }
 }
 
 // --- tests ---
@@ -201,7 +204,7 @@ async fn the_server_serves_the_cache_as_openmetrics() {
     let first = run.handle.latest();
     assert!(first.ends_with(b"# EOF\n"), "initial render exists");
 
-    let r = request(run.addr, "GET /metrics HTTP/1.1").await;
+    let r = request_async(run.addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(r.status, 200);
     let head = r.head.to_ascii_lowercase();
     assert!(
@@ -209,23 +212,31 @@ async fn the_server_serves_the_cache_as_openmetrics() {
         "{}",
         r.head
     );
-    assert!(r.body.ends_with("# EOF\n"), "{}", r.body);
-    assert!(r.body.contains("linkwise_gpu_healthy{"), "{}", r.body);
+    let body = r.text();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(body.contains("linkwise_gpu_healthy{"), "{body}");
 
-    let h = request(run.addr, "GET /healthz HTTP/1.1").await;
-    assert_eq!((h.status, h.body.as_str()), (200, "ok"));
-    let q = request(run.addr, "GET /metrics?x=1 HTTP/1.1").await;
+    let h = request_async(run.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!((h.status, h.text().as_str()), (200, "ok"));
+    let q = request_async(run.addr, "GET", "/metrics?x=1", &[], b"").await;
     assert_eq!(q.status, 200, "a query string is ignored");
-    assert_eq!(request(run.addr, "GET /nope HTTP/1.1").await.status, 404);
-    let post = request(run.addr, "POST /metrics HTTP/1.1").await;
+    assert_eq!(
+        request_async(run.addr, "GET", "/nope", &[], b"")
+            .await
+            .status,
+        404
+    );
+    let post = request_async(run.addr, "POST", "/metrics", &[], b"").await;
     assert_eq!(post.status, 405);
     assert!(
-        post.head.to_ascii_lowercase().contains("allow: get, head"),
+        post.header("allow").map(str::to_ascii_lowercase).as_deref() == Some("get, head"),
         "{}",
         post.head
     );
     assert_eq!(
-        request(run.addr, "DELETE /healthz HTTP/1.1").await.status,
+        request_async(run.addr, "DELETE", "/healthz", &[], b"")
+            .await
+            .status,
         405
     );
 
@@ -241,7 +252,12 @@ async fn the_server_serves_the_cache_as_openmetrics() {
         garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
         "{garbage}"
     );
-    assert_eq!(request(run.addr, "GET /metrics HTTP/1.1").await.status, 200);
+    assert_eq!(
+        request_async(run.addr, "GET", "/metrics", &[], b"")
+            .await
+            .status,
+        200
+    );
 
     // A keep-alive client gets several answers on one connection.
     let mut s = TcpStream::connect(run.addr).await.unwrap();
@@ -355,11 +371,11 @@ async fn a_hanging_kubelet_never_slows_a_scrape() {
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         let started = Instant::now();
-        let r = tokio::time::timeout(WITHIN, request(run.addr, "GET /metrics HTTP/1.1"))
+        let r = tokio::time::timeout(WITHIN, request_async(run.addr, "GET", "/metrics", &[], b""))
             .await
             .expect("a scrape answers while PodResources hangs");
         assert_eq!(r.status, 200);
-        assert!(r.body.ends_with("# EOF\n"));
+        assert!(r.text().ends_with("# EOF\n"));
         slowest = slowest.max(started.elapsed());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -421,15 +437,14 @@ async fn a_failing_kubelet_counts_errors_and_keeps_the_last_attribution() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
+async fn a_link_down_marks_its_gpu_unhealthy_across_the_link_and_in_the_scrape() {
     let topo = Arc::new(profiles::get("dgx-h100").unwrap());
-    let plugin = GpuPlugin::new((*topo).clone(), Config::default());
-    let health = plugin.health();
+    let health = HealthStore::new(&topo);
     let source = Steered::new(&topo);
     let ports = source.0.lock().unwrap().ports().to_vec();
     let port = ports.iter().position(|p| p.gpu == 4).unwrap();
     let exporter = Exporter::new(topo.clone(), Box::new(source.clone()), config());
-    let run = Running::start(exporter, Some(link(&health))).await;
+    let run = Running::start(exporter, Some(health.link())).await;
     let gpu = gpu_label(&topo, 4);
     // Let a collection see the link up first.
     run.until(WAIT, "a first collection", |b| {
@@ -451,7 +466,10 @@ async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
         })
         .await;
     assert!(started.elapsed() < WITHIN);
-    assert!(!health.snapshot()[&topo.gpus[4].id], "the plugin sees it");
+    assert!(
+        !health.snapshot()[&topo.gpus[4].id],
+        "the other end sees it"
+    );
     assert_eq!(
         samples(&body, "linkwise_gpu_healthy", &[])
             .iter()
@@ -524,15 +542,14 @@ async fn a_link_down_marks_its_gpu_unhealthy_in_the_plugin_and_the_scrape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_health_change_shows_at_once() {
     let topo = Arc::new(profiles::get("dgx-h100").unwrap());
-    let plugin = GpuPlugin::new((*topo).clone(), Config::default());
-    let health = plugin.health();
+    let health = HealthStore::new(&topo);
     // No collection during the test: the change must re-render by itself.
     let cfg = ExporterConfig {
         interval: Duration::from_secs(3600),
         ..config()
     };
     let exporter = Exporter::new(topo.clone(), Box::new(Synthetic::new(&topo)), cfg);
-    let run = Running::start(exporter, Some(link(&health))).await;
+    let run = Running::start(exporter, Some(health.link())).await;
     let gpu = gpu_label(&topo, 1);
     run.until(WAIT, "healthy at start", |b| {
         value(b, "linkwise_gpu_healthy", &[("gpu", &gpu)]) == Some(1.0)
@@ -666,40 +683,4 @@ async fn slurm_job_files_attribute_by_bus_order() {
     })
     .await;
     run.stop().await;
-}
-
-#[tokio::test]
-async fn list_assignments_reads_every_container_and_bounds_the_wait() {
-    use linkwise_kubelet::podresources::{Assignment, list_assignments};
-    let dir = tempfile::tempdir().unwrap();
-    let fake = fake_kubelet(
-        dir.path(),
-        ListMode::Answer(one_pod("nvidia.com/gpu", &["GPU-a", "GPU-b"])),
-    );
-    let sock = fake.socket().to_path_buf();
-    let got = list_assignments(&sock, WAIT).await.unwrap();
-    assert_eq!(
-        got,
-        [Assignment {
-            namespace: "ml".into(),
-            pod: "train".into(),
-            container: "main".into(),
-            resource_name: "nvidia.com/gpu".into(),
-            device_ids: vec!["GPU-a".into(), "GPU-b".into()],
-        }]
-    );
-    fake.set(ListMode::Hang);
-    let started = Instant::now();
-    let err = list_assignments(&sock, Duration::from_millis(200))
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < WITHIN, "{:?}", started.elapsed());
-    assert!(err.contains("within 200 ms"), "{err}");
-    fake.set(ListMode::Fail);
-    let err = list_assignments(&sock, WAIT).await.unwrap_err();
-    assert!(err.contains("kubelet restarting"), "{err}");
-    let err = list_assignments(&dir.path().join("absent.sock"), WAIT)
-        .await
-        .unwrap_err();
-    assert!(err.contains("does not exist"), "{err}");
 }

@@ -543,7 +543,6 @@ fn custom_resources_are_counted() {
 
 #[test]
 fn serves_over_http() {
-    use std::io::{Read, Write};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -563,49 +562,26 @@ fn serves_over_http() {
             let _ = stopped.await;
         },
     ));
-    let send = |head: &str, body: &[u8]| -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
-        (status, body)
-    };
+    use linkwise_testkit::http::{exchange, request};
     let body = args(&pod("train-2", 2, &[]), None, Some(&names(&ns)));
-    let head = format!(
-        "POST /linkwise/prioritize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let (status, text) = send(&head, &body);
-    assert_eq!(status, 200, "{text}");
+    let json = [("Content-Type", "application/json")];
+    let r = request(addr, "POST", "/linkwise/prioritize", &json, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let want = ext.handle("POST", "/linkwise/prioritize", &body);
-    assert_eq!(text.as_bytes(), want.body.as_slice());
-    let (status, text) = send(
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"",
-    );
-    assert_eq!((status, text.as_str()), (200, "ok"));
+    assert_eq!(r.body, want.body);
+    let r = request(addr, "GET", "/healthz", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
     // Bad JSON: 400, and the server keeps serving.
-    let (status, text) = send(
-        "POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
-        b"{{{",
+    let r = request(addr, "POST", "/filter", &[], b"{{{");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("\"Error\""), "{}", r.text());
+    // A declared body over the limit is refused before it is read.
+    let r = exchange(
+        addr,
+        b"POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n",
     );
-    assert_eq!(status, 400);
-    assert!(text.contains("\"Error\""), "{text}");
-    let (status, _) = send(
-        "POST /filter HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n",
-        b"",
-    );
-    assert_eq!(status, 413);
-    let (status, _) = send(
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"",
-    );
-    assert_eq!(status, 200);
+    assert_eq!(r.status, 413);
+    assert_eq!(request(addr, "GET", "/healthz", &[], b"").status, 200);
     stop.send(()).unwrap();
     rt.block_on(server).unwrap();
 }

@@ -416,8 +416,6 @@ mod tests {
     use std::net::SocketAddr;
 
     use axum::routing::any;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -445,27 +443,9 @@ mod tests {
         addr
     }
 
-    /// Sends `bytes` and reads until the server closes; what it answered, or a failure
-    /// naming `what` when the connection is still open after [`DEADLINE`].
+    /// Sends `bytes` and reads until the server closes; fails after [`DEADLINE`].
     async fn closed_after(addr: SocketAddr, bytes: &[u8], what: &str) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(bytes).await.unwrap();
-        let mut got = Vec::new();
-        let read = tokio::time::timeout(DEADLINE, async {
-            let mut buf = [0u8; 4096];
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(
-            read.is_ok(),
-            "{what}: the connection is still open after {DEADLINE:?}"
-        );
-        String::from_utf8_lossy(&got).into_owned()
+        linkwise_testkit::http::closed_after(addr, bytes, what, DEADLINE).await
     }
 
     /// Regression (issue 12, item 8): stalled clients held connections open forever (a

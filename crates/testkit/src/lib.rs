@@ -12,7 +12,9 @@
 //!   test makes; [`process::Spawned`]: a server started by a test, killed on drop, its
 //!   stderr collected and its "serving on ADDR" line and sockets awaited.
 //! - [`golden`]: golden files compared, or rewritten under `UPDATE_GOLDEN`.
+//! - [`http`]: a raw HTTP/1.1 client for the servers' tests.
 //! - [`wait`]: polling against a deadline instead of fixed sleeps.
+//! - [`yaml`]: YAML read back by PyYAML (YAML 1.1), compared as JSON.
 //! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
 //!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
 //!
@@ -28,10 +30,12 @@
 
 pub mod cli;
 pub mod golden;
+pub mod http;
 pub mod kube_api;
 pub mod kubelet;
 pub mod process;
 pub mod wait;
+pub mod yaml;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
