@@ -7,6 +7,13 @@
 //! Pure where it can be: the checks read files under a root directory given by the
 //! caller (`/` on the node, a captured tree in tests), never the process's own view.
 
+pub mod error;
+pub mod kconfig;
+pub mod kernel;
 pub mod report;
+pub mod spec;
 
+pub use error::Error;
+pub use kconfig::{Arch, KernelConfig};
 pub use report::{Check, Report, Status, Summary};
+pub use spec::Spec;
