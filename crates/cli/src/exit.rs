@@ -52,6 +52,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<BadInput>().is_some()
             || cause.downcast_ref::<linkwise_fsio::ReadError>().is_some()
+            || cause.downcast_ref::<linkwise_preflight::Error>().is_some()
         {
             return BAD_INPUT;
         }

@@ -96,6 +96,8 @@ enum Command {
     Extender(cmd::extender::Args),
     /// Replay a placement trace (openb CSVs) for policies and seeds; allocation and fragmentation.
     Sim(cmd::sim::Args),
+    /// Check a node is ready for its role: kernel options, IOMMU/VFIO, modules, Secure Boot, fabric.
+    Preflight(cmd::preflight::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -178,6 +180,7 @@ fn main() -> ExitCode {
         Command::Exporter(a) => cmd::exporter::run(a),
         Command::Extender(a) => cmd::extender::run(a),
         Command::Sim(a) => cmd::sim::run(a),
+        Command::Preflight(a) => cmd::preflight::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -231,11 +231,7 @@ fn too_large(out: &[u8], source: &str) -> Result<(), Error> {
 }
 
 fn check_name(name: &str, source: &str, line: usize) -> Result<(), Error> {
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Ok(());
     }
     Err(Error::Parse {
@@ -272,7 +268,7 @@ mod tests {
 
     use super::*;
 
-    const SAMPLE: &str = "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/riscv 6.12.38 Kernel Configuration\n#\nCONFIG_RISCV=y\nCONFIG_64BIT=y\nCONFIG_VFIO=m\n# CONFIG_IOMMUFD is not set\nCONFIG_LOCALVERSION=\"-lw \\\"x\\\"\"\nCONFIG_NR_CPUS=512\nCONFIG_PHYS_OFFSET=0x80000000\nCONFIG_EXAMPLE_OFF=n\n\n";
+    const SAMPLE: &str = "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/riscv 6.12.38 Kernel Configuration\n#\nCONFIG_RISCV=y\nCONFIG_64BIT=y\nCONFIG_VFIO=m\n# CONFIG_IOMMUFD is not set\nCONFIG_LOCALVERSION=\"-lw \\\"x\\\"\"\nCONFIG_NR_CPUS=512\nCONFIG_PHYS_OFFSET=0x80000000\nCONFIG_EXAMPLE_OFF=n\nCONFIG_SCSI_DC395x=m\n\n";
 
     #[test]
     fn every_line_form_is_read() {
@@ -280,6 +276,8 @@ mod tests {
         assert_eq!(c.get("CONFIG_VFIO"), Some(&Setting::Module));
         assert_eq!(c.get("IOMMUFD"), Some(&Setting::No));
         assert_eq!(c.get("EXAMPLE_OFF"), Some(&Setting::No));
+        // Real option names may have lower-case letters (drivers/scsi/Kconfig).
+        assert_eq!(c.get("SCSI_DC395x"), Some(&Setting::Module));
         assert_eq!(c.describe("LOCALVERSION"), "-lw \"x\"");
         assert_eq!(c.describe("NR_CPUS"), "512");
         assert_eq!(c.describe("PHYS_OFFSET"), "0x80000000");
@@ -300,6 +298,7 @@ mod tests {
             ("FOO=y\n", 1, "must start with CONFIG_"),
             ("CONFIG_A=\"open\n", 1, "end with a quote"),
             ("CONFIG_a b=y\n", 1, "bad option name"),
+            ("CONFIG_A-B=y\n", 1, "bad option name"),
         ] {
             let err = KernelConfig::parse_text(text, "cfg")
                 .unwrap_err()

@@ -8,9 +8,11 @@
 //! caller (`/` on the node, a captured tree in tests), never the process's own view.
 
 pub mod error;
+pub mod files;
 pub mod kconfig;
 pub mod kernel;
 pub mod report;
+pub mod run;
 pub mod spec;
 
 pub use error::Error;

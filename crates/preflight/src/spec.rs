@@ -235,9 +235,7 @@ impl Spec {
                     for o in alt.options() {
                         if o.is_empty()
                             || o.starts_with("CONFIG_")
-                            || !o
-                                .chars()
-                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                            || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                         {
                             return Err(bad(
                                 format!("{at}.anyOf[{j}]"),
