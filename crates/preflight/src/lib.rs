@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod kconfig;
 pub mod kernel;
+pub mod live;
 pub mod report;
 pub mod run;
 pub mod spec;

@@ -129,9 +129,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// The live checks (IOMMU groups, drivers, Secure Boot, NUMA, hugepages, NVIDIA driver,
-/// fabric manager) under the root.
-fn live_checks(_root: &std::path::Path, _opts: &Options) -> Vec<Check> {
-    Vec::new()
+/// fabric manager) under the root, with the topology discovered there (NVML on the
+/// node, sysfs under a captured root) for the fabric expectations.
+fn live_checks(root: &std::path::Path, opts: &Options) -> Vec<Check> {
+    let source = if root == std::path::Path::new("/") {
+        linkwise_discovery::SourceSpec::Auto
+    } else {
+        linkwise_discovery::SourceSpec::Sysfs(root.to_path_buf())
+    };
+    let topology = match super::discover_spec(&source) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(source = %source, error = %format!("{e:#}"), "no topology for the fabric checks");
+            None
+        }
+    };
+    let input = linkwise_preflight::live::LiveInput {
+        root,
+        roles: &opts.roles,
+        topology: topology.as_ref(),
+    };
+    linkwise_preflight::live::checks(&input)
 }
 
 fn fragment_arch(a: &Args) -> anyhow::Result<Arch> {
