@@ -98,6 +98,8 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Check a node is ready for its role: kernel options, IOMMU/VFIO, modules, Secure Boot, fabric.
     Preflight(cmd::preflight::Args),
+    /// Read and verify kernel module signatures (PKCS#7), against certificates or a kernel image's keys.
+    Modsig(cmd::modsig::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -181,6 +183,7 @@ fn main() -> ExitCode {
         Command::Extender(a) => cmd::extender::run(a),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Preflight(a) => cmd::preflight::run(a),
+        Command::Modsig(a) => cmd::modsig::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

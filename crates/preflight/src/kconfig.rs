@@ -207,7 +207,9 @@ pub fn decompress(bytes: &[u8], source: &str) -> Result<Vec<u8>, Error> {
         Ok(out)
     } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
         let mut out = Vec::new();
-        lzma_rs::xz_decompress(&mut std::io::BufReader::new(bytes), &mut out)
+        lzma_rust2::XzReader::new(bytes, true)
+            .take(MAX_DECOMPRESSED + 1)
+            .read_to_end(&mut out)
             .map_err(|e| failed("xz", &e))?;
         too_large(&out, source)?;
         Ok(out)
@@ -314,8 +316,10 @@ mod tests {
         gz.write_all(SAMPLE.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
         let from_gz = KernelConfig::parse_bytes(&gz, "config.gz").unwrap();
-        let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut std::io::BufReader::new(SAMPLE.as_bytes()), &mut xz).unwrap();
+        let mut w =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        w.write_all(SAMPLE.as_bytes()).unwrap();
+        let xz = w.finish().unwrap();
         let from_xz = KernelConfig::parse_bytes(&xz, "config.xz").unwrap();
         let plain = KernelConfig::parse_text(SAMPLE, "config").unwrap();
         assert_eq!(from_gz, plain);

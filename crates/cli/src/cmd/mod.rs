@@ -8,6 +8,7 @@ pub mod dra;
 pub mod exporter;
 pub mod extender;
 pub mod labels;
+pub mod modsig;
 pub mod preflight;
 pub mod profiles;
 pub mod serve;
