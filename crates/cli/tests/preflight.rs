@@ -30,12 +30,28 @@ fn json(args: &[&str]) -> (Option<i32>, Value) {
 fn exit_codes_say_ready_not_ready_and_bad_input() {
     let amd64 = config("amd64");
     let riscv = config("riscv64");
-    let (code, v) = json(&["preflight", "--kernel-config", &amd64, "--role", "vfio-host", "-o", "json"]);
+    let (code, v) = json(&[
+        "preflight",
+        "--kernel-config",
+        &amd64,
+        "--role",
+        "vfio-host",
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, Some(0));
     assert_eq!(v["ready"], true);
     assert_eq!(v["arch"], "x86_64");
     assert_eq!(v["roles"], serde_json::json!(["vfio-host"]));
-    let (code, v) = json(&["preflight", "--kernel-config", &riscv, "--role", "vfio-host", "-o", "json"]);
+    let (code, v) = json(&[
+        "preflight",
+        "--kernel-config",
+        &riscv,
+        "--role",
+        "vfio-host",
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, Some(1));
     assert_eq!(v["ready"], false);
     assert_eq!(v["summary"]["fail"], 2);
@@ -57,10 +73,21 @@ fn exit_codes_say_ready_not_ready_and_bad_input() {
     let err = bad_input(&["preflight", "--kernel-config", "/no/such/config"]);
     assert!(err.contains("/no/such/config"), "{err}");
     let err = bad_input(&["preflight", "--kernel-config", &amd64, "--role", "gpu-hots"]);
-    assert!(err.contains("gpu-hots") && err.contains("vfio-host"), "{err}");
+    assert!(
+        err.contains("gpu-hots") && err.contains("vfio-host"),
+        "{err}"
+    );
     let spec = dir.path().join("spec.yaml");
     std::fs::write(&spec, "version: 1\nroles:\n  r:\n    description: d\n    kernel:\n      - id: a\n        level: often\n        option: A\n        why: w\n        fix: f\n").unwrap();
-    let err = bad_input(&["preflight", "--kernel-config", &amd64, "--spec", spec.to_str().unwrap(), "--role", "r"]);
+    let err = bad_input(&[
+        "preflight",
+        "--kernel-config",
+        &amd64,
+        "--spec",
+        spec.to_str().unwrap(),
+        "--role",
+        "r",
+    ]);
     assert!(err.contains("roles.r.kernel[0].level"), "{err}");
 }
 
@@ -69,22 +96,73 @@ fn a_spec_file_replaces_the_rules() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.yaml");
     std::fs::write(&spec, "version: 1\nroles:\n  lab:\n    description: a lab node\n    kernel:\n      - id: kernel.kvm\n        level: required\n        option: KVM\n        why: VMs\n        fix: enable KVM\n").unwrap();
-    let (code, v) = json(&["preflight", "--kernel-config", &config("riscv64"), "--spec", spec.to_str().unwrap(), "--role", "lab", "-o", "json"]);
-    let kvm = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "kernel.kvm").unwrap().clone();
+    let (code, v) = json(&[
+        "preflight",
+        "--kernel-config",
+        &config("riscv64"),
+        "--spec",
+        spec.to_str().unwrap(),
+        "--role",
+        "lab",
+        "-o",
+        "json",
+    ]);
+    let kvm = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "kernel.kvm")
+        .unwrap()
+        .clone();
     // Debian's riscv64 kernel has KVM as a module.
-    assert_eq!((code, kvm["status"].as_str()), (Some(0), Some("pass")), "{kvm}");
+    assert_eq!(
+        (code, kvm["status"].as_str()),
+        (Some(0), Some("pass")),
+        "{kvm}"
+    );
     assert_eq!(kvm["message"], "CONFIG_KVM=m");
 }
 
 #[test]
 fn the_fragment_follows_the_architecture() {
-    let riscv = ok(&["preflight", "--emit-kconfig-fragment", "--role", "vfio-host", "--arch", "riscv64"]);
-    assert!(riscv.contains("CONFIG_IOMMUFD=y") && riscv.contains("CONFIG_VFIO_DEVICE_CDEV=y"), "{riscv}");
+    let riscv = ok(&[
+        "preflight",
+        "--emit-kconfig-fragment",
+        "--role",
+        "vfio-host",
+        "--arch",
+        "riscv64",
+    ]);
+    assert!(
+        riscv.contains("CONFIG_IOMMUFD=y") && riscv.contains("CONFIG_VFIO_DEVICE_CDEV=y"),
+        "{riscv}"
+    );
     assert!(!riscv.contains("CONFIG_VFIO_IOMMU_TYPE1"), "{riscv}");
-    let arm = ok(&["preflight", "--emit-kconfig-fragment", "--role", "vfio-host", "--kernel-config", &config("arm64")]);
-    assert!(arm.contains("CONFIG_VFIO_IOMMU_TYPE1=y") && arm.contains("CONFIG_ARM_SMMU_V3=y"), "{arm}");
-    let both = ok(&["preflight", "--emit-kconfig-fragment", "--role", "gpu-host,rdma", "--arch", "x86_64"]);
-    assert_eq!(both.matches("CONFIG_PCI=y").count(), 1, "one line per option:\n{both}");
+    let arm = ok(&[
+        "preflight",
+        "--emit-kconfig-fragment",
+        "--role",
+        "vfio-host",
+        "--kernel-config",
+        &config("arm64"),
+    ]);
+    assert!(
+        arm.contains("CONFIG_VFIO_IOMMU_TYPE1=y") && arm.contains("CONFIG_ARM_SMMU_V3=y"),
+        "{arm}"
+    );
+    let both = ok(&[
+        "preflight",
+        "--emit-kconfig-fragment",
+        "--role",
+        "gpu-host,rdma",
+        "--arch",
+        "x86_64",
+    ]);
+    assert_eq!(
+        both.matches("CONFIG_PCI=y").count(),
+        1,
+        "one line per option:\n{both}"
+    );
     bad_input(&["preflight", "--emit-kconfig-fragment", "--arch", "mips"]);
 }
 
