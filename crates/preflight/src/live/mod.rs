@@ -8,6 +8,7 @@
 
 mod pci;
 mod security;
+mod signature;
 mod state;
 
 use std::path::Path;
@@ -45,6 +46,8 @@ pub fn checks(input: &LiveInput<'_>) -> Vec<Check> {
     out.push(security::secure_boot(input));
     out.push(security::lockdown(input));
     out.push(security::sig_enforce(input));
+    let enforced = security::sig_enforced(input) || security::secure_boot_on(input);
+    out.push(signature::nvidia_module_signature(input, enforced));
     out.push(state::gpu_numa(input, &gpus));
     out.push(state::hugepages(input));
     out.push(state::nvidia_driver(input, &gpus));

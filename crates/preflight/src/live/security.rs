@@ -47,6 +47,16 @@ pub fn secure_boot(input: &LiveInput<'_>) -> Check {
     }
 }
 
+/// Whether efivars say Secure Boot is on.
+pub fn secure_boot_on(input: &LiveInput<'_>) -> bool {
+    std::fs::read(input.root.join(SECURE_BOOT_VAR)).is_ok_and(|b| b.get(4) == Some(&1))
+}
+
+/// Whether `module.sig_enforce` is on.
+pub fn sig_enforced(input: &LiveInput<'_>) -> bool {
+    read(input.root, "sys/module/module/parameters/sig_enforce").is_ok_and(|v| v == "Y")
+}
+
 /// `live.lockdown`: the bracketed mode in `sys/kernel/security/lockdown`.
 pub fn lockdown(input: &LiveInput<'_>) -> Check {
     let id = "live.lockdown";
