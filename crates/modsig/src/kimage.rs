@@ -16,9 +16,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<usize> {
 }
 
 fn unsupported(b: &[u8]) -> Option<&'static str> {
-    if b.starts_with(&[0x5d, 0, 0]) {
-        Some("lzma")
-    } else if b.starts_with(b"BZh") {
+    if b.starts_with(b"BZh") {
         Some("bzip2")
     } else if b.starts_with(&[0x02, 0x21, 0x4c, 0x18]) {
         Some("lz4")
@@ -33,9 +31,32 @@ fn unpack_payload(payload: &[u8], what: &str) -> Result<Vec<u8>, Error> {
     if Compression::of(payload) != Compression::None {
         return decompress(payload, MAX_KERNEL);
     }
+    // The legacy .lzma format (properties 0x5d, then the dictionary size and the size).
+    if payload.starts_with(&[0x5d, 0, 0]) {
+        let mut out = Vec::new();
+        let reader =
+            lzma_rust2::LzmaReader::new_mem_limit(payload, 1 << 20, None).map_err(|e| {
+                Error::Decompress {
+                    format: "lzma",
+                    message: e.to_string(),
+                }
+            })?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, MAX_KERNEL + 1), &mut out)
+            .map_err(|e| Error::Decompress {
+                format: "lzma",
+                message: e.to_string(),
+            })?;
+        if out.len() as u64 > MAX_KERNEL {
+            return Err(Error::KernelImage(format!(
+                "{what} decompresses to more than {} MiB",
+                MAX_KERNEL >> 20
+            )));
+        }
+        return Ok(out);
+    }
     if let Some(format) = unsupported(payload) {
         return Err(Error::KernelImage(format!(
-            "{what} is {format}-compressed; this build reads gzip, xz and zstd kernels (decompress it first and pass the vmlinux)"
+            "{what} is {format}-compressed; this build reads gzip, xz, zstd and lzma kernels (decompress it first and pass the vmlinux)"
         )));
     }
     Ok(payload.to_vec())
@@ -116,4 +137,81 @@ pub fn kernel_image_certs(image: &[u8]) -> Result<Vec<Certificate>, Error> {
         )));
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+    use std::io::Write;
+
+    use super::*;
+
+    fn cert() -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/modsig/debian-6.1.0-57-signing-key.der");
+        std::fs::read(path).unwrap()
+    }
+
+    /// A kernel holding the certificate between other bytes, as `system_certificate_list` is.
+    fn kernel() -> Vec<u8> {
+        [vec![0x30u8; 3000], cert(), vec![0x82u8; 3000]].concat()
+    }
+
+    /// A bzImage: boot sector and setup (setup_sects = 3), the setup header's payload
+    /// offset and length, then the protected-mode part holding the payload.
+    fn bzimage(payload: &[u8]) -> Vec<u8> {
+        let mut image = vec![0u8; 4 * 512];
+        image[0x1f1] = 3;
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        let offset = 100u32;
+        image[0x248..0x24c].copy_from_slice(&offset.to_le_bytes());
+        image[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        image.extend(vec![0xccu8; offset as usize]);
+        image.extend_from_slice(payload);
+        image.extend_from_slice(&(kernel().len() as u32).to_le_bytes());
+        image
+    }
+
+    #[test]
+    fn every_payload_compression_yields_the_built_in_certificate() {
+        let k = kernel();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&k).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        xz.write_all(&k).unwrap();
+        let xz = xz.finish().unwrap();
+        let mut lzma = lzma_rust2::LzmaWriter::new_use_header(
+            Vec::new(),
+            &lzma_rust2::LzmaOptions::default(),
+            None,
+        )
+        .unwrap();
+        lzma.write_all(&k).unwrap();
+        let lzma = lzma.finish().unwrap();
+        let zst = ruzstd::encoding::compress_to_vec(
+            k.as_slice(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for (what, image) in [
+            ("vmlinux", k.clone()),
+            ("bzImage zstd", bzimage(&zst)),
+            ("Image.gz", gz.clone()),
+            ("bzImage gzip", bzimage(&gz)),
+            ("bzImage xz", bzimage(&xz)),
+            ("bzImage lzma", bzimage(&lzma)),
+        ] {
+            let certs = kernel_image_certs(&image).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(certs.len(), 1, "{what}");
+            assert_eq!(certs[0].der, cert(), "{what}");
+        }
+        let err = kernel_image_certs(&bzimage(b"BZh91AY&SY"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bzip2"), "{err}");
+        let err = kernel_image_certs(&[0u8; 4096]).unwrap_err().to_string();
+        assert!(err.contains("no X.509 certificate"), "{err}");
+    }
 }
