@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use read::{
     DEFAULT_MAX_INPUT_BYTES, human_bytes, max_input_bytes, parse_size, read_bounded, read_capped,
-    read_to_string_capped, set_max_input_bytes,
+    read_capped_at, read_to_string_capped, set_max_input_bytes,
 };
 pub use write::{Written, write_atomic, write_atomic_report};
 

@@ -47,7 +47,12 @@ pub fn read_bounded(reader: impl Read, cap: u64) -> std::io::Result<Vec<u8>> {
 
 /// Reads a whole file (`-` is standard input) up to the process-wide cap.
 pub fn read_capped(path: &Path) -> Result<Vec<u8>, ReadError> {
-    let cap = max_input_bytes();
+    read_capped_at(path, max_input_bytes())
+}
+
+/// [`read_capped`] with a cap of its own: for inputs that are large by nature (kernel
+/// modules and images, up to a few hundred MiB), which the caller bounds itself.
+pub fn read_capped_at(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     let read = if path.as_os_str() == "-" {
         read_bounded(std::io::stdin().lock(), cap)
     } else {

@@ -1,5 +1,6 @@
 //! Compressed modules and kernel payloads: gzip, xz and zstd, told apart by magic bytes.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use crate::Error;
@@ -32,8 +33,9 @@ impl Compression {
     }
 }
 
-/// `bytes` decompressed when compressed (at most `limit` bytes out), else as they are.
-pub fn decompress(bytes: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
+/// `bytes` decompressed when compressed (at most `limit` bytes out), else as they are
+/// (borrowed, not copied).
+pub fn decompress(bytes: &[u8], limit: u64) -> Result<Cow<'_, [u8]>, Error> {
     let mut out = Vec::new();
     let fail = |format: &'static str| {
         move |e: &dyn std::fmt::Display| Error::Decompress {
@@ -42,7 +44,7 @@ pub fn decompress(bytes: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
         }
     };
     match Compression::of(bytes) {
-        Compression::None => return Ok(bytes.to_vec()),
+        Compression::None => return Ok(Cow::Borrowed(bytes)),
         Compression::Gzip => {
             flate2::read::GzDecoder::new(bytes)
                 .take(limit + 1)
@@ -72,5 +74,5 @@ pub fn decompress(bytes: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
             message: format!("more than {} MiB decompressed", limit >> 20),
         });
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }

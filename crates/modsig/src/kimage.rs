@@ -29,7 +29,7 @@ fn unsupported(b: &[u8]) -> Option<&'static str> {
 
 fn unpack_payload(payload: &[u8], what: &str) -> Result<Vec<u8>, Error> {
     if Compression::of(payload) != Compression::None {
-        return decompress(payload, MAX_KERNEL);
+        return decompress(payload, MAX_KERNEL).map(std::borrow::Cow::into_owned);
     }
     // The legacy .lzma format (properties 0x5d, then the dictionary size and the size).
     if payload.starts_with(&[0x5d, 0, 0]) {

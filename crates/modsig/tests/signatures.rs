@@ -25,7 +25,9 @@ fn dir() -> PathBuf {
 }
 
 fn module(path: &Path) -> Vec<u8> {
-    decompress(&std::fs::read(path).unwrap(), LIMIT).unwrap()
+    decompress(&std::fs::read(path).unwrap(), LIMIT)
+        .unwrap()
+        .into_owned()
 }
 
 fn certs(path: &Path) -> Vec<Certificate> {

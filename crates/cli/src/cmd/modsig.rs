@@ -62,8 +62,11 @@ struct Report {
 /// The largest module or kernel read after decompression.
 const LIMIT: u64 = 512 << 20;
 
+/// Modules and kernel images are large by nature (an unstripped nvidia.ko is near
+/// 100 MiB): they are read up to [`LIMIT`] or `--max-input-bytes`, whichever is larger.
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    Ok(linkwise_fsio::read_capped(path)?)
+    let cap = LIMIT.max(linkwise_fsio::max_input_bytes());
+    Ok(linkwise_fsio::read_capped_at(path, cap)?)
 }
 
 fn load_certs(a: &Args) -> anyhow::Result<Vec<Certificate>> {
@@ -86,8 +89,9 @@ fn load_certs(a: &Args) -> anyhow::Result<Vec<Certificate>> {
 }
 
 fn report(path: &Path, certs: &[Certificate], check: bool) -> anyhow::Result<Report> {
-    let bytes = decompress(&read(path)?, LIMIT)
-        .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let raw = read(path)?;
+    let bytes =
+        decompress(&raw, LIMIT).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
     let mut r = Report {
         path: path.to_path_buf(),
         signed: false,

@@ -29,9 +29,8 @@ fn judge(
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let bytes = linkwise_fsio::read_capped(path)
-        .map_err(|e| (false, e.to_string()))
-        .and_then(|b| decompress(&b, LIMIT).map_err(|e| (false, format!("{name}: {e}"))))?;
+    let raw = linkwise_fsio::read_capped_at(path, LIMIT).map_err(|e| (false, e.to_string()))?;
+    let bytes = decompress(&raw, LIMIT).map_err(|e| (false, format!("{name}: {e}")))?;
     let sig = match inspect(&bytes) {
         Ok(Some(sig)) => sig,
         Ok(None) => return Err((true, format!("{name} is not signed"))),
@@ -80,7 +79,7 @@ pub fn nvidia_module_signature(input: &LiveInput<'_>, enforced: bool) -> Check {
             .with_roles(["gpu-host"]);
     }
     let image: PathBuf = input.root.join("boot").join(format!("vmlinuz-{release}"));
-    let certs = linkwise_fsio::read_capped(&image)
+    let certs = linkwise_fsio::read_capped_at(&image, LIMIT)
         .ok()
         .and_then(|b| kernel_image_certs(&b).ok());
     let mut good = Vec::new();
