@@ -33,11 +33,19 @@ fi
 # The newest signed Debian kernel image package this machine's apt knows.
 cache="${LINKWISE_CACHE_DIR:-/var/cache/linkwise}/modsig"
 mkdir -p "$cache"
-pkg="$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1)"
-[ -n "$pkg" ] || { echo "modsig-artefacts: no linux-image-*-amd64 package known to apt (apt-get update?)" >&2; exit 1; }
+newest_image() {
+    apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1
+}
+pkg="$(newest_image)"
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -q >/dev/null 2>&1 || true
+    pkg="$(newest_image)"
+fi
+[ -n "$pkg" ] || { echo "modsig-artefacts: no linux-image-*-amd64 package known to apt (run apt-get update)" >&2; exit 1; }
 deb="$(ls -1 "$cache"/"${pkg}"_*.deb 2>/dev/null | tail -1 || true)"
 if [ -z "$deb" ]; then
-    (cd "$cache" && apt-get download -q "$pkg" >/dev/null 2>&1)
+    (cd "$cache" && { apt-get download -q "$pkg" >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && apt-get download -q "$pkg" >/dev/null 2>&1; }; })
     deb="$(ls -1 "$cache"/"${pkg}"_*.deb | tail -1)"
 fi
 work="$(mktemp -d)"
