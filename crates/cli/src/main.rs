@@ -100,6 +100,8 @@ enum Command {
     Preflight(cmd::preflight::Args),
     /// Read and verify kernel module signatures (PKCS#7), against certificates or a kernel image's keys.
     Modsig(cmd::modsig::Args),
+    /// Print this node's inventory report (host, driver, GPUs, artefact digests, fingerprint).
+    Report(cmd::report::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -184,6 +186,7 @@ fn main() -> ExitCode {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Preflight(a) => cmd::preflight::run(a),
         Command::Modsig(a) => cmd::modsig::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

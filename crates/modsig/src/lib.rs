@@ -17,12 +17,14 @@
 
 mod certs;
 mod compress;
+mod files;
 mod kimage;
 mod pkcs7;
 mod verify;
 
 pub use certs::{Certificate, parse_certificates};
 pub use compress::{Compression, decompress};
+pub use files::find_modules;
 pub use kimage::kernel_image_certs;
 pub use pkcs7::SignerFacts;
 pub use verify::{Verdict, verify};

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::kconfig::{Arch, KernelConfig};
 use crate::report::Check;
+pub use linkwise_modsig::find_modules;
 
 /// Where the running kernel's config may be, relative to the root, in the order they
 /// are searched (`RELEASE` is the kernel release, `uname -r`).
@@ -116,48 +117,6 @@ pub fn cmdline_checks(
         };
         out.push(check.with_roles(["gpu-host"]));
     }
-    out
-}
-
-/// Module files (`NAME.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`) under `dir`, found by walking
-/// it (at most `limit` directories deep-first, symlinks not followed).
-pub fn find_modules(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    let mut seen = 0usize;
-    while let Some(d) = todo.pop() {
-        seen += 1;
-        if seen > 20_000 {
-            break;
-        }
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let Ok(kind) = e.file_type() else { continue };
-            if kind.is_dir() {
-                // build/ and source/ point into kernel headers, not modules.
-                if !matches!(e.file_name().to_str(), Some("build" | "source")) {
-                    todo.push(p);
-                }
-            } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                let stem = name
-                    .strip_suffix(".xz")
-                    .or_else(|| name.strip_suffix(".zst"))
-                    .or_else(|| name.strip_suffix(".gz"))
-                    .unwrap_or(name);
-                if let Some(module) = stem.strip_suffix(".ko")
-                    && names
-                        .iter()
-                        .any(|n| n.replace('-', "_") == module.replace('-', "_"))
-                {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out.sort();
     out
 }
 

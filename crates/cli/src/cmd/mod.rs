@@ -11,6 +11,7 @@ pub mod labels;
 pub mod modsig;
 pub mod preflight;
 pub mod profiles;
+pub mod report;
 pub mod serve;
 pub mod sim;
 pub mod slurm;
