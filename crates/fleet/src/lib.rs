@@ -9,7 +9,9 @@
 //! and the preflight summary. [`collect`] builds one from a node's topology and files.
 //! Any producer that writes the required fields can be read ([`NodeReport::parse`]).
 
+pub mod attest;
 pub mod collect;
+pub mod drift;
 pub mod fingerprint;
 pub mod report;
 
