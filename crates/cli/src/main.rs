@@ -102,6 +102,8 @@ enum Command {
     Modsig(cmd::modsig::Args),
     /// Print this node's inventory report (host, driver, GPUs, artefact digests, fingerprint).
     Report(cmd::report::Args),
+    /// Fleet drift and attestation over node reports.
+    Fleet(cmd::fleet::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -187,6 +189,7 @@ fn main() -> ExitCode {
         Command::Preflight(a) => cmd::preflight::run(a),
         Command::Modsig(a) => cmd::modsig::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Fleet(a) => cmd::fleet::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod discover;
 pub mod dra;
 pub mod exporter;
 pub mod extender;
+pub mod fleet;
 pub mod labels;
 pub mod modsig;
 pub mod preflight;
