@@ -223,3 +223,18 @@ fn the_allow_list_flags_exactly_the_unapproved() {
         "{err}"
     );
 }
+
+/// The documented example allow-list is one the reader accepts, with every list set.
+#[test]
+fn the_example_allow_list_parses() {
+    let path = linkwise_testkit::repo_root().join("deploy/fleet/allow-list.yaml");
+    let allow =
+        AllowList::parse(&std::fs::read_to_string(&path).unwrap(), "allow-list.yaml").unwrap();
+    assert!(allow.kernel_releases.is_some() && allow.driver_versions.is_some());
+    assert!(allow.vbios_versions.is_some_and(|v| !v.is_empty()));
+    assert!(
+        allow
+            .artifacts
+            .is_some_and(|a| a.iter().all(|x| x.sha256.len() == 64))
+    );
+}
