@@ -100,17 +100,8 @@ fn driver(inputs: &Inputs<'_>) -> Driver {
         .iter()
         .find_map(|g| g.driver_version.clone())
         .or_else(|| {
-            let first = read_text(inputs.root, "proc/driver/nvidia/version")?;
-            first
-                .lines()
-                .next()?
-                .split_whitespace()
-                .find(|w| {
-                    w.split('.').count() >= 2
-                        && w.split('.')
-                            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .map(str::to_string)
+            read_text(inputs.root, "proc/driver/nvidia/version")
+                .and_then(|t| linkwise_core::conventions::driver_version(&t))
         })
         .or_else(|| read_text(inputs.root, "sys/module/nvidia/version"));
     Driver {

@@ -4,12 +4,30 @@
 //!
 //! - [`resources`]: the Kubernetes extended resource names of GPUs.
 //! - [`xid`]: the XIDs that do not make a GPU unhealthy by default.
+//! - [`driver_version`]: the NVIDIA driver version in `/proc/driver/nvidia/version`,
+//!   read by discovery, preflight and the fleet report.
 //! - [`jobdir`]: the Slurm job-mapping directory (its default path, file names and file
 //!   text), written by `linkwise slurm prolog`/`epilog` and read by the exporter.
 //!
 //! Pure like the rest of core: no I/O; whoever reads or writes the files does it.
 
 pub mod jobdir;
+
+/// The driver version in `/proc/driver/nvidia/version` (its text): the first dotted
+/// number on the `NVRM version:` line (`550.54.15`).
+pub fn driver_version(text: &str) -> Option<String> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("NVRM version"))?;
+    let rest = line.split_once(':').map_or(line, |(_, r)| r);
+    rest.split_whitespace()
+        .find(|w| {
+            w.contains('.')
+                && w.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
 
 /// The Kubernetes extended resource names of GPUs.
 pub mod resources {

@@ -107,20 +107,9 @@ pub(crate) fn mem_total_bytes(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// The driver version in `/proc/driver/nvidia/version`: the first dotted number on the
-/// `NVRM version:` line (`550.54.15`).
+/// The driver version in `/proc/driver/nvidia/version` (one owner: core's conventions).
 pub(crate) fn nvidia_driver_version(text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("NVRM version"))?;
-    let rest = line.split_once(':').map_or(line, |(_, r)| r);
-    rest.split_whitespace()
-        .find(|w| {
-            w.contains('.')
-                && w.split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(str::to_string)
+    linkwise_core::conventions::driver_version(text)
 }
 
 /// What `/proc/driver/nvidia/gpus/<BDF>/information` says about one GPU.

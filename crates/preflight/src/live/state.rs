@@ -149,17 +149,7 @@ pub fn nvidia_driver(input: &LiveInput<'_>, devs: &[PciDevice]) -> Check {
     let id = "live.nvidia-driver";
     let version = read(input.root, "proc/driver/nvidia/version")
         .ok()
-        .and_then(|t| {
-            let first = t.lines().next().unwrap_or("").to_string();
-            first
-                .split_whitespace()
-                .find(|w| {
-                    w.split('.').count() >= 2
-                        && w.split('.')
-                            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .map(str::to_string)
-        })
+        .and_then(|t| linkwise_core::conventions::driver_version(&t))
         .or_else(|| {
             read(input.root, "sys/module/nvidia/version")
                 .ok()
