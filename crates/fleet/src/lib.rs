@@ -14,6 +14,7 @@ pub mod collect;
 pub mod drift;
 pub mod fingerprint;
 pub mod report;
+pub mod store;
 
 pub use report::{
     Artifact, Driver, GpuFacts, HostFacts, NodeReport, PreflightSummary, SCHEMA_VERSION,

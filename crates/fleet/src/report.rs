@@ -175,6 +175,11 @@ impl NodeReport {
         if self.node.trim().is_empty() {
             return Err("node: empty".into());
         }
+        if let Some(at) = &self.collected_at {
+            at.parse::<jiff::Timestamp>().map_err(|e| {
+                format!("collectedAt: {at:?} is not an RFC 3339 time with an offset: {e}")
+            })?;
+        }
         for (i, a) in self.artifacts.iter().enumerate() {
             if a.sha256.len() != 64
                 || !a
@@ -194,9 +199,44 @@ impl NodeReport {
         Ok(())
     }
 
+    /// The report's canonical JSON: this build's field order, no insignificant space,
+    /// unknown fields dropped. What the store keeps.
+    pub fn canonical_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The report's id: the SHA-256 of its canonical JSON (the same report ingested twice
     /// is stored once).
     pub fn id(&self) -> String {
-        sha256_hex(serde_json::to_string(self).unwrap_or_default().as_bytes())
+        sha256_hex(self.canonical_json().as_bytes())
+    }
+
+    /// `collectedAt` in microseconds since the epoch, where the report says.
+    pub fn collected_us(&self) -> Option<i64> {
+        self.collected_at
+            .as_deref()
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_microsecond())
+    }
+
+    /// The reports in `text`: one JSON document, or JSON lines (one report per non-empty
+    /// line, named `SOURCE:LINE`). Each is read on its own, so one bad line rejects only
+    /// itself.
+    pub fn parse_documents(text: &str, source: &str) -> Vec<Result<NodeReport, Error>> {
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            return vec![NodeReport::parse(text, source)];
+        }
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect();
+        if lines.len() <= 1 {
+            return vec![NodeReport::parse(text, source)];
+        }
+        lines
+            .into_iter()
+            .map(|(n, l)| NodeReport::parse(l, &format!("{source}:{}", n + 1)))
+            .collect()
     }
 }

@@ -15,6 +15,7 @@
 //! - [`http`]: a raw HTTP/1.1 client for the servers' tests.
 //! - [`wait`]: polling against a deadline instead of fixed sleeps.
 //! - [`yaml`]: YAML read back by PyYAML (YAML 1.1), compared as JSON.
+//! - [`postgres`]: a fresh database on the real PostgreSQL `.ci/run` starts.
 //! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
 //!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
 //!
@@ -33,6 +34,7 @@ pub mod golden;
 pub mod http;
 pub mod kube_api;
 pub mod kubelet;
+pub mod postgres;
 pub mod process;
 pub mod wait;
 pub mod yaml;
