@@ -13,7 +13,9 @@ pub mod attest;
 pub mod collect;
 pub mod drift;
 pub mod fingerprint;
+pub mod push;
 pub mod report;
+pub mod server;
 pub mod store;
 
 pub use report::{

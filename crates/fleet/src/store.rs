@@ -102,7 +102,7 @@ pub struct Store {
 }
 
 /// What one ingest did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ingested {
     /// The report id.
