@@ -19,7 +19,8 @@ use crate::exit::BadInput;
     after_help = "Examples:\n  linkwise report --labels rack=r07,batch=2026-11 > $(hostname).json\n  \
 linkwise report --hash /boot/vmlinuz-$(uname -r) --hash /lib/firmware/nvidia/gsp.bin\n  \
 linkwise report --source profile:dgx-h100 --node demo-1 -o table\n  \
-linkwise report --out /var/lib/linkwise/report.json"
+linkwise report --out /var/lib/linkwise/report.json\n  \
+linkwise report --push http://fleet.example:9470 --token-file /etc/linkwise/fleet-token"
 )]
 pub struct Args {
     #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
@@ -46,6 +47,19 @@ pub struct Args {
     /// Write the report to FILE (atomically) instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Post the report to a fleet server (`linkwise fleet serve`) instead of printing it;
+    /// retried with backoff while the server is unreachable.
+    #[arg(long, value_name = "URL", requires = "token_file")]
+    push: Option<String>,
+    /// The bearer token for --push, in a file.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A PEM CA certificate trusted for an https --push URL, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Tries for --push before giving up (0.5 s doubling to 30 s between them).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    push_attempts: u32,
     /// Output format: the JSON report, or a short table.
     #[arg(short, long, value_enum, default_value_t = Output::Json)]
     output: Output,
@@ -137,6 +151,46 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ),
     };
     let report = collect(&inputs)?;
+    if let Some(url) = &a.push {
+        let token_file = a
+            .token_file
+            .as_deref()
+            .ok_or_else(|| BadInput("--push needs --token-file".into()))?;
+        let options = linkwise_fleet::push::PushOptions {
+            attempts: a.push_attempts.max(1),
+            ca_file: a.ca_file.clone(),
+            ..linkwise_fleet::push::PushOptions::new(
+                url.clone(),
+                super::fleet::read_token(token_file)?,
+            )
+        };
+        let body = serde_json::to_string(&report)?;
+        let pushed = super::serve::block_on(linkwise_fleet::push::push(body, &options))?.map_err(
+            |e| match e {
+                linkwise_fleet::push::PushError::Setup(m) => anyhow::Error::from(BadInput(m)),
+                e => anyhow::Error::from(e),
+            },
+        )?;
+        eprintln!(
+            "linkwise: report of {} pushed to {url}: {} (id {}, {} tr{})",
+            report.node,
+            if pushed.ingested.stored {
+                "stored"
+            } else {
+                "already stored"
+            },
+            pushed.ingested.id,
+            pushed.attempts,
+            if pushed.attempts == 1 { "y" } else { "ies" }
+        );
+        if let Some(path) = &a.out {
+            linkwise_fsio::write_atomic(
+                path,
+                (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+            )?;
+        }
+        return Ok(());
+    }
     let text = match a.output {
         Output::Json => serde_json::to_string_pretty(&report)? + "\n",
         Output::Table => table(&report),
@@ -148,7 +202,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(r: &linkwise_fleet::NodeReport) -> String {
+pub fn table(r: &linkwise_fleet::NodeReport) -> String {
     let mut rows = vec![
         vec!["node".to_string(), r.node.clone()],
         vec![
