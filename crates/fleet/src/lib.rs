@@ -8,6 +8,11 @@
 //! firmware files, named paths), a fingerprint of the fabric that ignores serial numbers,
 //! and the preflight summary. [`collect`] builds one from a node's topology and files.
 //! Any producer that writes the required fields can be read ([`NodeReport::parse`]).
+//!
+//! [`store`] keeps the reports in a database (SQLite or PostgreSQL, one code path),
+//! every report once with history and each node's latest; [`server`] is the HTTP API of
+//! `linkwise fleet serve` over it and [`push`] the agents' client. [`drift`] and
+//! [`attest`] analyse the latest reports, from the store or from files.
 
 pub mod attest;
 pub mod collect;

@@ -1,5 +1,5 @@
 //! `linkwise-http`: the HTTP layer shared by linkwise's servers (the exporter's
-//! `/metrics`, the scheduler extender, and the fleet API to come).
+//! `/metrics`, the scheduler extender, and the fleet API).
 //!
 //! What it is: [`serve`], which serves an [`axum::Router`] over HTTP/1.1 with the same
 //! guarantees for every server: one task per connection, bounded in number, each closed
