@@ -129,18 +129,19 @@ fn ingest_url(url: &str) -> Result<hyper::Uri, PushError> {
     }
 }
 
-fn connector(
-    ca_file: Option<&PathBuf>,
-) -> Result<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    PushError,
-> {
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// The connector: plain HTTP, and TLS with the system's roots (read only for an https
+/// URL) and the CA file's.
+fn connector(https: bool, ca_file: Option<&PathBuf>) -> Result<Connector, PushError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
     let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    if https {
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    }
     if let Some(path) = ca_file {
         let text = linkwise_fsio::read_capped(path).map_err(|e| PushError::Setup(e.to_string()))?;
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
@@ -185,96 +186,139 @@ fn backoff(options: &PushOptions, n: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// Posts `body` (one report's JSON) as [`PushOptions`] says.
+/// Posts `body` (one report's JSON) as [`PushOptions`] says. One report; an agent that
+/// pushes many keeps a [`Pusher`], which keeps its connection.
 ///
 /// # Errors
 ///
 /// [`PushError`]: a bad URL or CA file, a final refusal, or every try failed.
 pub async fn push(body: String, options: &PushOptions) -> Result<Pushed, PushError> {
-    let uri = ingest_url(&options.url)?;
-    let client = Client::builder(TokioExecutor::new()).build(connector(options.ca_file.as_ref())?);
-    let body = Bytes::from(body);
-    let attempts = options.attempts.max(1);
-    let mut last = String::new();
-    for n in 1..=attempts {
-        let request = Request::post(uri.clone())
-            .header(AUTHORIZATION, format!("Bearer {}", options.token))
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("linkwise/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(body.clone()))
-            .map_err(|e| PushError::Setup(e.to_string()))?;
-        let mut retry_after = None;
-        let outcome = tokio::time::timeout(options.timeout, async {
-            let response = client.request(request).await.map_err(|e| {
-                let mut s = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    s.push_str(": ");
-                    s.push_str(&c.to_string());
-                    cause = c.source();
-                }
-                s
-            })?;
-            let status = response.status().as_u16();
-            let after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer: {e}"))?
-                .to_bytes();
-            Ok::<_, String>((status, after, bytes))
+    Pusher::new(options.clone())?.push(body).await
+}
+
+/// A client for one fleet server: its connections are kept and reused.
+pub struct Pusher {
+    options: PushOptions,
+    uri: hyper::Uri,
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// A client for `options.url`.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Setup`]: a bad URL or CA file.
+    pub fn new(options: PushOptions) -> Result<Pusher, PushError> {
+        let uri = ingest_url(&options.url)?;
+        let https = uri.scheme_str() == Some("https");
+        let client = Client::builder(TokioExecutor::new())
+            .build(connector(https, options.ca_file.as_ref())?);
+        Ok(Pusher {
+            options,
+            uri,
+            client,
         })
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {:?}", options.timeout)));
-        match outcome {
-            Ok((status @ (200 | 201), _, bytes)) => {
-                let ingested: Ingested =
-                    serde_json::from_slice(&bytes).map_err(|e| PushError::Refused {
-                        url: uri.to_string(),
+    }
+
+    /// Posts `body` (one report's JSON), retrying as the options say.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError`]: a final refusal, or every try failed.
+    pub async fn push(&self, body: String) -> Result<Pushed, PushError> {
+        let (options, uri, client) = (&self.options, &self.uri, &self.client);
+        let body = Bytes::from(body);
+        let attempts = options.attempts.max(1);
+        let mut last = String::new();
+        for n in 1..=attempts {
+            let request = Request::post(uri.clone())
+                .header(AUTHORIZATION, format!("Bearer {}", options.token))
+                .header(CONTENT_TYPE, "application/json")
+                .header(USER_AGENT, concat!("linkwise/", env!("CARGO_PKG_VERSION")))
+                .body(Full::new(body.clone()))
+                .map_err(|e| PushError::Setup(e.to_string()))?;
+            let mut retry_after = None;
+            let outcome = tokio::time::timeout(options.timeout, async {
+                let response = client.request(request).await.map_err(|e| {
+                    let mut s = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        s.push_str(": ");
+                        s.push_str(&c.to_string());
+                        cause = c.source();
+                    }
+                    s
+                })?;
+                let status = response.status().as_u16();
+                let after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the answer: {e}"))?
+                    .to_bytes();
+                Ok::<_, String>((status, after, bytes))
+            })
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", options.timeout)));
+            match outcome {
+                Ok((status @ (200 | 201), _, bytes)) => {
+                    let ingested: Ingested =
+                        serde_json::from_slice(&bytes).map_err(|e| PushError::Refused {
+                            url: uri.to_string(),
+                            status,
+                            message: format!("not a fleet server's answer: {e}"),
+                        })?;
+                    return Ok(Pushed {
                         status,
-                        message: format!("not a fleet server's answer: {e}"),
-                    })?;
-                return Ok(Pushed {
-                    status,
-                    attempts: n,
-                    ingested,
-                });
-            }
-            Ok((status, after, bytes)) => {
-                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
-                if !(status == 408 || status == 429 || status >= 500) {
-                    return Err(PushError::Refused {
-                        url: uri.to_string(),
-                        status,
-                        message,
+                        attempts: n,
+                        ingested,
                     });
                 }
-                retry_after = after.map(Duration::from_secs);
-                last = format!("{status}: {message}");
+                Ok((status, after, bytes)) => {
+                    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+                    if !(status == 408 || status == 429 || status >= 500) {
+                        return Err(PushError::Refused {
+                            url: uri.to_string(),
+                            status,
+                            message,
+                        });
+                    }
+                    retry_after = after.map(Duration::from_secs);
+                    last = format!("{status}: {message}");
+                }
+                Err(e) => last = e,
             }
-            Err(e) => last = e,
+            if n < attempts {
+                let delay = retry_after
+                    .map(|d| d.min(options.max_delay))
+                    .unwrap_or_else(|| backoff(options, n));
+                tracing::warn!(url = %uri, attempt = n, error = %last, retry_in = ?delay, "push failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
         }
-        if n < attempts {
-            let delay = retry_after
-                .map(|d| d.min(options.max_delay))
-                .unwrap_or_else(|| backoff(options, n));
-            tracing::warn!(url = %uri, attempt = n, error = %last, retry_in = ?delay, "push failed; retrying");
-            tokio::time::sleep(delay).await;
-        }
+        Err(PushError::GaveUp {
+            url: uri.to_string(),
+            attempts,
+            last,
+        })
     }
-    Err(PushError::GaveUp {
-        url: uri.to_string(),
-        attempts,
-        last,
-    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use linkwise_fleet::NodeReport;
-use linkwise_fleet::push::{PushError, PushOptions, push};
+use linkwise_fleet::push::{PushError, PushOptions, Pusher, push};
 use linkwise_fleet::server::{self, Config};
 use linkwise_fleet::store::Store;
 use linkwise_http::ServeOptions;
@@ -96,16 +96,17 @@ async fn fifty_agents_lose_nothing_and_store_nothing_twice(url: &str) {
             ..PushOptions::new(format!("http://{}", s.addr), TOKEN)
         };
         agents.spawn(async move {
+            let pusher = Pusher::new(options).unwrap();
             let mut stored = 0;
             for (i, r) in mine.iter().enumerate() {
                 let json = serde_json::to_string(r).unwrap();
-                let pushed = push(json.clone(), &options).await.unwrap();
+                let pushed = pusher.push(json.clone()).await.unwrap();
                 assert_eq!(pushed.ingested.id, r.id());
                 stored += usize::from(pushed.ingested.stored);
                 // Every fifth report is sent again, as an agent retrying after a lost
                 // answer would: the server stores it once.
                 if i % 5 == 0 {
-                    let again = push(json, &options).await.unwrap();
+                    let again = pusher.push(json).await.unwrap();
                     assert!(!again.ingested.stored && again.status == 200, "{again:?}");
                 }
             }

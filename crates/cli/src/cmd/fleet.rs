@@ -245,7 +245,10 @@ struct Rejected {
 }
 
 fn ingest(db: &str, paths: &[PathBuf], output: Output) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let files = expand(paths)?;
+    // Progress on a terminal only (a log or a pipe gets the summary alone).
+    let progress = std::io::stderr().is_terminal() && files.len() > 100;
     let summary = super::serve::block_on(async {
         let store = open(db).await?;
         let mut s = IngestSummary {
@@ -255,7 +258,14 @@ fn ingest(db: &str, paths: &[PathBuf], output: Output) -> anyhow::Result<()> {
             rejected: Vec::new(),
             reports: Vec::new(),
         };
-        for f in &files {
+        for (i, f) in files.iter().enumerate() {
+            if progress && i % 100 == 0 {
+                eprint!(
+                    "\rlinkwise: {i}/{} files, {} reports stored",
+                    files.len(),
+                    s.stored
+                );
+            }
             let (name, text) = match read_text(f) {
                 Ok(t) => t,
                 Err(e) => {
@@ -286,6 +296,9 @@ fn ingest(db: &str, paths: &[PathBuf], output: Output) -> anyhow::Result<()> {
             }
         }
         store.close().await;
+        if progress {
+            eprint!("\r\x1b[K");
+        }
         Ok::<_, anyhow::Error>(s)
     })??;
     for r in &summary.rejected {
