@@ -102,7 +102,7 @@ enum Command {
     Modsig(cmd::modsig::Args),
     /// Print this node's inventory report (host, driver, GPUs, artefact digests, fingerprint).
     Report(cmd::report::Args),
-    /// Fleet drift and attestation over node reports.
+    /// The fleet inventory: ingest node reports into a database, serve agents, nodes, history, drift, attestation.
     Fleet(cmd::fleet::Args),
 }
 
