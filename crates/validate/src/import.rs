@@ -1,0 +1,41 @@
+//! Which tool wrote a file: JSON with an `"nvbandwidth"` object or a DCGM diagnostic
+//! object, nvbandwidth's text (`Running TEST.`), or nccl-tests' table.
+
+use crate::results::Results;
+use crate::{Error, dcgm, nccl, nvbandwidth};
+
+/// Reads `text` (from `source`) in whichever supported format it is.
+///
+/// # Errors
+///
+/// [`Error::Format`]: a format none of the readers knows, or the reader's error.
+pub fn parse(text: &str, source: &str) -> Result<Results, Error> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        if trimmed.contains("\"nvbandwidth\"") {
+            return nvbandwidth::parse_json(text, source);
+        }
+        if trimmed.contains("\"DCGM Diagnostic\"") || trimmed.contains("\"DCGM GPU Diagnostic\"") {
+            return dcgm::parse_json(text, source);
+        }
+        return Err(Error::format(
+            source,
+            "the whole file".into(),
+            "JSON, but neither nvbandwidth's (-j) nor dcgmi diag's (-j)".into(),
+        ));
+    }
+    if text.lines().any(|l| l.starts_with("Running ")) {
+        return nvbandwidth::parse_text(text, source);
+    }
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with('#') && l.contains("busbw"))
+    {
+        return nccl::parse_text(text, source);
+    }
+    Err(Error::format(
+        source,
+        "the whole file".into(),
+        "not a format linkwise reads: nvbandwidth (JSON or text), nccl-tests (text) or dcgmi diag -j".into(),
+    ))
+}
