@@ -54,6 +54,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
             || cause.downcast_ref::<linkwise_fsio::ReadError>().is_some()
             || cause.downcast_ref::<linkwise_preflight::Error>().is_some()
             || cause.downcast_ref::<linkwise_fleet::Error>().is_some()
+            || cause.downcast_ref::<linkwise_validate::Error>().is_some()
         {
             return BAD_INPUT;
         }

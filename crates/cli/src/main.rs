@@ -104,6 +104,8 @@ enum Command {
     Report(cmd::report::Args),
     /// The fleet inventory: ingest node reports into a database, serve agents, nodes, history, drift, attestation.
     Fleet(cmd::fleet::Args),
+    /// Validate the fabric: expected bandwidth from the topology, nvbandwidth / nccl-tests / DCGM results checked against it.
+    Validate(cmd::validate::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -190,6 +192,7 @@ fn main() -> ExitCode {
         Command::Modsig(a) => cmd::modsig::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

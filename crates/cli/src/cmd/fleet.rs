@@ -136,7 +136,7 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// A file's text (standard input for `-`), capped like every input.
-fn read_text(path: &Path) -> anyhow::Result<(String, String)> {
+pub fn read_text(path: &Path) -> anyhow::Result<(String, String)> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::stdin()

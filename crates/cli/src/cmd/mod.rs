@@ -17,6 +17,7 @@ pub mod serve;
 pub mod sim;
 pub mod slurm;
 pub mod topo;
+pub mod validate;
 
 use linkwise_core::{GpuId, Topology};
 use linkwise_discovery::SourceSpec;

@@ -1,0 +1,253 @@
+//! `linkwise validate`: what the fabric should deliver, the results of the tools teams
+//! already run read into one model, and measured against expected. The logic is
+//! `linkwise-validate`'s; this is the arguments and the printing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use linkwise_validate::check::{DEFAULT_MIN_RATIO, Options, check};
+use linkwise_validate::expect::{Expectations, expect};
+use linkwise_validate::results::Results;
+
+use crate::exit::BadInput;
+
+/// Validate the fabric: expected bandwidth from the topology, results of nvbandwidth,
+/// nccl-tests and dcgmi diag, and the check of one against the other.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  linkwise validate expect --source profile:dgx-h100\n  \
+nvbandwidth -j > nvb.json; linkwise validate check nvb.json\n  \
+linkwise validate check --source snapshot:node.json nvb.json all_reduce.txt dcgm.json -o json\n  \
+linkwise validate import nccl.txt -o json\n\n\
+Results: nvbandwidth (-j JSON or its text), nccl-tests (the text table of *_perf), dcgmi diag -j\n\
+(DCGM 3.x and 4.x); the format is recognised. GPU numbers are the tools' CUDA device ordinals,\n\
+matched to the topology's GPUs in index order: run the tools with CUDA_DEVICE_ORDER=PCI_BUS_ID.\n\
+Details, sources of every expected number: docs/validation.md.\n\
+Exit: 0 all as expected, 1 findings, 2 unreadable input."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Per GPU pair and per GPU, the bandwidth the topology allows and what a copy reaches.
+    Expect {
+        #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
+        source: String,
+        #[command(flatten)]
+        nvlink: super::NvlinkArgs,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Read results into linkwise's model (the format is recognised).
+    Import {
+        /// Result files (`-` for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Output::Json)]
+        output: Output,
+    },
+    /// Measured against expected: every pair or GPU that falls short, with a diagnosis.
+    Check {
+        #[arg(long, default_value = "auto", help = super::SOURCE_HELP)]
+        source: String,
+        #[command(flatten)]
+        nvlink: super::NvlinkArgs,
+        /// A value below this share of its expected bandwidth is a finding.
+        #[arg(long, default_value_t = DEFAULT_MIN_RATIO, value_name = "RATIO")]
+        min_ratio: f64,
+        /// Result files (`-` for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn emit(text: String) -> anyhow::Result<()> {
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn read(files: &[PathBuf]) -> anyhow::Result<Vec<Results>> {
+    files
+        .iter()
+        .map(|f| {
+            let (name, text) = super::fleet::read_text(f)?;
+            linkwise_validate::import::parse(&text, &name)
+                .map_err(|e| BadInput(e.to_string()).into())
+        })
+        .collect()
+}
+
+fn expectations(source: &str, nvlink: super::NvlinkArgs) -> anyhow::Result<Expectations> {
+    let spec = linkwise_discovery::SourceSpec::parse(source)?;
+    let topo = super::discover_spec_published(&spec, nvlink, "expectations")?;
+    if topo.gpus.is_empty() {
+        return Err(BadInput(format!(
+            "{source}: no GPU in the topology, nothing to expect"
+        ))
+        .into());
+    }
+    Ok(expect(&topo))
+}
+
+fn expect_table(e: &Expectations) -> String {
+    let mut rows = vec![{
+        let mut h = vec![String::new()];
+        h.extend(e.gpus.iter().map(|g| format!("GPU{g}")));
+        h.push("HOST LINK".into());
+        h
+    }];
+    for (i, g) in e.gpus.iter().enumerate() {
+        let mut row = vec![format!("GPU{g}")];
+        for j in 0..e.gpus.len() {
+            row.push(match e.pair(i, j) {
+                Some(p) if i != j => format!("{:.0}", p.expected_gbps),
+                _ => "X".into(),
+            });
+        }
+        let h = &e.host[i];
+        row.push(format!(
+            "{:.1} ({}{})",
+            h.expected_gbps,
+            h.link,
+            if h.assumed { ", assumed" } else { "" }
+        ));
+        rows.push(row);
+    }
+    let mut out = format!(
+        "Expected copy bandwidth, GB/s per direction (topology {}):\n",
+        e.source
+    );
+    out.push_str(&crate::render::columns(&rows));
+    let mut paths: Vec<(String, f64, f64)> = e
+        .pairs
+        .iter()
+        .map(|p| (p.path.clone(), p.peak_gbps, p.expected_gbps))
+        .collect();
+    paths.sort_by(|a, b| a.0.cmp(&b.0));
+    paths.dedup_by(|a, b| a.0 == b.0 && (a.1 - b.1).abs() < 1e-9);
+    out.push_str("\nPaths (peak -> expected, GB/s per direction):\n");
+    for (path, peak, expected) in paths {
+        out.push_str(&format!("  {path}: {peak:.1} -> {expected:.1}\n"));
+    }
+    out
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    match a.what {
+        What::Expect {
+            source,
+            nvlink,
+            output,
+        } => {
+            let e = expectations(&source, nvlink)?;
+            emit(match output {
+                Output::Json => serde_json::to_string_pretty(&e)? + "\n",
+                Output::Table => expect_table(&e),
+            })
+        }
+        What::Import { files, output } => {
+            let results = read(&files)?;
+            emit(match output {
+                Output::Json if results.len() == 1 => {
+                    serde_json::to_string_pretty(&results[0])? + "\n"
+                }
+                Output::Json => serde_json::to_string_pretty(&results)? + "\n",
+                Output::Table => {
+                    let mut rows = vec![
+                        ["FILE", "TOOL", "TEST", "STATUS", "VALUES"]
+                            .map(String::from)
+                            .to_vec(),
+                    ];
+                    for r in &results {
+                        for t in &r.tests {
+                            let values = if let Some(c) = &t.collective {
+                                format!("{} sizes on {} ranks", c.sizes.len(), c.ranks)
+                            } else if !t.entities.is_empty() {
+                                format!("{} entities", t.entities.len())
+                            } else {
+                                t.matrices
+                                    .iter()
+                                    .map(|m| {
+                                        format!(
+                                            "{}x{}",
+                                            m.values.len(),
+                                            m.values.first().map_or(0, Vec::len)
+                                        )
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            };
+                            rows.push(vec![
+                                r.source.clone(),
+                                serde_json::to_value(r.tool)?
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                t.name.clone(),
+                                serde_json::to_value(t.status)?
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                values,
+                            ]);
+                        }
+                    }
+                    crate::render::columns(&rows)
+                }
+            })
+        }
+        What::Check {
+            source,
+            nvlink,
+            min_ratio,
+            files,
+            output,
+        } => {
+            if !(min_ratio.is_finite() && min_ratio > 0.0 && min_ratio <= 1.0) {
+                return Err(BadInput(format!(
+                    "--min-ratio {min_ratio}: give a share in (0, 1], e.g. 0.8"
+                ))
+                .into());
+            }
+            let results = read(&files)?;
+            let e = expectations(&source, nvlink)?;
+            let report = check(&e, &results, Options { min_ratio });
+            emit(match output {
+                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+                Output::Table => {
+                    let mut out = String::new();
+                    for f in &report.findings {
+                        out.push_str(&format!("{}: {}\n", f.test, f.message));
+                    }
+                    out.push_str(&format!(
+                        "{} values compared in {} tests against {}: {} findings\n",
+                        report.compared,
+                        report.tests,
+                        report.topology,
+                        report.findings.len()
+                    ));
+                    out
+                }
+            })?;
+            if !report.findings.is_empty() {
+                anyhow::bail!(
+                    "validate: {} finding{} (above)",
+                    report.findings.len(),
+                    if report.findings.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `linkwise validate`: expect prints the topology's expectations; check finds the
+//! planted faults (exit 1, `-o json` a `findings` list naming the GPUs and the link),
+//! passes clean results (exit 0), and refuses unreadable files and bad flags (exit 2).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use linkwise_testkit::cli::{bad_input, ok, run, stderr};
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    linkwise_testkit::fixtures()
+        .join("validate")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_finds_the_planted_faults_and_passes_clean_results() {
+    let planted = fixture("nvbandwidth-h100-planted.json");
+    let o = run(&[
+        "validate",
+        "check",
+        "--source",
+        "profile:dgx-h100",
+        &planted,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f.len(), 5, "{v:#}");
+    let host = f.iter().find(|x| x["kind"] == "slow-host-link").unwrap();
+    assert_eq!(host["gpus"], serde_json::json!([3]));
+    assert_eq!(host["link"], "pcie");
+    assert!(host["message"].as_str().unwrap().contains("GPU3"));
+    assert!(
+        f.iter()
+            .filter(|x| x["kind"] == "slow-pair")
+            .all(|x| x["link"] == "nvswitch")
+    );
+
+    let clean: Vec<String> = [
+        "nvbandwidth-h100-clean.txt",
+        "nccl-allreduce-h100.txt",
+        "dcgm4-diag-pass.json",
+    ]
+    .iter()
+    .map(|f| fixture(f))
+    .collect();
+    let mut args = vec![
+        "validate",
+        "check",
+        "--source",
+        "profile:dgx-h100",
+        "-o",
+        "json",
+    ];
+    args.extend(clean.iter().map(String::as_str));
+    let v: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(v["findings"], serde_json::json!([]));
+    assert_eq!(v["compared"], 129);
+}
+
+#[test]
+fn expect_and_import_print_the_model() {
+    let v: Value = serde_json::from_str(&ok(&[
+        "validate",
+        "expect",
+        "--source",
+        "profile:dgx-h100",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["pairs"].as_array().unwrap().len(), 28);
+    assert_eq!(v["pairs"][0]["class"], "nvswitch");
+    let table = ok(&["validate", "expect", "--source", "profile:pcie-8gpu"]);
+    assert!(
+        table.contains("PCIe PIX") && table.contains("HOST LINK"),
+        "{table}"
+    );
+
+    let v: Value = serde_json::from_str(&ok(&[
+        "validate",
+        "import",
+        &fixture("nccl-allreduce-h100.txt"),
+    ]))
+    .unwrap();
+    assert_eq!(v["tool"], "nccl-tests");
+    assert_eq!(v["tests"][0]["collective"]["ranks"], 8);
+}
+
+#[test]
+fn unreadable_results_and_bad_flags_are_bad_input() {
+    let err = bad_input(&[
+        "validate",
+        "import",
+        &fixture("nvbandwidth-h100-truncated.txt"),
+    ]);
+    assert!(
+        err.contains("line 41") && err.contains("truncated"),
+        "{err}"
+    );
+    let err = bad_input(&[
+        "validate",
+        "check",
+        "--source",
+        "profile:dgx-h100",
+        "--min-ratio",
+        "1.5",
+        &fixture("nvbandwidth-h100-clean.json"),
+    ]);
+    assert!(err.contains("--min-ratio"), "{err}");
+}
