@@ -8,10 +8,12 @@
 //!   physical peak of the bottleneck link) and what a copy realistically reaches.
 //! - [`check`]: measured against expected; every pair or GPU that falls short is a
 //!   finding with a diagnosis from the topology.
+//! - [`gate`]: repeated runs before and after a change, a noise-aware verdict per metric.
 
 pub mod check;
 pub mod dcgm;
 pub mod expect;
+pub mod gate;
 pub mod import;
 pub mod nccl;
 pub mod nvbandwidth;
