@@ -114,3 +114,69 @@ fn unreadable_results_and_bad_flags_are_bad_input() {
     ]);
     assert!(err.contains("--min-ratio"), "{err}");
 }
+
+#[test]
+fn gate_exits_1_on_a_regression_and_0_without() {
+    let clean = fixture("nvbandwidth-h100-clean.json");
+    let planted = fixture("nvbandwidth-h100-planted.txt");
+    let o = run(&[
+        "validate",
+        "gate",
+        "--baseline",
+        &clean,
+        &clean,
+        &clean,
+        "--candidate",
+        &planted,
+        &planted,
+        &planted,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["verdict"] == "regressed")
+    );
+    let out = ok(&[
+        "validate",
+        "gate",
+        "--baseline",
+        &clean,
+        &clean,
+        &clean,
+        "--candidate",
+        &clean,
+        &clean,
+        &clean,
+    ]);
+    assert!(out.contains("no change"), "{out}");
+    // One run a side is never a verdict.
+    let out = ok(&[
+        "validate",
+        "gate",
+        "--baseline",
+        &clean,
+        "--candidate",
+        &planted,
+    ]);
+    assert!(out.contains("inconclusive: need 2 more runs"), "{out}");
+    let err = bad_input(&[
+        "validate",
+        "gate",
+        "--baseline",
+        &clean,
+        "--candidate",
+        &clean,
+        "--max-regression",
+        "150%",
+    ]);
+    assert!(
+        err.contains("max-regression") || err.contains("150%"),
+        "{err}"
+    );
+}

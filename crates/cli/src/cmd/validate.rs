@@ -22,7 +22,8 @@ linkwise validate import nccl.txt -o json\n\n\
 Results: nvbandwidth (-j JSON or its text), nccl-tests (the text table of *_perf), dcgmi diag -j\n\
 (DCGM 3.x and 4.x); the format is recognised. GPU numbers are the tools' CUDA device ordinals,\n\
 matched to the topology's GPUs in index order: run the tools with CUDA_DEVICE_ORDER=PCI_BUS_ID.\n\
-Details, sources of every expected number: docs/validation.md.\n\
+Gate: linkwise validate gate --baseline before/*.json --candidate after/*.json --max-regression 5%\n\
+Details, sources of every expected number, the gate's statistics: docs/validation.md.\n\
 Exit: 0 all as expected, 1 findings, 2 unreadable input."
 )]
 pub struct Args {
@@ -64,6 +65,41 @@ enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Repeated runs before and after a change: per metric regressed, improved, no change or
+    /// inconclusive, beyond noise (exit 1 on a regression).
+    Gate {
+        /// The runs before the change (one result file per run, any supported format).
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        baseline: Vec<PathBuf>,
+        /// The runs after it.
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        candidate: Vec<PathBuf>,
+        /// The tolerated change (`5%` or `0.05`).
+        #[arg(long, default_value = "5%", value_parser = share, value_name = "SHARE")]
+        max_regression: f64,
+        /// The confidence of the intervals.
+        #[arg(long, default_value = "95%", value_parser = share, value_name = "SHARE")]
+        confidence: f64,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// `5%` or `0.05`.
+fn share(s: &str) -> Result<f64, String> {
+    let (v, scale) = match s.trim().strip_suffix('%') {
+        Some(p) => (p, 100.0),
+        None => (s.trim(), 1.0),
+    };
+    let v: f64 = v
+        .parse()
+        .map_err(|_| format!("{s:?}: give a share, e.g. 5% or 0.05"))?;
+    let v = v / scale;
+    if v.is_finite() && (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: give a share below 100%, e.g. 5%"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -206,6 +242,69 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     crate::render::columns(&rows)
                 }
             })
+        }
+        What::Gate {
+            baseline,
+            candidate,
+            max_regression,
+            confidence,
+            output,
+        } => {
+            let (b, c) = (read(&baseline)?, read(&candidate)?);
+            let options = linkwise_validate::gate::GateOptions {
+                max_regression,
+                confidence,
+                ..Default::default()
+            };
+            let g = linkwise_validate::gate::gate(&b, &c, options);
+            if g.metrics.is_empty() {
+                return Err(BadInput(
+                    "no metric is in both the baseline and the candidate (are they runs of the same benchmarks?)".into(),
+                )
+                .into());
+            }
+            emit(match output {
+                Output::Json => serde_json::to_string_pretty(&g)? + "\n",
+                Output::Table => {
+                    let mut rows = vec![
+                        ["METRIC", "BASELINE", "CANDIDATE", "VERDICT"]
+                            .map(String::from)
+                            .to_vec(),
+                    ];
+                    for m in &g.metrics {
+                        rows.push(vec![
+                            m.name.clone(),
+                            format!(
+                                "{:.2} {} ({} runs)",
+                                m.baseline_median, m.unit, m.baseline_runs
+                            ),
+                            format!(
+                                "{:.2} {} ({} runs)",
+                                m.candidate_median, m.unit, m.candidate_runs
+                            ),
+                            m.message.clone(),
+                        ]);
+                    }
+                    let mut out = crate::render::columns(&rows);
+                    for u in &g.unmatched {
+                        out.push_str(&format!("not compared: {u}\n"));
+                    }
+                    out
+                }
+            })?;
+            if g.regressed() {
+                let n = g
+                    .metrics
+                    .iter()
+                    .filter(|m| m.verdict == linkwise_validate::gate::Verdict::Regressed)
+                    .count();
+                anyhow::bail!(
+                    "gate: {n} metric{} regressed beyond {:.1}%",
+                    if n == 1 { "" } else { "s" },
+                    max_regression * 100.0
+                );
+            }
+            Ok(())
         }
         What::Check {
             source,
