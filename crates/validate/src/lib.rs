@@ -11,6 +11,7 @@
 //! - [`gate`]: repeated runs before and after a change, a noise-aware verdict per metric.
 
 pub mod check;
+pub mod compare;
 pub mod dcgm;
 pub mod expect;
 pub mod gate;
