@@ -180,3 +180,39 @@ fn gate_exits_1_on_a_regression_and_0_without() {
         "{err}"
     );
 }
+
+#[test]
+fn compare_exits_0_within_tolerance_1_beyond_2_unreadable() {
+    use linkwise_testkit::{Prerequisite, require};
+    if !require(Prerequisite::command(
+        "python3",
+        &["-c", "import numpy"],
+        "python3 -m pip install numpy",
+    )) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, numpy as np\nd=sys.argv[1]\na=np.linspace(0,1,64,dtype=np.float32).reshape(8,8)\nnp.save(d+'/a.npy',a)\nb=a.copy(); b[2,3]=np.nan\nnp.save(d+'/b.npy',b)",
+            d,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (format!("{d}/a.npy"), format!("{d}/b.npy"));
+    let out = ok(&["validate", "compare", &a, &a, "--ulp", "0"]);
+    assert!(out.contains("within tolerance"), "{out}");
+    let o = run(&["validate", "compare", &a, &b, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tensors"][0]["nanMismatches"], 1);
+    assert_eq!(
+        v["tensors"][0]["firstMismatches"],
+        serde_json::json!([[2, 3]])
+    );
+    let err = bad_input(&["validate", "compare", &a, "Cargo.toml"]);
+    assert!(err.contains("Cargo.toml"), "{err}");
+}

@@ -22,6 +22,7 @@ linkwise validate import nccl.txt -o json\n\n\
 Results: nvbandwidth (-j JSON or its text), nccl-tests (the text table of *_perf), dcgmi diag -j\n\
 (DCGM 3.x and 4.x); the format is recognised. GPU numbers are the tools' CUDA device ordinals,\n\
 matched to the topology's GPUs in index order: run the tools with CUDA_DEVICE_ORDER=PCI_BUS_ID.\n\
+Compare: linkwise validate compare ref.safetensors out.safetensors --rtol 1e-3 --atol 1e-5\n\
 Gate: linkwise validate gate --baseline before/*.json --candidate after/*.json --max-regression 5%\n\
 Details, sources of every expected number, the gate's statistics: docs/validation.md.\n\
 Exit: 0 all as expected, 1 findings, 2 unreadable input."
@@ -62,6 +63,25 @@ enum What {
         /// Result files (`-` for standard input).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Compare a reference's tensors with a device's output (.npy, .safetensors):
+    /// within tolerance exit 0, not 1, unreadable 2.
+    Compare {
+        /// The reference (expected values).
+        reference: PathBuf,
+        /// The output to judge.
+        output_file: PathBuf,
+        /// Relative tolerance (with --atol; default: per dtype, as torch.testing.assert_close).
+        #[arg(long, requires = "atol", conflicts_with = "ulp")]
+        rtol: Option<f64>,
+        /// Absolute tolerance (with --rtol).
+        #[arg(long, requires = "rtol", conflicts_with = "ulp")]
+        atol: Option<f64>,
+        /// At most N units in the last place instead (the same float dtype on both sides).
+        #[arg(long, value_name = "N")]
+        ulp: Option<u64>,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -242,6 +262,95 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     crate::render::columns(&rows)
                 }
             })
+        }
+        What::Compare {
+            reference,
+            output_file,
+            rtol,
+            atol,
+            ulp,
+            output,
+        } => {
+            use linkwise_validate::compare::{Tolerance, compare};
+            let tolerance = match (rtol, atol, ulp) {
+                (_, _, Some(max)) => Tolerance::Ulp { max },
+                (Some(rtol), Some(atol), None) => {
+                    if !(rtol >= 0.0 && atol >= 0.0 && rtol.is_finite() && atol.is_finite()) {
+                        return Err(BadInput(
+                            "--rtol and --atol must be finite and not negative".into(),
+                        )
+                        .into());
+                    }
+                    Tolerance::Close { rtol, atol }
+                }
+                _ => Tolerance::Default,
+            };
+            let c = compare(&reference, &output_file, tolerance)
+                .map_err(|e| BadInput(e.to_string()))?;
+            emit(match output {
+                Output::Json => serde_json::to_string_pretty(&c)? + "\n",
+                Output::Table => {
+                    let mut rows = vec![
+                        [
+                            "TENSOR",
+                            "DTYPE",
+                            "SHAPE",
+                            "MISMATCHES",
+                            "NAN",
+                            "INF",
+                            "MAX ABS",
+                            "MAX REL",
+                            "MAX ULP",
+                            "FIRST",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ];
+                    for t in &c.tensors {
+                        rows.push(vec![
+                            t.name.clone(),
+                            serde_json::to_value(t.dtype)?
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                            format!("{:?}", t.shape),
+                            match &t.problem {
+                                Some(p) => format!("not compared: {p}"),
+                                None => format!("{} of {}", t.mismatches, t.elements),
+                            },
+                            t.nan_mismatches.to_string(),
+                            t.inf_mismatches.to_string(),
+                            format!("{:.3e}", t.max_abs_error),
+                            format!("{:.3e}", t.max_rel_error),
+                            t.ulp.as_ref().map_or("-".into(), |u| u.max.to_string()),
+                            t.first_mismatches
+                                .iter()
+                                .take(3)
+                                .map(|i| format!("{i:?}"))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        ]);
+                    }
+                    let mut out = crate::render::columns(&rows);
+                    for m in &c.missing {
+                        out.push_str(&format!("missing: {m}\n"));
+                    }
+                    out.push_str(if c.pass {
+                        "within tolerance\n"
+                    } else {
+                        "NOT within tolerance\n"
+                    });
+                    out
+                }
+            })?;
+            if !c.pass {
+                anyhow::bail!(
+                    "compare: {} differs from {} beyond tolerance",
+                    c.output,
+                    c.reference
+                );
+            }
+            Ok(())
         }
         What::Gate {
             baseline,
