@@ -216,3 +216,45 @@ fn compare_exits_0_within_tolerance_1_beyond_2_unreadable() {
     let err = bad_input(&["validate", "compare", &a, "Cargo.toml"]);
     assert!(err.contains("Cargo.toml"), "{err}");
 }
+
+#[test]
+fn bench_host_memory_feeds_the_gate_and_bench_gpu_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.json");
+    let out = ok(&[
+        "validate",
+        "bench",
+        "host-memory",
+        "--size-mib",
+        "16",
+        "--repeat",
+        "2",
+        "-o",
+        "json",
+    ]);
+    std::fs::write(&file, &out).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tool"], "linkwise");
+    assert_eq!(v["tests"].as_array().unwrap().len(), 4);
+    let f = file.to_str().unwrap();
+    let table = ok(&[
+        "validate",
+        "gate",
+        "--baseline",
+        f,
+        f,
+        f,
+        "--candidate",
+        f,
+        f,
+        f,
+    ]);
+    assert!(
+        table.contains("host_memory_triad/min") && table.contains("no change"),
+        "{table}"
+    );
+    if !std::path::Path::new("/proc/driver/nvidia/version").exists() {
+        let err = bad_input(&["validate", "bench", "gpu"]);
+        assert!(err.contains("no NVIDIA driver"), "{err}");
+    }
+}

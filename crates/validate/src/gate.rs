@@ -214,13 +214,22 @@ impl SplitMix {
 
     /// Uniform in [0, n).
     pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+        usize::try_from((u128::from(self.next_u64()) * n as u128) >> 64).unwrap_or(0)
     }
 
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// `x` rounded to the nearest whole number in `0..=max` (NaN is 0).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
+fn clamped_index(x: f64, max: usize) -> usize {
+    if x.is_nan() {
+        return 0;
+    }
+    x.round().clamp(0.0, max as f64) as usize
 }
 
 /// The median of `v` (not empty).
@@ -293,7 +302,7 @@ pub fn judge(
     ratios.sort_by(f64::total_cmp);
     let tail = (1.0 - o.confidence) / 2.0;
     let at =
-        |q: f64| ratios[((q * (ratios.len() - 1) as f64).round() as usize).min(ratios.len() - 1)];
+        |q: f64| ratios[clamped_index(q * (ratios.len() - 1) as f64, ratios.len() - 1)];
     let (lo, hi) = (at(tail), at(1.0 - tail));
     out.interval = [lo, hi];
     let pct = |r: f64| (r - 1.0) * 100.0;
@@ -318,7 +327,7 @@ pub fn judge(
             .fold(f64::MAX, f64::min)
             .max(half / 10.0);
         let n = fewest as f64;
-        let needed = (n * (half / room).powi(2)).ceil() as usize;
+        let needed = clamped_index((n * (half / room).powi(2)).ceil(), 1_000_000);
         let more = needed.saturating_sub(fewest).max(1);
         out.more_runs = Some(more);
         out.message = format!("inconclusive: {range}; need about {more} more runs on each side");

@@ -1,5 +1,6 @@
 //! Which tool wrote a file: JSON with an `"nvbandwidth"` object or a DCGM diagnostic
-//! object, nvbandwidth's text (`Running TEST.`), or nccl-tests' table.
+//! object, linkwise's own results model, nvbandwidth's text (`Running TEST.`), or
+//! nccl-tests' table.
 
 use crate::results::Results;
 use crate::{Error, dcgm, nccl, nvbandwidth};
@@ -17,6 +18,14 @@ pub fn parse(text: &str, source: &str) -> Result<Results, Error> {
         }
         if trimmed.contains("\"DCGM Diagnostic\"") || trimmed.contains("\"DCGM GPU Diagnostic\"") {
             return dcgm::parse_json(text, source);
+        }
+        if trimmed.contains("\"tool\"") && trimmed.contains("\"tests\"") {
+            // linkwise's own model (`validate import -o json`, `validate bench -o json`).
+            let mut de = serde_json::Deserializer::from_str(text);
+            let mut r: Results = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| Error::format(source, e.path().to_string(), e.inner().to_string()))?;
+            r.source = source.to_string();
+            return Ok(r);
         }
         return Err(Error::format(
             source,

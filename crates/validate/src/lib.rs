@@ -9,7 +9,11 @@
 //! - [`check`]: measured against expected; every pair or GPU that falls short is a
 //!   finding with a diagnosis from the topology.
 //! - [`gate`]: repeated runs before and after a change, a noise-aware verdict per metric.
+//! - [`compare`]: a reference's tensors against a device's output (`.npy`,
+//!   `.safetensors`), streamed.
+//! - [`bench`]: native benchmarks (host memory, STREAM-style, per NUMA node).
 
+pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod dcgm;

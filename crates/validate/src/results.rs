@@ -13,6 +13,8 @@ pub enum Tool {
     NcclTests,
     /// DCGM diagnostics (`dcgmi diag -j`, 3.x or 4.x).
     DcgmDiag,
+    /// linkwise's own benchmarks (`validate bench`).
+    Linkwise,
 }
 
 /// Everything read from one file.

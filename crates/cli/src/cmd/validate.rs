@@ -85,6 +85,11 @@ enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Native benchmarks: host memory (STREAM-style, per NUMA node), GPU copies.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
     /// Repeated runs before and after a change: per metric regressed, improved, no change or
     /// inconclusive, beyond noise (exit 1 on a regression).
     Gate {
@@ -120,6 +125,28 @@ fn share(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{s:?}: give a share below 100%, e.g. 5%"))
     }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Bench {
+    /// STREAM copy, scale, add and triad per NUMA node, one pinned thread per CPU
+    /// (`-o json`: the results model, which `validate gate` reads).
+    HostMemory {
+        /// MiB per array (default: four times the last-level cache, at most a quarter of
+        /// the available memory for the three).
+        #[arg(long, value_name = "MIB")]
+        size_mib: Option<u64>,
+        /// Runs of each kernel; the first is discarded, the best of the rest reported.
+        #[arg(long, default_value_t = 10)]
+        repeat: usize,
+        /// Only these NUMA nodes (repeatable).
+        #[arg(long = "numa", value_name = "NODE")]
+        numa: Vec<u32>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// GPU copy-engine bandwidth and latency (needs the NVIDIA driver and libcuda).
+    Gpu,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -351,6 +378,73 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        What::Bench {
+            what:
+                Bench::HostMemory {
+                    size_mib,
+                    repeat,
+                    numa,
+                    output,
+                },
+        } => {
+            let o = linkwise_validate::bench::HostMemoryOptions {
+                elements: size_mib
+                    .map(|m| usize::try_from(m.saturating_mul(1 << 20) / 8).unwrap_or(usize::MAX)),
+                repeat,
+                nodes: numa,
+                ..Default::default()
+            };
+            if o.elements == Some(0) {
+                return Err(BadInput("--size-mib must be at least 1".into()).into());
+            }
+            eprintln!(
+                "linkwise: measuring host memory bandwidth ({repeat} runs of each kernel per NUMA node)..."
+            );
+            let nodes = linkwise_validate::bench::host_memory(&o).map_err(BadInput)?;
+            emit(match output {
+                Output::Json => {
+                    serde_json::to_string_pretty(&linkwise_validate::bench::host_memory_results(
+                        &nodes,
+                    ))? + "\n"
+                }
+                Output::Table => {
+                    let mut rows = vec![
+                        [
+                            "NUMA NODE",
+                            "THREADS",
+                            "ARRAY",
+                            "COPY",
+                            "SCALE",
+                            "ADD",
+                            "TRIAD",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ];
+                    for n in &nodes {
+                        rows.push(vec![
+                            format!("{}{}", n.node, if n.pinned { "" } else { " (not pinned)" }),
+                            n.cpus.len().to_string(),
+                            format!("{} MiB", (n.elements * 8) >> 20),
+                            format!("{:.1}", n.copy),
+                            format!("{:.1}", n.scale),
+                            format!("{:.1}", n.add),
+                            format!("{:.1}", n.triad),
+                        ]);
+                    }
+                    crate::render::columns(&rows) + "GB/s, best of the runs after the first\n"
+                }
+            })
+        }
+        What::Bench { what: Bench::Gpu } => {
+            match linkwise_validate::bench::gpu_probe(std::path::Path::new("/")) {
+                Err(why) => Err(BadInput(format!("bench gpu: {why}")).into()),
+                Ok(lib) => Err(anyhow::anyhow!(
+                    "bench gpu: {} is there, but this build does not carry the GPU copy benchmarks yet; run nvbandwidth -j and `linkwise validate check` its output",
+                    lib.display()
+                )),
+            }
         }
         What::Gate {
             baseline,
