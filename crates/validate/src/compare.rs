@@ -513,6 +513,31 @@ fn decode(d: DType, big: bool, b: &[u8]) -> (f64, i64) {
     }
 }
 
+/// Decodes a chunk of elements into values and ULP-ordered integers, the dtype matched
+/// once per chunk rather than once per element.
+fn decode_chunk(d: DType, big: bool, bytes: &[u8], values: &mut Vec<f64>, ordered: &mut Vec<i64>) {
+    values.clear();
+    ordered.clear();
+    let size = d.size();
+    match (d, big) {
+        (DType::F32, false) => {
+            for c in bytes.chunks_exact(4) {
+                let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                values.push(f64::from(f32::from_bits(bits)));
+                let mag = i64::from(bits & 0x7fff_ffff);
+                ordered.push(if bits >> 31 == 1 { -mag } else { mag });
+            }
+        }
+        _ => {
+            for c in bytes.chunks_exact(size) {
+                let (v, o) = decode(d, big, c);
+                values.push(v);
+                ordered.push(o);
+            }
+        }
+    }
+}
+
 /// IEEE half to double, subnormals, infinities and NaN included.
 fn f16_to_f64(h: u16) -> f64 {
     let sign = if h >> 15 == 1 { -1.0 } else { 1.0 };
@@ -598,6 +623,8 @@ fn compare_tensor(
         _ => None,
     };
     let mut ulp = same_float.then(UlpStats::default);
+    const BOUNDS: [u64; 5] = [0, 1, 4, 16, 256];
+    let mut within = [0u64; 5];
     let mut ulp_sum = 0f64;
     let mut ulp_count = 0u64;
     let open = |p: &Path, t: &TensorInfo| -> Result<BufReader<File>, Error> {
@@ -609,6 +636,7 @@ fn compare_tensor(
     let (rs, os) = (r.dtype.size(), o.dtype.size());
     let total = r.elements();
     let (mut rb, mut ob) = (vec![0u8; CHUNK * rs], vec![0u8; CHUNK * os]);
+    let (mut rv, mut ro, mut ov, mut oo) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut done = 0u64;
     while done < total {
         let n = usize::try_from((total - done).min(CHUNK as u64)).unwrap_or(CHUNK);
@@ -626,9 +654,10 @@ fn compare_tensor(
                 "the data ends early (truncated)",
             )
         })?;
+        decode_chunk(r.dtype, r.big_endian, &rb[..n * rs], &mut rv, &mut ro);
+        decode_chunk(o.dtype, o.big_endian, &ob[..n * os], &mut ov, &mut oo);
         for k in 0..n {
-            let (a, ao) = decode(r.dtype, r.big_endian, &rb[k * rs..(k + 1) * rs]);
-            let (b, bo) = decode(o.dtype, o.big_endian, &ob[k * os..(k + 1) * os]);
+            let (a, ao, b, bo) = (rv[k], ro[k], ov[k], oo[k]);
             let mut bad_element = false;
             if a.is_nan() || b.is_nan() {
                 if a.is_nan() != b.is_nan() {
@@ -651,10 +680,8 @@ fn compare_tensor(
                     u.max = u.max.max(d);
                     ulp_sum += d as f64;
                     ulp_count += 1;
-                    for bound in [0u64, 1, 4, 16, 256] {
-                        if d <= bound {
-                            *u.within.entry(bound).or_default() += 1;
-                        }
+                    for (w, bound) in within.iter_mut().zip(BOUNDS) {
+                        *w += u64::from(d <= bound);
                     }
                 }
                 bad_element = match max_ulp {
@@ -679,6 +706,7 @@ fn compare_tensor(
         } else {
             0.0
         };
+        u.within = BOUNDS.into_iter().zip(within).collect();
     }
     c.ulp = ulp;
     c.pass = c.mismatches == 0;

@@ -301,8 +301,7 @@ pub fn judge(
     }
     ratios.sort_by(f64::total_cmp);
     let tail = (1.0 - o.confidence) / 2.0;
-    let at =
-        |q: f64| ratios[clamped_index(q * (ratios.len() - 1) as f64, ratios.len() - 1)];
+    let at = |q: f64| ratios[clamped_index(q * (ratios.len() - 1) as f64, ratios.len() - 1)];
     let (lo, hi) = (at(tail), at(1.0 - tail));
     out.interval = [lo, hi];
     let pct = |r: f64| (r - 1.0) * 100.0;
