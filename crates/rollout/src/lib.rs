@@ -1,0 +1,9 @@
+//! Safe change for a GPU fleet: kernels, drivers and firmware rolled out canary first,
+//! then in growing waves, each within an unavailability limit per hardware class.
+//!
+//! [`plan`] makes the plan from the fleet store's latest reports: canaries covering every
+//! hardware class (distinct racks where labelled), growing waves, nodes with drift, a
+//! failing preflight or a quarantine held out with the reason. The plan is a file a
+//! person reviews and may edit ([`plan::Plan::parse`] reads it back).
+
+pub mod plan;
