@@ -106,6 +106,8 @@ enum Command {
     Fleet(cmd::fleet::Args),
     /// Validate the fabric: expected bandwidth from the topology, nvbandwidth / nccl-tests / DCGM results checked against it.
     Validate(cmd::validate::Args),
+    /// Plan a driver, firmware or kernel rollout: canaries per hardware class, then growing waves.
+    Rollout(cmd::rollout::Args),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -193,6 +195,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Rollout(a) => cmd::rollout::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

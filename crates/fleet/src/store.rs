@@ -30,10 +30,11 @@ pub const DEFAULT_DB: &str = "sqlite:linkwise-fleet.db";
 
 /// The schema, one migration per version; applied in order on open, never edited once
 /// released (sqlx checks each applied migration's checksum).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "reports and nodes",
-    "CREATE TABLE reports (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "reports and nodes",
+        "CREATE TABLE reports (
         id TEXT PRIMARY KEY,
         node TEXT NOT NULL,
         collected_at TEXT,
@@ -48,7 +49,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         at_us BIGINT NOT NULL,
         ingested_us BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "quarantine",
+        "CREATE TABLE quarantine (
+        node TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        change_name TEXT,
+        since_us BIGINT NOT NULL
+    );",
+    ),
+];
 
 /// What the store cannot do; the message says which database and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +152,21 @@ pub struct NodeRow {
     pub reports: i64,
     /// The latest report's id.
     pub report_id: String,
+}
+
+/// A node kept out of service and out of rollouts until released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantine {
+    /// The node.
+    pub node: String,
+    /// Why.
+    pub reason: String,
+    /// The change that put it there, where one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// Since when (RFC 3339, UTC).
+    pub since: String,
 }
 
 /// One stored report with when it came.
@@ -580,6 +607,68 @@ impl Store {
             before = now;
         }
         Ok(out)
+    }
+
+    /// Puts `node` in quarantine (or updates why it is there).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn quarantine(
+        &self,
+        node: &str,
+        reason: &str,
+        change: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO quarantine (node, reason, change_name, since_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (node) DO UPDATE SET reason = excluded.reason, change_name = excluded.change_name",
+        )
+        .bind(node)
+        .bind(reason)
+        .bind(change.map(str::to_string))
+        .bind(now_us())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Takes `node` out of quarantine; false when it was not in it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn release(&self, node: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM quarantine WHERE node = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The nodes in quarantine, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn quarantined(&self) -> Result<Vec<Quarantine>, StoreError> {
+        let rows =
+            sqlx::query("SELECT node, reason, change_name, since_us FROM quarantine ORDER BY node")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(Quarantine {
+                    node: r.try_get(0).map_err(|e| self.fail(e))?,
+                    reason: r.try_get(1).map_err(|e| self.fail(e))?,
+                    change: r.try_get(2).map_err(|e| self.fail(e))?,
+                    since: rfc3339_us(r.try_get(3).map_err(|e| self.fail(e))?),
+                })
+            })
+            .collect()
     }
 
     /// How many reports are stored, and for how many nodes.

@@ -104,6 +104,30 @@ async fn the_store_holds_the_fleet(url: &str, backend: Backend) {
         assert_eq!(linkwise_fleet::report::sha256_hex(body.as_bytes()), id);
         NodeReport::parse(&body, &id).unwrap();
     }
+    // Quarantine: kept, updated, listed, released.
+    store
+        .quarantine("a02", "XID 79", Some("driver-570"))
+        .await
+        .unwrap();
+    store
+        .quarantine("a02", "XID 79 twice", Some("driver-570"))
+        .await
+        .unwrap();
+    store.quarantine("b01", "fan", None).await.unwrap();
+    let q = store.quarantined().await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(
+        (
+            q[0].node.as_str(),
+            q[0].reason.as_str(),
+            q[0].change.as_deref()
+        ),
+        ("a02", "XID 79 twice", Some("driver-570"))
+    );
+    assert!(store.release("b01").await.unwrap());
+    assert!(!store.release("b01").await.unwrap());
+    assert_eq!(store.quarantined().await.unwrap().len(), 1);
+
     store.close().await;
 
     // Reopened: the schema is current (no migration reapplied) and the rows are there.

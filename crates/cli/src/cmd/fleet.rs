@@ -80,6 +80,22 @@ enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Keep a node out of service and out of rollouts (`linkwise rollout plan` holds it
+    /// out); without NODE, list the quarantined nodes.
+    Quarantine {
+        /// The node.
+        node: Option<String>,
+        /// Why (required with NODE).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Take a node out of quarantine.
+    Release {
+        /// The node.
+        node: String,
+    },
     /// Group nodes by hardware class and report every value that differs from the class's majority.
     Drift {
         #[command(flatten)]
@@ -179,7 +195,7 @@ fn read_reports(paths: &[PathBuf]) -> anyhow::Result<Vec<NodeReport>> {
     Ok(latest.into_values().collect())
 }
 
-async fn open(db: &str) -> anyhow::Result<Store> {
+pub async fn open(db: &str) -> anyhow::Result<Store> {
     Store::open(db).await.map_err(|e| match e {
         store::StoreError::Url { .. } => BadInput(e.to_string()).into(),
         e => anyhow::Error::from(e),
@@ -476,7 +492,53 @@ fn query(db: &str, what: What) -> anyhow::Result<()> {
                     })
                 }
             }
-            _ => unreachable!("query is called for nodes, show and history"),
+            What::Quarantine {
+                node: Some(node),
+                reason,
+                ..
+            } => {
+                let reason = reason
+                    .filter(|r| !r.trim().is_empty())
+                    .ok_or_else(|| BadInput("fleet quarantine NODE needs --reason".into()))?;
+                store.quarantine(&node, &reason, None).await?;
+                eprintln!("linkwise: {node} quarantined: {reason}");
+                Ok(())
+            }
+            What::Quarantine {
+                node: None, output, ..
+            } => {
+                let q = store.quarantined().await?;
+                emit(match output {
+                    Output::Json => serde_json::to_string_pretty(&q)? + "\n",
+                    Output::Table => {
+                        let mut rows = vec![
+                            ["NODE", "SINCE", "CHANGE", "REASON"]
+                                .map(String::from)
+                                .to_vec(),
+                        ];
+                        rows.extend(q.iter().map(|x| {
+                            vec![
+                                x.node.clone(),
+                                x.since.clone(),
+                                x.change.clone().unwrap_or_else(|| "-".into()),
+                                x.reason.clone(),
+                            ]
+                        }));
+                        format!("{}{} quarantined\n", crate::render::columns(&rows), q.len())
+                    }
+                })
+            }
+            What::Release { node } => {
+                if store.release(&node).await? {
+                    eprintln!("linkwise: {node} released from quarantine");
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "{node} is not in quarantine (`linkwise fleet quarantine` lists them)"
+                    ))
+                }
+            }
+            _ => unreachable!("query is called for nodes, show, history, quarantine and release"),
         };
         store.close().await;
         result
@@ -491,7 +553,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             token_file,
             max_body,
         } => serve(&a.db, &listen, &token_file, &max_body)?,
-        w @ (What::Nodes { .. } | What::Show { .. } | What::History { .. }) => query(&a.db, w)?,
+        w @ (What::Nodes { .. }
+        | What::Show { .. }
+        | What::History { .. }
+        | What::Quarantine { .. }
+        | What::Release { .. }) => query(&a.db, w)?,
         What::Drift {
             reports,
             by,

@@ -13,6 +13,7 @@ pub mod modsig;
 pub mod preflight;
 pub mod profiles;
 pub mod report;
+pub mod rollout;
 pub mod serve;
 pub mod sim;
 pub mod slurm;

@@ -1,0 +1,171 @@
+//! `linkwise rollout`: safe change across the fleet. `plan` reads the fleet store and
+//! writes the plan (`linkwise-rollout`); running it comes next.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+
+use linkwise_rollout::plan::{Amount, Executor, Options, plan};
+
+use crate::exit::BadInput;
+
+/// Roll a driver, firmware or kernel change out: canaries per hardware class, then
+/// growing waves within an unavailability limit.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  linkwise rollout plan --change driver-570 --apply 'ssh {node} apt-get install -y nvidia-driver-570' \\\n      \
+--rollback 'ssh {node} apt-get install -y nvidia-driver-550' --verify 'ssh {node} linkwise preflight' \\\n      \
+--executor slurm --max-unavailable 25% -o yaml --out driver-570.plan.yaml\n  \
+linkwise rollout plan --change fw-2 --apply 'fwupd {node}' --nodes rack=r07 --waves 1,4,50%\n\n\
+The plan comes from each node's latest report in the fleet store (--db, LINKWISE_DB): wave 0 holds one canary\n\
+per hardware class (--canaries-per-class), on distinct racks where the `rack` label allows; each later wave\n\
+doubles the one before (or --waves sizes, the last repeating); no wave takes more than --max-unavailable of a\n\
+class (a share rounds up: at least one node). Nodes with drift from their class, a failing preflight summary or\n\
+in quarantine (`linkwise fleet quarantine`) are held out and listed with why. The plan is YAML or JSON for a\n\
+person to review and edit; waves may list node names. See docs/rollout.md."
+)]
+pub struct Args {
+    /// The database: sqlite:PATH or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = linkwise_fleet::store::DB_ENV, default_value = linkwise_fleet::store::DEFAULT_DB, value_name = "URL")]
+    db: String,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Write the plan: canaries, waves, held-out nodes, commands and gates.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The change's name (the rollout's key).
+    #[arg(long)]
+    change: String,
+    /// The command that applies the change on a node (`{node}` is replaced).
+    #[arg(long, value_name = "CMD")]
+    apply: String,
+    /// The command that undoes it.
+    #[arg(long, value_name = "CMD")]
+    rollback: Option<String>,
+    /// A check after apply (repeatable); failing fails the node.
+    #[arg(long = "verify", value_name = "CMD")]
+    verify: Vec<String>,
+    /// A PromQL gate each wave must pass (repeatable).
+    #[arg(long = "gate", value_name = "QUERY")]
+    gates: Vec<String>,
+    /// How nodes are drained and returned to service.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::None)]
+    executor: ExecutorArg,
+    /// Only these nodes: names, or `label=value` selectors (all must match), comma-separated or repeated.
+    #[arg(long = "nodes", value_delimiter = ',', value_name = "FILTER")]
+    nodes: Vec<String>,
+    /// The most nodes of one hardware class changed at once: N or P%.
+    #[arg(long, default_value = "25%", value_name = "N|P%")]
+    max_unavailable: String,
+    /// Canaries per hardware class in wave 0.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    canaries_per_class: usize,
+    /// Sizes of the waves after the canaries (N or P% of the eligible nodes; the last repeats). Default: doubling.
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    waves: Vec<String>,
+    /// Seconds each wave bakes while its gates are evaluated.
+    #[arg(long = "bake", default_value_t = 0, value_name = "SECONDS")]
+    bake_seconds: u64,
+    /// Write the plan to FILE (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorArg {
+    Slurm,
+    Kubernetes,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Yaml,
+    Json,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    match a.what {
+        What::Plan(p) => plan_cmd(&a.db, p),
+    }
+}
+
+fn plan_cmd(db: &str, p: PlanArgs) -> anyhow::Result<()> {
+    let bad = |e: linkwise_rollout::plan::Error| anyhow::Error::from(BadInput(e.to_string()));
+    if p.change.trim().is_empty() || p.apply.trim().is_empty() {
+        return Err(BadInput("--change and --apply must not be empty".into()).into());
+    }
+    let mut labels = BTreeMap::new();
+    let mut only = BTreeSet::new();
+    for n in p.nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        match n.split_once('=') {
+            Some((k, v)) => {
+                labels.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            None => {
+                only.insert(n.to_string());
+            }
+        }
+    }
+    let options = Options {
+        change: p.change,
+        apply: p.apply,
+        rollback: p.rollback,
+        verify: p.verify,
+        gates: p.gates,
+        executor: match p.executor {
+            ExecutorArg::Slurm => Executor::Slurm,
+            ExecutorArg::Kubernetes => Executor::Kubernetes,
+            ExecutorArg::None => Executor::None,
+        },
+        labels,
+        only,
+        max_unavailable: Amount::parse(&p.max_unavailable, "--max-unavailable").map_err(bad)?,
+        canaries_per_class: p.canaries_per_class,
+        waves: p
+            .waves
+            .iter()
+            .map(|w| Amount::parse(w, "--waves"))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?,
+        bake_seconds: p.bake_seconds,
+    };
+    let (latest, quarantined) = super::serve::block_on(async {
+        let store = super::fleet::open(db).await?;
+        let latest = store.latest().await?;
+        let q = store.quarantined().await?;
+        store.close().await;
+        Ok::<_, anyhow::Error>((latest, q))
+    })??;
+    let quarantined: BTreeMap<String, String> = quarantined
+        .into_iter()
+        .map(|q| (q.node, q.reason))
+        .collect();
+    let plan = plan(&latest, &quarantined, &options).map_err(bad)?;
+    let text = match p.output {
+        Output::Yaml => serde_yaml_ng::to_string(&plan)?,
+        Output::Json => serde_json::to_string_pretty(&plan)? + "\n",
+    };
+    match &p.out {
+        Some(path) => linkwise_fsio::write_atomic(path, text.as_bytes())?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    eprintln!(
+        "linkwise: plan {}: {} nodes in {} waves ({} canaries), {} held out",
+        plan.change,
+        plan.nodes().count(),
+        plan.waves.len(),
+        plan.waves.first().map_or(0, Vec::len),
+        plan.held_out.len()
+    );
+    Ok(())
+}
