@@ -47,6 +47,7 @@ start() {
         chown postgres "$dir"
         user=(runuser -u postgres --)
     fi
+    cd "$dir" # the server user may not be able to enter the caller's directory
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     "${user[@]}" "$bin/initdb" -D "$dir/data" -U linkwise --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }

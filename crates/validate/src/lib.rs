@@ -11,7 +11,7 @@
 //! - [`gate`]: repeated runs before and after a change, a noise-aware verdict per metric.
 //! - [`compare`]: a reference's tensors against a device's output (`.npy`,
 //!   `.safetensors`), streamed.
-//! - [`bench`]: native benchmarks (host memory, STREAM-style, per NUMA node).
+//! - [`bench`](mod@bench): native benchmarks (host memory, STREAM-style, per NUMA node).
 
 pub mod bench;
 pub mod check;
