@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
+
 use linkwise_rollout::plan::Plan;
 use linkwise_testkit::cli::{bad_input, ok};
 
@@ -93,4 +95,212 @@ fn a_plan_from_the_store_holds_out_the_quarantined_and_covers_every_class() {
         "rollout", "plan", "--db", &db, "--change", "x", "--apply", "y", "--nodes", "nowhere",
     ]);
     assert!(err.contains("nowhere"), "{err}");
+}
+
+fn write_plan(
+    dir: &std::path::Path,
+    change: &str,
+    apply: &str,
+    nodes: usize,
+) -> std::path::PathBuf {
+    let applied = dir.join("applied");
+    let names: Vec<String> = (0..nodes).map(|i| format!("n{i:02}")).collect();
+    let waves: Vec<String> = names
+        .chunks(4)
+        .map(|w| format!("  - [{}]", w.join(", ")))
+        .collect();
+    // Commands as JSON strings, which YAML reads as double-quoted scalars.
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let plan = format!(
+        "change: {change}\nexecutor: none\napply: {apply}\nverify:\n  - {verify}\nwaves:\n{}\n",
+        waves.join("\n"),
+        apply = quote(&apply.replace("APPLIED", &applied.display().to_string())),
+        verify = quote(&format!("grep -qx {{node}} {}", applied.display()))
+    );
+    let path = dir.join(format!("{change}.yaml"));
+    std::fs::write(&path, plan).unwrap();
+    path
+}
+
+fn applied_counts(dir: &std::path::Path) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for l in std::fs::read_to_string(dir.join("applied"))
+        .unwrap_or_default()
+        .lines()
+    {
+        *counts.entry(l.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Regression guard for crash safety: a run killed with SIGKILL at random points (seeded)
+/// and resumed each time applies every node exactly once — an apply in flight at the kill
+/// is waited for and verified, never run twice.
+#[test]
+fn a_rollout_killed_at_random_points_applies_every_node_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    let plan = write_plan(
+        dir.path(),
+        "crash",
+        "sleep 0.03; echo {node} >> APPLIED",
+        16,
+    );
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    let mut first = true;
+    loop {
+        let mut cmd = linkwise_testkit::cli::linkwise();
+        if first {
+            cmd.args(["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
+        } else {
+            cmd.args(["rollout", "resume", "crash", "--db", &db]);
+        }
+        first = false;
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if kills < 25 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(std::time::Duration::from_millis(20 + seed % 300));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+            }
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            break;
+        }
+        assert!(
+            kills <= 25 || status.code() == Some(0),
+            "a run that was not killed failed: {status:?}"
+        );
+    }
+    // In-flight applies of the last killed run may still be finishing; they are waited for by
+    // the resume, so by now they are done.
+    let counts = applied_counts(dir.path());
+    assert_eq!(counts.len(), 16, "{counts:?}");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a node applied twice or never: {counts:?} after {kills} kills"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "rollout", "status", "crash", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["state"], "succeeded");
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "done")
+    );
+    eprintln!("killed {kills} times");
+}
+
+#[test]
+fn a_failing_apply_rolls_back_quarantines_and_leaves_later_waves_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    let plan = write_plan(
+        dir.path(),
+        "bad",
+        "[ {node} != n05 ] && echo {node} >> APPLIED",
+        12,
+    );
+    let text = std::fs::read_to_string(&plan).unwrap().replace(
+        "verify:",
+        &format!(
+            "rollback: echo {{node}} >> {}\nverify:",
+            dir.path().join("rolled-back").display()
+        ),
+    );
+    std::fs::write(&plan, text).unwrap();
+    let o = linkwise_testkit::cli::run(&["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = linkwise_testkit::cli::stderr(&o);
+    assert!(
+        err.contains("n05 at apply") && err.contains("quarantined"),
+        "{err}"
+    );
+    // Wave 0 (n00-n03) done, n04 done, n05 failed; n06.. and wave 2 untouched.
+    let counts = applied_counts(dir.path());
+    assert_eq!(
+        counts.keys().cloned().collect::<Vec<_>>(),
+        ["n00", "n01", "n02", "n03", "n04"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rolled-back")).unwrap(),
+        "n05\n"
+    );
+    let q = ok(&["fleet", "quarantine", "--db", &db, "-o", "json"]);
+    assert!(
+        q.contains("\"n05\"") && q.contains("bad failed at apply"),
+        "{q}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "rollout", "status", "bad", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["state"], "failed");
+    let states: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(&states[4..7], &["done", "quarantined", "pending"]);
+    // A failed rollout is not resumed; the log says what ran.
+    let o = linkwise_testkit::cli::run(&["rollout", "resume", "bad", "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        v["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["step"] == "rollback" && l["command"].as_str().unwrap().contains("n05"))
+    );
+}
+
+#[test]
+fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    let plan = write_plan(dir.path(), "lease", "sleep 1; echo {node} >> APPLIED", 2);
+    let mut first = linkwise_testkit::cli::linkwise()
+        .args(["rollout", "run", plan.to_str().unwrap(), "--db", &db])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    linkwise_testkit::wait::poll_until(
+        std::time::Duration::from_secs(30),
+        "the first run to hold the lease",
+        || {
+            let o = linkwise_testkit::cli::run(&[
+                "rollout", "status", "lease", "--db", &db, "-o", "json",
+            ]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            v.get("lease").is_some().then_some(())
+        },
+    )
+    .unwrap();
+    let o = linkwise_testkit::cli::run(&["rollout", "resume", "lease", "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        linkwise_testkit::cli::stderr(&o).contains("is being run by"),
+        "{}",
+        linkwise_testkit::cli::stderr(&o)
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The holder is dead: the next run takes over at once and finishes.
+    ok(&["rollout", "resume", "lease", "--db", &db]);
+    assert_eq!(applied_counts(dir.path()).len(), 2);
 }

@@ -60,6 +60,41 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         since_us BIGINT NOT NULL
     );",
     ),
+    (
+        3,
+        "rollouts",
+        "CREATE TABLE rollouts (
+        change_name TEXT PRIMARY KEY,
+        plan TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT,
+        lease_owner TEXT,
+        lease_until_us BIGINT,
+        created_us BIGINT NOT NULL,
+        updated_us BIGINT NOT NULL
+    );
+    CREATE TABLE rollout_nodes (
+        change_name TEXT NOT NULL,
+        node TEXT NOT NULL,
+        wave BIGINT NOT NULL,
+        position BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        pgid BIGINT,
+        updated_us BIGINT NOT NULL,
+        PRIMARY KEY (change_name, node)
+    );
+    CREATE TABLE rollout_log (
+        change_name TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_us BIGINT NOT NULL,
+        node TEXT,
+        step TEXT NOT NULL,
+        command TEXT,
+        exit_code BIGINT,
+        output TEXT,
+        PRIMARY KEY (change_name, seq)
+    );",
+    ),
 ];
 
 /// What the store cannot do; the message says which database and what to do.
@@ -237,11 +272,12 @@ impl<'s> MigrationSource<'s> for Embedded {
 }
 
 /// Microseconds since the epoch, now.
-fn now_us() -> i64 {
+pub fn now_us() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
 
-fn rfc3339_us(us: i64) -> String {
+/// Microseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339_us(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| us.to_string())
@@ -363,6 +399,12 @@ impl Store {
             backend,
             shown,
         })
+    }
+
+    /// The connection pool, for the other tables of the fleet database (the rollouts'
+    /// state); the schema is this module's migrations.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Which database this is.

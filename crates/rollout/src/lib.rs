@@ -4,6 +4,9 @@
 //! [`plan`] makes the plan from the fleet store's latest reports: canaries covering every
 //! hardware class (distinct racks where labelled), growing waves, nodes with drift, a
 //! failing preflight or a quarantine held out with the reason. The plan is a file a
-//! person reviews and may edit ([`plan::Plan::parse`] reads it back).
+//! person reviews and may edit ([`plan::Plan::parse`] reads it back). [`run`] executes it
+//! node by node, each step recorded in the fleet database before and after it runs, so a
+//! run killed at any point resumes without skipping or re-applying a node.
 
 pub mod plan;
+pub mod run;

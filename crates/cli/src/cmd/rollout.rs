@@ -1,5 +1,6 @@
 //! `linkwise rollout`: safe change across the fleet. `plan` reads the fleet store and
-//! writes the plan (`linkwise-rollout`); running it comes next.
+//! writes the plan; `run` executes it node by node with every step recorded in the fleet
+//! database, `resume`, `status` and `abort` act on that record (`linkwise-rollout`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -36,6 +37,49 @@ pub struct Args {
 enum What {
     /// Write the plan: canaries, waves, held-out nodes, commands and gates.
     Plan(PlanArgs),
+    /// Run a plan: per node drain, apply, verify, return to service; a failure rolls the
+    /// node back, quarantines it and stops (exit 1).
+    Run {
+        /// The plan (YAML or JSON, as `rollout plan` writes it).
+        plan: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Continue a rollout that stopped (killed, or the machine went down).
+    Resume {
+        /// The change.
+        change: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// A rollout's state: every node's step and the log of what ran.
+    Status {
+        /// The change.
+        change: String,
+        #[arg(short, long, value_enum, default_value_t = StatusOutput::Table)]
+        output: StatusOutput,
+    },
+    /// End a rollout: no further node is touched.
+    Abort {
+        /// The change.
+        change: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Print every command and call that would run; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The limit of one command, seconds (its process group is killed after).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    command_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatusOutput {
+    Table,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,8 +138,116 @@ enum Output {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    match a.what {
-        What::Plan(p) => plan_cmd(&a.db, p),
+    use linkwise_rollout::run::{Outcome, RunOptions};
+    let options = |r: &RunArgs| RunOptions {
+        dry_run: r.dry_run,
+        command_timeout: std::time::Duration::from_secs(r.command_timeout.max(1)),
+        ..RunOptions::default()
+    };
+    let db = a.db.clone();
+    let outcome = match a.what {
+        What::Plan(p) => return plan_cmd(&a.db, p),
+        What::Run { plan, run } => {
+            let text = linkwise_fsio::read_to_string_capped(&plan)?;
+            let plan = linkwise_rollout::plan::Plan::parse(&text, &plan.display().to_string())
+                .map_err(|e| BadInput(e.to_string()))?;
+            let o = options(&run);
+            super::serve::block_on(async move {
+                let store = super::fleet::open(&db).await?;
+                let r = linkwise_rollout::run::run(&store, &plan, o).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(r?)
+            })??
+        }
+        What::Resume { change, run } => {
+            let o = options(&run);
+            super::serve::block_on(async move {
+                let store = super::fleet::open(&db).await?;
+                let r = linkwise_rollout::run::resume(&store, &change, o).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(r?)
+            })??
+        }
+        What::Status { change, output } => {
+            let st = super::serve::block_on(async move {
+                let store = super::fleet::open(&db).await?;
+                let r = linkwise_rollout::run::status(&store, &change).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(r?)
+            })??;
+            let text = match output {
+                StatusOutput::Json => serde_json::to_string_pretty(&st)? + "\n",
+                StatusOutput::Table => {
+                    let mut out = format!(
+                        "rollout {}: {}{}\n",
+                        st.change,
+                        st.state,
+                        st.message
+                            .as_deref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
+                    );
+                    let mut rows = vec![["WAVE", "NODE", "STATE"].map(String::from).to_vec()];
+                    rows.extend(
+                        st.nodes
+                            .iter()
+                            .map(|n| vec![n.wave.to_string(), n.node.clone(), n.state.clone()]),
+                    );
+                    out.push_str(&crate::render::columns(&rows));
+                    out.push_str("\nlog:\n");
+                    for l in &st.log {
+                        out.push_str(&format!(
+                            "{} {} {}{}{}\n",
+                            l.at,
+                            l.node.as_deref().unwrap_or("-"),
+                            l.step,
+                            l.command
+                                .as_deref()
+                                .map(|c| format!(" `{c}`"))
+                                .unwrap_or_default(),
+                            l.exit_code
+                                .map(|c| format!(" exit {c}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    out
+                }
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            return Ok(());
+        }
+        What::Abort { change } => {
+            super::serve::block_on(async move {
+                let store = super::fleet::open(&db).await?;
+                let r = linkwise_rollout::run::abort(&store, &change).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(r?)
+            })??;
+            eprintln!("linkwise: rollout aborted");
+            return Ok(());
+        }
+    };
+    match outcome {
+        Outcome::Succeeded { nodes } => {
+            eprintln!("linkwise: rollout succeeded: {nodes} nodes done");
+            Ok(())
+        }
+        Outcome::DryRun { actions } => {
+            let mut out = std::io::stdout().lock();
+            for a in actions {
+                writeln!(out, "{a}")?;
+            }
+            Ok(())
+        }
+        Outcome::Failed {
+            node,
+            step,
+            message,
+        } => {
+            anyhow::bail!(
+                "rollout failed: {node} at {step}: {message}; it is rolled back and quarantined, later nodes untouched"
+            )
+        }
     }
 }
 

@@ -1,0 +1,930 @@
+//! Running a plan, crash-safe.
+//!
+//! Every node goes `pending → draining → applying → verifying → returning → done`; a
+//! failure goes `rolling-back → quarantined` and stops the rollout. Each step is written
+//! to the fleet database before it starts and after it ends (`rollout_nodes`, and a line
+//! in `rollout_log` with the command, exit code and the end of its output), so a run
+//! killed at any point resumes where it was: a node whose apply was in flight is not
+//! applied again blindly — its apply's process group (recorded when it started) is waited
+//! for, then the node is verified, and applied again only when verify fails. One run at a
+//! time holds the rollout's lease; a lease whose holder died on this host is taken over at
+//! once, any other when it expires.
+//!
+//! Commands run as `sh -c` with `{node}` replaced, each in a process group of its own,
+//! with a timeout that kills the group.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use tokio::io::AsyncReadExt;
+
+use linkwise_fleet::store::{Store, now_us, rfc3339_us};
+
+use crate::plan::{Executor, Plan};
+
+/// What a run can fail with, besides a node failing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The database failed.
+    #[error("rollout store: {0}")]
+    Store(String),
+    /// The rollout cannot run as asked (unknown change, another run holds it, a plan that
+    /// differs from the stored one, something not supported).
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn db(e: sqlx::Error) -> RunError {
+    RunError::Store(e.to_string())
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Print what would run; change nothing.
+    pub dry_run: bool,
+    /// The limit of one command.
+    pub command_timeout: Duration,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How long a drain may wait for jobs to end.
+    pub drain_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dry_run: false,
+            command_timeout: Duration::from_secs(3600),
+            lease: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Outcome {
+    /// Every node done.
+    Succeeded {
+        /// Nodes done.
+        nodes: usize,
+    },
+    /// A node failed: rolled back (where a rollback command is given) and quarantined.
+    Failed {
+        /// The node.
+        node: String,
+        /// The step that failed.
+        step: String,
+        /// Why.
+        message: String,
+    },
+    /// `--dry-run`: the commands and calls that would run, in order.
+    DryRun {
+        /// One line each.
+        actions: Vec<String>,
+    },
+}
+
+/// A rollout's state for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// The change.
+    pub change: String,
+    /// `running`, `succeeded`, `failed`, `aborted`.
+    pub state: String,
+    /// Why it stopped, where it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who holds the lease, until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
+    /// Every node, wave by wave.
+    pub nodes: Vec<NodeStatus>,
+    /// What ran.
+    pub log: Vec<LogLine>,
+}
+
+/// One node's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// The node.
+    pub node: String,
+    /// Its wave.
+    pub wave: i64,
+    /// Its step.
+    pub state: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The node, where the line is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The step.
+    pub step: String,
+    /// The command, where one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// The end of its output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// A node name is put into shell commands: only the characters of host and Kubernetes
+/// node names.
+fn safe_node(node: &str) -> bool {
+    !node.is_empty()
+        && !node.starts_with('-')
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn fill(template: &str, node: &str) -> String {
+    template.replace("{node}", node)
+}
+
+/// This process's lease name: host and pid.
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// True when `owner` is a process of this host that no longer runs.
+fn owner_dead(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    let this = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if host != this {
+        return false;
+    }
+    let Some(pid) = pid
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    rustix::process::test_kill_process(pid).is_err()
+}
+
+/// `exit N: output` (or how it ended without a code), for messages.
+fn ended(r: &Ran) -> String {
+    let code = r
+        .code
+        .map_or_else(|| "did not exit".to_string(), |c| format!("exited {c}"));
+    let out = r.output.trim();
+    if out.is_empty() {
+        code
+    } else {
+        format!("{code}: {out}")
+    }
+}
+
+/// The output a command left: its last 4 KiB.
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(4096);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+struct Ran {
+    code: Option<i32>,
+    output: String,
+}
+
+/// The rollout engine over one store.
+#[derive(Debug)]
+pub struct Engine<'a> {
+    store: &'a Store,
+    change: String,
+    owner: String,
+    o: RunOptions,
+}
+
+impl<'a> Engine<'a> {
+    async fn log(
+        &self,
+        node: Option<&str>,
+        step: &str,
+        command: Option<&str>,
+        code: Option<i32>,
+        output: Option<&str>,
+    ) -> Result<(), RunError> {
+        let mut tx = self.store.pool().begin().await.map_err(db)?;
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM rollout_log WHERE change_name = $1")
+                .bind(&self.change)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO rollout_log (change_name, seq, at_us, node, step, command, exit_code, output) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&self.change)
+        .bind(next)
+        .bind(now_us())
+        .bind(node.map(str::to_string))
+        .bind(step)
+        .bind(command.map(str::to_string))
+        .bind(code.map(i64::from))
+        .bind(output.map(str::to_string))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn set_node(&self, node: &str, state: &str, pgid: Option<i64>) -> Result<(), RunError> {
+        sqlx::query("UPDATE rollout_nodes SET state = $1, pgid = $2, updated_us = $3 WHERE change_name = $4 AND node = $5")
+            .bind(state)
+            .bind(pgid)
+            .bind(now_us())
+            .bind(&self.change)
+            .bind(node)
+            .execute(self.store.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_rollout(&self, state: &str, message: Option<&str>) -> Result<(), RunError> {
+        sqlx::query(
+            "UPDATE rollouts SET state = $1, message = $2, updated_us = $3 WHERE change_name = $4",
+        )
+        .bind(state)
+        .bind(message.map(str::to_string))
+        .bind(now_us())
+        .bind(&self.change)
+        .execute(self.store.pool())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// Takes or renews the lease; refused when another live run holds it.
+    async fn lease(&self) -> Result<(), RunError> {
+        let now = now_us();
+        let until = now + i64::try_from(self.o.lease.as_micros()).unwrap_or(i64::MAX / 2);
+        let row =
+            sqlx::query("SELECT lease_owner, lease_until_us FROM rollouts WHERE change_name = $1")
+                .bind(&self.change)
+                .fetch_one(self.store.pool())
+                .await
+                .map_err(db)?;
+        let holder: Option<String> = row.try_get(0).map_err(db)?;
+        let holder_until: Option<i64> = row.try_get(1).map_err(db)?;
+        let free = match (&holder, holder_until) {
+            (None, _) => true,
+            (Some(h), _) if *h == self.owner => true,
+            (Some(h), Some(u)) => u < now || owner_dead(h),
+            (Some(h), None) => owner_dead(h),
+        };
+        if !free {
+            return Err(RunError::Refused(format!(
+                "rollout {} is being run by {} (lease until {}); wait, or stop that run",
+                self.change,
+                holder.unwrap_or_default(),
+                rfc3339_us(holder_until.unwrap_or(0))
+            )));
+        }
+        // Compare-and-set on the holder seen, so two runs cannot both take it.
+        let done = sqlx::query(
+            "UPDATE rollouts SET lease_owner = $1, lease_until_us = $2 WHERE change_name = $3 \
+             AND (lease_owner IS NULL AND $4 = '' OR lease_owner = $4)",
+        )
+        .bind(&self.owner)
+        .bind(until)
+        .bind(&self.change)
+        .bind(holder.clone().unwrap_or_default())
+        .execute(self.store.pool())
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(RunError::Refused(format!(
+                "rollout {}: another run took the lease first",
+                self.change
+            )));
+        }
+        Ok(())
+    }
+
+    async fn release_lease(&self) -> Result<(), RunError> {
+        sqlx::query("UPDATE rollouts SET lease_owner = NULL, lease_until_us = NULL WHERE change_name = $1 AND lease_owner = $2")
+            .bind(&self.change)
+            .bind(&self.owner)
+            .execute(self.store.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Runs `command` for `node` in its own process group, recording the group first
+    /// when `record` names the node's step.
+    async fn command(
+        &self,
+        node: &str,
+        step: &str,
+        command: &str,
+        record: Option<&str>,
+    ) -> Result<Ran, RunError> {
+        // The command starts only once its process group is recorded: the wrapper waits
+        // for a `go` line on standard input, which a run that dies first never sends
+        // (the wrapper then sees end of file and exits without running anything).
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg("IFS= read -r go && [ \"$go\" = go ] || exit 97; exec sh -c \"$0\"")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot start sh: {e}");
+                self.log(Some(node), step, Some(command), None, Some(&msg))
+                    .await?;
+                return Ok(Ran {
+                    code: None,
+                    output: msg,
+                });
+            }
+        };
+        let pgid = child.id().map(i64::from);
+        if let Some(state) = record {
+            self.set_node(node, state, pgid).await?;
+        }
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(b"go\n").await;
+        }
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let read = async {
+            let mut buf = Vec::new();
+            let mut ebuf = Vec::new();
+            if let Some(o) = out.as_mut() {
+                let _ = o.read_to_end(&mut buf).await;
+            }
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut ebuf).await;
+            }
+            buf.extend_from_slice(&ebuf);
+            let status = child.wait().await;
+            (buf, status)
+        };
+        let (code, output) = match tokio::time::timeout(self.o.command_timeout, read).await {
+            Ok((buf, status)) => (status.ok().and_then(|s| s.code()), tail(&buf)),
+            Err(_) => {
+                if let Some(p) = pgid
+                    .and_then(|p| i32::try_from(p).ok())
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+                }
+                (
+                    None,
+                    format!(
+                        "timed out after {:?}; its process group was killed",
+                        self.o.command_timeout
+                    ),
+                )
+            }
+        };
+        self.log(Some(node), step, Some(command), code, Some(&output))
+            .await?;
+        Ok(Ran { code, output })
+    }
+
+    /// Waits for a process group that a dead run left (an apply in flight), up to the
+    /// command timeout, then kills it.
+    async fn wait_group(&self, node: &str, pgid: i64) -> Result<(), RunError> {
+        let Some(p) = i32::try_from(pgid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return Ok(());
+        };
+        if rustix::process::test_kill_process_group(p).is_err() {
+            return Ok(());
+        }
+        self.log(
+            Some(node),
+            "wait-inflight",
+            None,
+            None,
+            Some(&format!(
+                "process group {pgid} of the last run still runs: waiting for it"
+            )),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + self.o.command_timeout;
+        while rustix::process::test_kill_process_group(p).is_ok() {
+            if tokio::time::Instant::now() > deadline {
+                let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn executor_command(plan: &Plan, node: &str, what: &str) -> Option<String> {
+        match (plan.executor, what) {
+            (Executor::Slurm, "drain") => Some(format!(
+                "scontrol update NodeName={node} State=DRAIN Reason='linkwise rollout {}'",
+                plan.change
+            )),
+            (Executor::Slurm, "return") => {
+                Some(format!("scontrol update NodeName={node} State=RESUME"))
+            }
+            (Executor::Slurm, "quarantine") => Some(format!(
+                "scontrol update NodeName={node} State=DRAIN Reason='linkwise quarantine: {} failed'",
+                plan.change
+            )),
+            _ => None,
+        }
+    }
+
+    async fn drain(&self, plan: &Plan, node: &str) -> Result<Option<String>, RunError> {
+        let Some(cmd) = Self::executor_command(plan, node, "drain") else {
+            return Ok(None);
+        };
+        let r = self.command(node, "drain", &cmd, None).await?;
+        if r.code != Some(0) {
+            return Ok(Some(format!("drain {}", ended(&r))));
+        }
+        // Wait until no job runs on the node.
+        let deadline = tokio::time::Instant::now() + self.o.drain_timeout;
+        loop {
+            let out = tokio::process::Command::new("squeue")
+                .args(["-h", "-w", node, "-o", "%i"])
+                .output()
+                .await;
+            match out {
+                Ok(o) if o.status.success() && o.stdout.iter().all(u8::is_ascii_whitespace) => {
+                    return Ok(None);
+                }
+                Ok(o) if !o.status.success() => {
+                    return Ok(Some(format!(
+                        "squeue failed: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )));
+                }
+                Err(e) => return Ok(Some(format!("squeue: {e}"))),
+                _ => {}
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(Some(format!(
+                    "jobs still run on {node} after {:?}",
+                    self.o.drain_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Every verify command passes (none given: false, so an in-flight apply is applied
+    /// again — give a verify command to make resume exact).
+    async fn verify(&self, plan: &Plan, node: &str) -> Result<Result<(), String>, RunError> {
+        if plan.verify.is_empty() {
+            return Ok(Err("no verify command".into()));
+        }
+        for v in &plan.verify {
+            let cmd = fill(v, node);
+            let r = self.command(node, "verify", &cmd, None).await?;
+            if r.code != Some(0) {
+                return Ok(Err(format!(
+                    "verify `{cmd}` exited {:?}: {}",
+                    r.code,
+                    r.output.trim()
+                )));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn fail(
+        &self,
+        plan: &Plan,
+        node: &str,
+        step: &str,
+        message: String,
+    ) -> Result<Outcome, RunError> {
+        if let Some(rb) = &plan.rollback {
+            self.set_node(node, "rolling-back", None).await?;
+            let cmd = fill(rb, node);
+            self.command(node, "rollback", &cmd, None).await?;
+        }
+        if let Some(q) = Self::executor_command(plan, node, "quarantine") {
+            self.command(node, "quarantine", &q, None).await?;
+        }
+        self.store
+            .quarantine(
+                node,
+                &format!("{} failed at {step}: {message}", plan.change),
+                Some(&plan.change),
+            )
+            .await
+            .map_err(|e| RunError::Store(e.to_string()))?;
+        self.set_node(node, "quarantined", None).await?;
+        let why = format!("{node} failed at {step}: {message}");
+        self.set_rollout("failed", Some(&why)).await?;
+        self.log(Some(node), "failed", None, None, Some(&why))
+            .await?;
+        Ok(Outcome::Failed {
+            node: node.to_string(),
+            step: step.to_string(),
+            message,
+        })
+    }
+
+    /// One node from wherever it stopped.
+    async fn node(
+        &self,
+        plan: &Plan,
+        node: &str,
+        state: &str,
+        pgid: Option<i64>,
+    ) -> Result<Option<Outcome>, RunError> {
+        let mut state = state.to_string();
+        loop {
+            self.lease().await?;
+            match state.as_str() {
+                "pending" | "draining" => {
+                    self.set_node(node, "draining", None).await?;
+                    if let Some(why) = self.drain(plan, node).await? {
+                        return self.fail(plan, node, "drain", why).await.map(Some);
+                    }
+                    state = "apply".into();
+                }
+                "apply" => {
+                    self.set_node(node, "applying", None).await?;
+                    let cmd = fill(&plan.apply, node);
+                    let r = self.command(node, "apply", &cmd, Some("applying")).await?;
+                    if r.code != Some(0) {
+                        let why = format!("apply {}", ended(&r));
+                        return self.fail(plan, node, "apply", why).await.map(Some);
+                    }
+                    state = "verifying".into();
+                }
+                "applying" => {
+                    // The last run died with this node's apply in flight.
+                    if let Some(g) = pgid {
+                        self.wait_group(node, g).await?;
+                    }
+                    match self.verify(plan, node).await? {
+                        Ok(()) => {
+                            self.log(Some(node), "resume", None, None, Some("apply was in flight when the last run stopped; verify passes: not applied again")).await?;
+                            state = "returning".into();
+                        }
+                        Err(_) => {
+                            self.log(Some(node), "resume", None, None, Some("apply was in flight when the last run stopped; verify fails: applying again")).await?;
+                            state = "apply".into();
+                        }
+                    }
+                }
+                "verifying" => {
+                    self.set_node(node, "verifying", None).await?;
+                    if !plan.verify.is_empty()
+                        && let Err(why) = self.verify(plan, node).await?
+                    {
+                        return self.fail(plan, node, "verify", why).await.map(Some);
+                    }
+                    state = "returning".into();
+                }
+                "returning" => {
+                    self.set_node(node, "returning", None).await?;
+                    if let Some(cmd) = Self::executor_command(plan, node, "return") {
+                        let r = self.command(node, "return", &cmd, None).await?;
+                        if r.code != Some(0) {
+                            let why = format!("return to service {}", ended(&r));
+                            return self.fail(plan, node, "return", why).await.map(Some);
+                        }
+                    }
+                    self.set_node(node, "done", None).await?;
+                    return Ok(None);
+                }
+                "done" => return Ok(None),
+                other => {
+                    let why = format!("{node} is {other} from an earlier run");
+                    return Ok(Some(Outcome::Failed {
+                        node: node.to_string(),
+                        step: other.to_string(),
+                        message: why,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Checks that `plan` can run in this build.
+fn supported(plan: &Plan) -> Result<(), RunError> {
+    if plan.executor == Executor::Kubernetes {
+        return Err(RunError::Refused(
+            "the kubernetes executor is not in this build yet: use slurm or none".into(),
+        ));
+    }
+    if !plan.gates.is_empty() {
+        return Err(RunError::Refused(
+            "PromQL gates are not evaluated by this build yet: remove `gates` from the plan, or gate with verify commands".into(),
+        ));
+    }
+    if let Some(n) = plan.nodes().find(|n| !safe_node(&n.node)) {
+        return Err(RunError::Refused(format!(
+            "node name {:?} is not a host name; it would be put into commands",
+            n.node
+        )));
+    }
+    Ok(())
+}
+
+/// What `run --dry-run` would do.
+pub fn dry_run(plan: &Plan) -> Result<Outcome, RunError> {
+    supported(plan)?;
+    let mut actions = Vec::new();
+    for (i, wave) in plan.waves.iter().enumerate() {
+        actions.push(format!("# wave {i}: {} nodes", wave.len()));
+        for n in wave {
+            let node = n.node.as_str();
+            if let Some(c) = Engine::executor_command(plan, node, "drain") {
+                actions.push(format!("{node}: {c}"));
+                actions.push(format!("{node}: squeue -h -w {node} -o %i  (until empty)"));
+            }
+            actions.push(format!("{node}: {}", fill(&plan.apply, node)));
+            for v in &plan.verify {
+                actions.push(format!("{node}: {}", fill(v, node)));
+            }
+            if let Some(c) = Engine::executor_command(plan, node, "return") {
+                actions.push(format!("{node}: {c}"));
+            }
+        }
+        if plan.bake_seconds > 0 {
+            actions.push(format!("# wave {i}: bake {} s", plan.bake_seconds));
+        }
+    }
+    Ok(Outcome::DryRun { actions })
+}
+
+/// Registers `plan` (a new rollout) or checks it is the stored one, then runs it.
+///
+/// # Errors
+///
+/// [`RunError`]: a store failure, or a run that is refused.
+pub async fn run(store: &Store, plan: &Plan, o: RunOptions) -> Result<Outcome, RunError> {
+    supported(plan)?;
+    if o.dry_run {
+        return dry_run(plan);
+    }
+    let text = serde_json::to_string(plan).map_err(|e| RunError::Refused(e.to_string()))?;
+    let existing = sqlx::query("SELECT plan FROM rollouts WHERE change_name = $1")
+        .bind(&plan.change)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(db)?;
+    match existing {
+        Some(row) => {
+            let stored: String = row.try_get(0).map_err(db)?;
+            if stored != text {
+                return Err(RunError::Refused(format!(
+                    "a rollout of {} with another plan is in the store: `linkwise rollout resume {}` continues it, `abort` ends it",
+                    plan.change, plan.change
+                )));
+            }
+        }
+        None => {
+            let mut tx = store.pool().begin().await.map_err(db)?;
+            let now = now_us();
+            sqlx::query(
+                "INSERT INTO rollouts (change_name, plan, state, created_us, updated_us) VALUES ($1, $2, 'running', $3, $3)",
+            )
+            .bind(&plan.change)
+            .bind(&text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let mut position = 0i64;
+            for (w, wave) in plan.waves.iter().enumerate() {
+                for n in wave {
+                    sqlx::query(
+                        "INSERT INTO rollout_nodes (change_name, node, wave, position, state, updated_us) \
+                         VALUES ($1, $2, $3, $4, 'pending', $5)",
+                    )
+                    .bind(&plan.change)
+                    .bind(&n.node)
+                    .bind(i64::try_from(w).unwrap_or(i64::MAX))
+                    .bind(position)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    position += 1;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+        }
+    }
+    resume(store, &plan.change, o).await
+}
+
+/// The stored plan of `change`.
+async fn stored_plan(store: &Store, change: &str) -> Result<(Plan, String), RunError> {
+    let row = sqlx::query("SELECT plan, state FROM rollouts WHERE change_name = $1")
+        .bind(change)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            RunError::Refused(format!(
+                "no rollout of {change} in the store (`linkwise rollout run PLAN` starts one)"
+            ))
+        })?;
+    let text: String = row.try_get(0).map_err(db)?;
+    let state: String = row.try_get(1).map_err(db)?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| RunError::Store(format!("stored plan of {change}: {e}")))?;
+    Ok((plan, state))
+}
+
+/// Continues the rollout of `change` from its stored state.
+///
+/// # Errors
+///
+/// [`RunError`].
+pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcome, RunError> {
+    let (plan, state) = stored_plan(store, change).await?;
+    match state.as_str() {
+        "succeeded" => {
+            return Ok(Outcome::Succeeded {
+                nodes: plan.nodes().count(),
+            });
+        }
+        "aborted" | "failed" => {
+            return Err(RunError::Refused(format!(
+                "rollout {change} is {state}; start a new change to go on"
+            )));
+        }
+        _ => {}
+    }
+    supported(&plan)?;
+    if o.dry_run {
+        return dry_run(&plan);
+    }
+    let engine = Engine {
+        store,
+        change: change.to_string(),
+        owner: owner(),
+        o,
+    };
+    engine.lease().await?;
+    engine
+        .log(
+            None,
+            "run",
+            None,
+            None,
+            Some(&format!("run by {}", engine.owner)),
+        )
+        .await?;
+    let waves = plan.waves.len();
+    for w in 0..waves {
+        let rows = sqlx::query(
+            "SELECT node, state, pgid FROM rollout_nodes WHERE change_name = $1 AND wave = $2 ORDER BY position",
+        )
+        .bind(change)
+        .bind(i64::try_from(w).unwrap_or(i64::MAX))
+        .fetch_all(store.pool())
+        .await
+        .map_err(db)?;
+        for row in &rows {
+            let node: String = row.try_get(0).map_err(db)?;
+            let st: String = row.try_get(1).map_err(db)?;
+            let pgid: Option<i64> = row.try_get(2).map_err(db)?;
+            if let Some(failed) = engine.node(&plan, &node, &st, pgid).await? {
+                engine.release_lease().await?;
+                return Ok(failed);
+            }
+        }
+        if plan.bake_seconds > 0 && w + 1 < waves {
+            engine
+                .log(
+                    None,
+                    "bake",
+                    None,
+                    None,
+                    Some(&format!("wave {w}: baking {} s", plan.bake_seconds)),
+                )
+                .await?;
+            tokio::time::sleep(Duration::from_secs(plan.bake_seconds)).await;
+        }
+    }
+    engine.set_rollout("succeeded", None).await?;
+    engine.log(None, "succeeded", None, None, None).await?;
+    engine.release_lease().await?;
+    Ok(Outcome::Succeeded {
+        nodes: plan.nodes().count(),
+    })
+}
+
+/// Ends the rollout of `change`: no further node is touched.
+///
+/// # Errors
+///
+/// [`RunError`].
+pub async fn abort(store: &Store, change: &str) -> Result<(), RunError> {
+    stored_plan(store, change).await?;
+    sqlx::query("UPDATE rollouts SET state = 'aborted', message = 'aborted by an operator', updated_us = $1 WHERE change_name = $2")
+        .bind(now_us())
+        .bind(change)
+        .execute(store.pool())
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// The state of the rollout of `change`, with its audit log.
+///
+/// # Errors
+///
+/// [`RunError`].
+pub async fn status(store: &Store, change: &str) -> Result<Status, RunError> {
+    let (_, state) = stored_plan(store, change).await?;
+    let row = sqlx::query(
+        "SELECT message, lease_owner, lease_until_us FROM rollouts WHERE change_name = $1",
+    )
+    .bind(change)
+    .fetch_one(store.pool())
+    .await
+    .map_err(db)?;
+    let message: Option<String> = row.try_get(0).map_err(db)?;
+    let holder: Option<String> = row.try_get(1).map_err(db)?;
+    let until: Option<i64> = row.try_get(2).map_err(db)?;
+    let nodes = sqlx::query(
+        "SELECT node, wave, state FROM rollout_nodes WHERE change_name = $1 ORDER BY position",
+    )
+    .bind(change)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db)?
+    .iter()
+    .map(|r| {
+        Ok(NodeStatus {
+            node: r.try_get(0).map_err(db)?,
+            wave: r.try_get(1).map_err(db)?,
+            state: r.try_get(2).map_err(db)?,
+        })
+    })
+    .collect::<Result<Vec<_>, RunError>>()?;
+    let log = sqlx::query(
+        "SELECT at_us, node, step, command, exit_code, output FROM rollout_log WHERE change_name = $1 ORDER BY seq",
+    )
+    .bind(change)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db)?
+    .iter()
+    .map(|r| {
+        Ok(LogLine {
+            at: rfc3339_us(r.try_get(0).map_err(db)?),
+            node: r.try_get(1).map_err(db)?,
+            step: r.try_get(2).map_err(db)?,
+            command: r.try_get(3).map_err(db)?,
+            exit_code: r.try_get(4).map_err(db)?,
+            output: r.try_get(5).map_err(db)?,
+        })
+    })
+    .collect::<Result<Vec<_>, RunError>>()?;
+    Ok(Status {
+        change: change.to_string(),
+        state,
+        message,
+        lease: holder.map(|h| format!("{h} until {}", rfc3339_us(until.unwrap_or(0)))),
+        nodes,
+        log,
+    })
+}
