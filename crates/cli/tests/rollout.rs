@@ -304,3 +304,34 @@ fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_ove
     ok(&["rollout", "resume", "lease", "--db", &db]);
     assert_eq!(applied_counts(dir.path()).len(), 2);
 }
+
+#[test]
+fn an_abort_stops_a_running_rollout_before_its_next_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    let plan = write_plan(dir.path(), "stop", "sleep 0.5; echo {node} >> APPLIED", 4);
+    let mut run = linkwise_testkit::cli::linkwise()
+        .args(["rollout", "run", plan.to_str().unwrap(), "--db", &db])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    linkwise_testkit::wait::poll_until(
+        std::time::Duration::from_secs(30),
+        "the first node to be applying",
+        || {
+            let o = linkwise_testkit::cli::run(&[
+                "rollout", "status", "stop", "--db", &db, "-o", "json",
+            ]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            (v["nodes"][0]["state"] == "applying").then_some(())
+        },
+    )
+    .unwrap();
+    ok(&["rollout", "abort", "stop", "--db", &db]);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aborted"));
+    // The node in flight finished; no other started.
+    assert_eq!(applied_counts(dir.path()).len(), 1);
+}

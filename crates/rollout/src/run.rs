@@ -396,7 +396,21 @@ impl<'a> Engine<'a> {
             let status = child.wait().await;
             (buf, status)
         };
-        let (code, output) = match tokio::time::timeout(self.o.command_timeout, read).await {
+        // The lease is renewed while the command runs, so a long apply keeps it.
+        let finished = async {
+            let mut read = std::pin::pin!(read);
+            let deadline = tokio::time::sleep(self.o.command_timeout);
+            let mut deadline = std::pin::pin!(deadline);
+            loop {
+                tokio::select! {
+                    r = &mut read => return Ok(Ok(r)),
+                    () = &mut deadline => return Ok(Err(())),
+                    () = tokio::time::sleep(self.o.lease / 3) => self.lease().await?,
+                }
+            }
+        };
+        let finished: Result<Result<_, ()>, RunError> = finished.await;
+        let (code, output) = match finished? {
             Ok((buf, status)) => (status.ok().and_then(|s| s.code()), tail(&buf)),
             Err(_) => {
                 if let Some(p) = pgid
@@ -822,6 +836,20 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
         .await
         .map_err(db)?;
         for row in &rows {
+            let (_, now_state) = stored_plan(store, change).await?;
+            if now_state == "aborted" {
+                engine
+                    .log(
+                        None,
+                        "aborted",
+                        None,
+                        None,
+                        Some("aborted by an operator: no further node"),
+                    )
+                    .await?;
+                engine.release_lease().await?;
+                return Err(RunError::Refused(format!("rollout {change} was aborted")));
+            }
             let node: String = row.try_get(0).map_err(db)?;
             let st: String = row.try_get(1).map_err(db)?;
             let pgid: Option<i64> = row.try_get(2).map_err(db)?;
