@@ -310,7 +310,7 @@ fn an_abort_stops_a_running_rollout_before_its_next_node() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("f.db").display());
     let plan = write_plan(dir.path(), "stop", "sleep 0.5; echo {node} >> APPLIED", 4);
-    let mut run = linkwise_testkit::cli::linkwise()
+    let run = linkwise_testkit::cli::linkwise()
         .args(["rollout", "run", plan.to_str().unwrap(), "--db", &db])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
