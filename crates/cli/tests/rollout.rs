@@ -136,16 +136,33 @@ fn applied_counts(dir: &std::path::Path) -> BTreeMap<String, usize> {
 /// Regression guard for crash safety: a run killed with SIGKILL at random points (seeded)
 /// and resumed each time applies every node exactly once — an apply in flight at the kill
 /// is waited for and verified, never run twice.
+fn postgres() -> Option<String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(linkwise_testkit::postgres::fresh_database())
+}
+
 #[test]
 fn a_rollout_killed_at_random_points_applies_every_node_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("f.db").display());
-    let plan = write_plan(
+    killed_at_random_points(
         dir.path(),
-        "crash",
-        "sleep 0.03; echo {node} >> APPLIED",
-        16,
+        &format!("sqlite:{}", dir.path().join("f.db").display()),
     );
+}
+
+#[test]
+fn postgres_a_rollout_killed_at_random_points_applies_every_node_exactly_once() {
+    let Some(db) = postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    killed_at_random_points(dir.path(), &db);
+}
+
+fn killed_at_random_points(dir: &std::path::Path, db: &str) {
+    let db = db.to_string();
+    let plan = write_plan(dir, "crash", "sleep 0.03; echo {node} >> APPLIED", 16);
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
     let mut first = true;
@@ -183,7 +200,7 @@ fn a_rollout_killed_at_random_points_applies_every_node_exactly_once() {
     }
     // In-flight applies of the last killed run may still be finishing; they are waited for by
     // the resume, so by now they are done.
-    let counts = applied_counts(dir.path());
+    let counts = applied_counts(dir);
     assert_eq!(counts.len(), 16, "{counts:?}");
     assert!(
         counts.values().all(|c| *c == 1),
