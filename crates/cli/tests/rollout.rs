@@ -324,9 +324,20 @@ fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_ove
 
 #[test]
 fn an_abort_stops_a_running_rollout_before_its_next_node() {
+    // Regression: this test once polled `rollout status` for a half-second
+    // window in which the first node was applying and missed it under load.
+    // Now the apply waits for the test: it marks that it started, then
+    // blocks until the test has aborted and says go.
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("f.db").display());
-    let plan = write_plan(dir.path(), "stop", "sleep 0.5; echo {node} >> APPLIED", 4);
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let apply = format!(
+        "echo {{node}} >> {}; while [ ! -e {} ]; do sleep 0.05; done; echo {{node}} >> APPLIED",
+        started.display(),
+        go.display()
+    );
+    let plan = write_plan(dir.path(), "stop", &apply, 4);
     let run = linkwise_testkit::cli::linkwise()
         .args(["rollout", "run", plan.to_str().unwrap(), "--db", &db])
         .stdout(std::process::Stdio::null())
@@ -334,21 +345,21 @@ fn an_abort_stops_a_running_rollout_before_its_next_node() {
         .spawn()
         .unwrap();
     linkwise_testkit::wait::poll_until(
-        std::time::Duration::from_secs(30),
-        "the first node to be applying",
-        || {
-            let o = linkwise_testkit::cli::run(&[
-                "rollout", "status", "stop", "--db", &db, "-o", "json",
-            ]);
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-            (v["nodes"][0]["state"] == "applying").then_some(())
-        },
+        std::time::Duration::from_secs(60),
+        "the first node's apply to start",
+        || started.exists().then_some(()),
     )
     .unwrap();
     ok(&["rollout", "abort", "stop", "--db", &db]);
+    std::fs::write(&go, "").unwrap();
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("aborted"));
     // The node in flight finished; no other started.
+    assert_eq!(
+        std::fs::read_to_string(&started).unwrap().lines().count(),
+        1,
+        "only the first node's apply may start"
+    );
     assert_eq!(applied_counts(dir.path()).len(), 1);
 }

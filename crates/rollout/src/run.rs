@@ -766,6 +766,16 @@ pub async fn run(store: &Store, plan: &Plan, o: RunOptions) -> Result<Outcome, R
     resume(store, &plan.change, o).await
 }
 
+/// The state of the rollout of `change` (`running`, `aborted`, ...).
+async fn rollout_state(store: &Store, change: &str) -> Result<String, RunError> {
+    let row = sqlx::query("SELECT state FROM rollouts WHERE change_name = $1")
+        .bind(change)
+        .fetch_one(store.pool())
+        .await
+        .map_err(db)?;
+    row.try_get(0).map_err(db)
+}
+
 /// The stored plan of `change`.
 async fn stored_plan(store: &Store, change: &str) -> Result<(Plan, String), RunError> {
     let row = sqlx::query("SELECT plan, state FROM rollouts WHERE change_name = $1")
@@ -836,8 +846,7 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
         .await
         .map_err(db)?;
         for row in &rows {
-            let (_, now_state) = stored_plan(store, change).await?;
-            if now_state == "aborted" {
+            if rollout_state(store, change).await? == "aborted" {
                 engine
                     .log(
                         None,
