@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod check;
 pub mod compare;
+pub mod cuda;
 pub mod dcgm;
 pub mod expect;
 pub mod gate;

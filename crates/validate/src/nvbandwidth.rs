@@ -339,3 +339,55 @@ pub fn parse_text(text: &str, source: &str) -> Result<Results, Error> {
     }
     Ok(results)
 }
+
+/// Writes `results` as nvbandwidth's JSON (`-j`), so tools that read nvbandwidth read
+/// linkwise's benchmarks too: one test case per test, its last matrix as
+/// `bandwidth_matrix` with cells as nvbandwidth writes them (strings, `"N/A"` where
+/// there is no value). [`parse_json`] reads it back to the same matrices.
+pub fn to_json(results: &Results) -> Value {
+    let status = |s: Status| match s {
+        Status::Passed | Status::Warn | Status::Skip => "Passed",
+        Status::Waived => "Waived",
+        Status::NotFound => "Not Found",
+        Status::Running => "Running",
+        Status::Error | Status::Fail => "Error",
+    };
+    let cases: Vec<Value> = results
+        .tests
+        .iter()
+        .map(|t| {
+            let mut case = serde_json::json!({ "name": t.name, "status": status(t.status) });
+            if let Some(m) = t.matrices.last() {
+                case["bandwidth_description"] = Value::from(m.description.clone());
+                case["bandwidth_matrix"] = m
+                    .values
+                    .iter()
+                    .map(|row| {
+                        row.iter()
+                            .map(|v| v.map_or_else(|| "N/A".to_string(), |v| format!("{v:.2}")))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if let Some(sum) = m.sum {
+                    case["sum"] = Value::from(sum);
+                }
+            }
+            if let Some(e) = &t.message {
+                case["error"] = Value::from(e.clone());
+            }
+            case
+        })
+        .collect();
+    let mut nvb = serde_json::json!({
+        "version": results.version.clone().unwrap_or_default(),
+        "GPU Device list": results.devices,
+        "testcases": cases,
+    });
+    if let Some(d) = &results.driver_version {
+        nvb["Driver Version"] = Value::from(d.clone());
+    }
+    if let Some(e) = &results.error {
+        nvb["error"] = Value::from(e.clone());
+    }
+    serde_json::json!({ "nvbandwidth": nvb })
+}

@@ -343,3 +343,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn nvbandwidth_json_written_by_linkwise_reads_back_to_the_same_matrices_and_findings() {
+    // Guards `validate bench gpu -o nvbandwidth`: what linkwise writes in nvbandwidth's
+    // JSON must be read back as nvbandwidth's, matrix for matrix.
+    for file in [
+        "nvbandwidth-h100-planted.json",
+        "nvbandwidth-h100-waived-crashed.json",
+    ] {
+        let original = read(file);
+        let text =
+            serde_json::to_string(&linkwise_validate::nvbandwidth::to_json(&original)).unwrap();
+        let back = linkwise_validate::nvbandwidth::parse_json(&text, "written").unwrap();
+        assert_eq!(back.tests.len(), original.tests.len(), "{file}");
+        assert_eq!(back.devices, original.devices, "{file}");
+        assert_eq!(back.driver_version, original.driver_version, "{file}");
+        for (a, b) in original.tests.iter().zip(&back.tests) {
+            assert_eq!((&a.name, a.status), (&b.name, b.status), "{file}");
+            assert_eq!(a.matrices.len(), b.matrices.len(), "{file} {}", a.name);
+            for (m, n) in a.matrices.iter().zip(&b.matrices) {
+                assert_eq!(
+                    (m.rows, m.columns, m.direction, m.unit),
+                    (n.rows, n.columns, n.direction, n.unit),
+                    "{file} {}",
+                    a.name
+                );
+                assert_eq!(m.values.len(), n.values.len());
+                for (r, s) in m.values.iter().zip(&n.values) {
+                    assert_eq!(r.len(), s.len());
+                    for (x, y) in r.iter().zip(s) {
+                        match (x, y) {
+                            (Some(x), Some(y)) => assert!((x - y).abs() <= 0.005, "{x} {y}"),
+                            (x, y) => assert_eq!(x, y),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let planted = read("nvbandwidth-h100-planted.json");
+    let written = linkwise_validate::nvbandwidth::parse_json(
+        &linkwise_validate::nvbandwidth::to_json(&planted).to_string(),
+        "written",
+    )
+    .unwrap();
+    let kinds = |r: &Results| {
+        let mut k: Vec<(Kind, Vec<u32>)> = check(
+            &expected("dgx-h100"),
+            std::slice::from_ref(r),
+            Options::default(),
+        )
+        .findings
+        .into_iter()
+        .map(|f| (f.kind, f.gpus))
+        .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&written), kinds(&planted));
+    assert_eq!(kinds(&written).len(), 5);
+}

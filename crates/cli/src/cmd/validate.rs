@@ -145,8 +145,73 @@ enum Bench {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// GPU copy-engine bandwidth and latency (needs the NVIDIA driver and libcuda).
-    Gpu,
+    /// GPU copy-engine bandwidth and latency: host to device, device to host, every pair
+    /// read and write (as nvbandwidth's *_memcpy_ce tests), and the latency of a small copy.
+    /// Needs the NVIDIA driver; libcuda is loaded at run time.
+    #[command(after_help = "Examples:\n  linkwise validate bench gpu\n  \
+linkwise validate bench gpu -o json > run1.json; linkwise validate check run1.json\n  \
+linkwise validate bench gpu --gpu 0 --gpu 1 --size-mib 1024 -o nvbandwidth\n\n\
+GPU numbers are CUDA ordinals; set CUDA_DEVICE_ORDER=PCI_BUS_ID so they match the topology's.")]
+    Gpu {
+        /// MiB per copy.
+        #[arg(long, default_value_t = 256, value_name = "MIB")]
+        size_mib: usize,
+        /// Timed copies per measurement (after one untimed warm-up).
+        #[arg(long, default_value_t = 8)]
+        iterations: u32,
+        /// 8-byte copies per latency measurement.
+        #[arg(long, default_value_t = 1000)]
+        latency_iterations: u32,
+        /// Only these GPUs, by CUDA ordinal (repeatable).
+        #[arg(long = "gpu", value_name = "N")]
+        gpus: Vec<u32>,
+        /// `json`: the results model (`validate check` and `gate` read it);
+        /// `nvbandwidth`: nvbandwidth's -j JSON.
+        #[arg(short, long, value_enum, default_value_t = GpuOutput::Table)]
+        output: GpuOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GpuOutput {
+    Table,
+    Json,
+    Nvbandwidth,
+}
+
+/// Each matrix of each test as a table.
+fn matrices_table(r: &Results) -> String {
+    use linkwise_validate::results::{Axis, Unit};
+    let mut out = format!("{}\n", r.devices.join("\n"));
+    for t in &r.tests {
+        for m in &t.matrices {
+            out.push_str(&format!("\n{}: {}\n", t.name, m.description));
+            let label = |a: Axis, i: usize| match a {
+                Axis::Cpu => "CPU".to_string(),
+                Axis::Gpu => format!("GPU{i}"),
+                Axis::All => "ALL".to_string(),
+            };
+            let mut rows = vec![{
+                let mut h = vec![String::new()];
+                h.extend((0..m.values.first().map_or(0, Vec::len)).map(|j| label(m.columns, j)));
+                h
+            }];
+            for (i, row) in m.values.iter().enumerate() {
+                let mut line = vec![label(m.rows, i)];
+                line.extend(row.iter().map(|v| match (v, m.unit) {
+                    (None, _) => "N/A".into(),
+                    (Some(v), Unit::Ns) => format!("{v:.0}"),
+                    (Some(v), Unit::GBps) => format!("{v:.1}"),
+                }));
+                rows.push(line);
+            }
+            out.push_str(&crate::render::columns(&rows));
+        }
+        if let Some(msg) = &t.message {
+            out.push_str(&format!("note: {msg}\n"));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -437,14 +502,47 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 }
             })
         }
-        What::Bench { what: Bench::Gpu } => {
-            match linkwise_validate::bench::gpu_probe(std::path::Path::new("/")) {
-                Err(why) => Err(BadInput(format!("bench gpu: {why}")).into()),
-                Ok(lib) => Err(anyhow::anyhow!(
-                    "bench gpu: {} is there, but this build does not carry the GPU copy benchmarks yet; run nvbandwidth -j and `linkwise validate check` its output",
-                    lib.display()
-                )),
+        What::Bench {
+            what:
+                Bench::Gpu {
+                    size_mib,
+                    iterations,
+                    latency_iterations,
+                    gpus,
+                    output,
+                },
+        } => {
+            // The kernel driver first: its absence is the common case and says most.
+            if let Err(why) = linkwise_validate::bench::gpu_probe(std::path::Path::new("/"))
+                && why.contains("/proc/driver/nvidia")
+            {
+                return Err(BadInput(format!("bench gpu: {why}")).into());
             }
+            let o = linkwise_validate::cuda::GpuOptions {
+                bytes: size_mib
+                    .checked_mul(1 << 20)
+                    .ok_or_else(|| BadInput(format!("--size-mib {size_mib}: too large")))?,
+                iterations,
+                latency_iterations,
+                devices: gpus,
+            };
+            let r = linkwise_validate::cuda::gpu(&o, |what| {
+                eprintln!("linkwise: measuring {what}...");
+            })
+            .map_err(|e| match e {
+                linkwise_validate::cuda::GpuError::Call { .. } => {
+                    anyhow::anyhow!("bench gpu: {e}")
+                }
+                _ => BadInput(format!("bench gpu: {e}")).into(),
+            })?;
+            emit(match output {
+                GpuOutput::Json => serde_json::to_string_pretty(&r)? + "\n",
+                GpuOutput::Nvbandwidth => {
+                    serde_json::to_string_pretty(&linkwise_validate::nvbandwidth::to_json(&r))?
+                        + "\n"
+                }
+                GpuOutput::Table => matrices_table(&r),
+            })
         }
         What::Gate {
             baseline,
