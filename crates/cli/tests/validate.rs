@@ -258,3 +258,150 @@ fn bench_host_memory_feeds_the_gate_and_bench_gpu_says_what_is_missing() {
         assert!(err.contains("no NVIDIA driver"), "{err}");
     }
 }
+
+#[test]
+fn a_baseline_stored_per_hardware_class_gates_a_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    // Three runs of the clean results (each file its own run), the candidate planted.
+    let runs: Vec<String> = (0..3)
+        .map(|i| {
+            let p = dir.path().join(format!("before-{i}.json"));
+            std::fs::copy(fixture("nvbandwidth-h100-clean.json"), &p).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let planted = fixture("nvbandwidth-h100-planted.txt");
+    // No baseline yet: bad input naming how to store one.
+    let err = bad_input(&[
+        "validate",
+        "gate",
+        "--baseline-class",
+        "h100",
+        "--db",
+        &db,
+        "--candidate",
+        &planted,
+    ]);
+    assert!(err.contains("baseline add"), "{err}");
+    // A node's class from its latest report.
+    let report = ok(&[
+        "report",
+        "--source",
+        "profile:dgx-h100",
+        "--node",
+        "gpu-a01",
+    ]);
+    let report_file = dir.path().join("report.json");
+    std::fs::write(&report_file, report).unwrap();
+    ok(&[
+        "fleet",
+        "--db",
+        &db,
+        "ingest",
+        report_file.to_str().unwrap(),
+    ]);
+    let mut add = vec![
+        "validate", "baseline", "add", "--node", "gpu-a01", "--db", &db,
+    ];
+    add.extend(runs.iter().map(String::as_str));
+    ok(&add);
+    // Adding the same runs again stores nothing new.
+    let o = run(&add);
+    assert!(stderr(&o).contains("0 runs added"), "{}", stderr(&o));
+    let list: Value = serde_json::from_str(&ok(&[
+        "validate", "baseline", "list", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let class = list[0]["class"].as_str().unwrap().to_string();
+    assert!(class.contains("H100"), "{class}");
+    // A bad file stores nothing.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"nvbandwidth\": {\"testcases\": [{\"name\": 1}]}}").unwrap();
+    bad_input(&[
+        "validate",
+        "baseline",
+        "add",
+        "--class",
+        &class,
+        "--db",
+        &db,
+        &runs[0],
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok(&[
+            "validate", "baseline", "list", "--db", &db, "-o", "json"
+        ]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len(),
+        3
+    );
+    // The stored baseline gates: the planted candidate regressed, by class or by node.
+    for by in [
+        ["--baseline-class", class.as_str()],
+        ["--baseline-node", "gpu-a01"],
+    ] {
+        let o = run(&[
+            "validate",
+            "gate",
+            by[0],
+            by[1],
+            "--db",
+            &db,
+            "--candidate",
+            &planted,
+            &planted,
+            &planted,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            v["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["verdict"] == "regressed")
+        );
+    }
+    let clean = fixture("nvbandwidth-h100-clean.txt");
+    let out = ok(&[
+        "validate",
+        "gate",
+        "--baseline-node",
+        "gpu-a01",
+        "--db",
+        &db,
+        "--candidate",
+        &clean,
+        &clean,
+        &clean,
+    ]);
+    assert!(out.contains("no change"), "{out}");
+    // An unknown node is bad input; clearing removes the class's runs.
+    let err = bad_input(&[
+        "validate",
+        "gate",
+        "--baseline-node",
+        "nope",
+        "--db",
+        &db,
+        "--candidate",
+        &clean,
+    ]);
+    assert!(err.contains("nope"), "{err}");
+    let o = run(&[
+        "validate", "baseline", "clear", "--class", &class, "--db", &db,
+    ]);
+    assert!(stderr(&o).contains("3 runs"), "{}", stderr(&o));
+    assert_eq!(
+        ok(&["validate", "baseline", "list", "--db", &db, "-o", "json"]).trim(),
+        "[]"
+    );
+}

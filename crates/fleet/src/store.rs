@@ -95,6 +95,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (change_name, seq)
     );",
     ),
+    (
+        4,
+        "baselines",
+        "CREATE TABLE baselines (
+        class TEXT NOT NULL,
+        id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        added_us BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (class, id)
+    );",
+    ),
 ];
 
 /// What the store cannot do; the message says which database and what to do.
@@ -202,6 +214,23 @@ pub struct Quarantine {
     pub change: Option<String>,
     /// Since when (RFC 3339, UTC).
     pub since: String,
+}
+
+/// One stored benchmark run of a hardware class's baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    /// The hardware class.
+    pub class: String,
+    /// SHA-256 of the body: the same run stored twice is stored once.
+    pub id: String,
+    /// Where it came from (the file name given).
+    pub source: String,
+    /// When it was added (RFC 3339, UTC).
+    pub added_at: String,
+    /// The run, as given (JSON of the results model).
+    #[serde(skip)]
+    pub body: String,
 }
 
 /// One stored report with when it came.
@@ -711,6 +740,78 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Adds a benchmark run to `class`'s baseline; false when that run was already there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn add_baseline(
+        &self,
+        class: &str,
+        source: &str,
+        body: &str,
+    ) -> Result<bool, StoreError> {
+        let id = crate::report::sha256_hex(body.as_bytes());
+        let done = sqlx::query(
+            "INSERT INTO baselines (class, id, source, added_us, body) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (class, id) DO NOTHING",
+        )
+        .bind(class)
+        .bind(&id)
+        .bind(source)
+        .bind(now_us())
+        .bind(body)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fail(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The runs of `class`'s baseline, oldest first; every class's when `class` is `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn baselines(&self, class: Option<&str>) -> Result<Vec<Baseline>, StoreError> {
+        let rows = match class {
+            Some(c) => sqlx::query(
+                "SELECT class, id, source, added_us, body FROM baselines WHERE class = $1 ORDER BY added_us, id",
+            )
+            .bind(c.to_string()),
+            None => sqlx::query(
+                "SELECT class, id, source, added_us, body FROM baselines ORDER BY class, added_us, id",
+            ),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(Baseline {
+                    class: r.try_get(0).map_err(|e| self.fail(e))?,
+                    id: r.try_get(1).map_err(|e| self.fail(e))?,
+                    source: r.try_get(2).map_err(|e| self.fail(e))?,
+                    added_at: rfc3339_us(r.try_get(3).map_err(|e| self.fail(e))?),
+                    body: r.try_get(4).map_err(|e| self.fail(e))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes `class`'s baseline; how many runs it had.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn clear_baseline(&self, class: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM baselines WHERE class = $1")
+            .bind(class)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(done.rows_affected())
     }
 
     /// How many reports are stored, and for how many nodes.

@@ -128,6 +128,42 @@ async fn the_store_holds_the_fleet(url: &str, backend: Backend) {
     assert!(!store.release("b01").await.unwrap());
     assert_eq!(store.quarantined().await.unwrap().len(), 1);
 
+    // Baselines per hardware class (migration 4): a run stored once, per class, in order.
+    assert!(
+        store
+            .add_baseline("h100", "run1.json", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_baseline("h100", "again.json", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_baseline("h100", "run2.json", "{\"a\":2}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_baseline("a100", "run1.json", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    let h100 = store.baselines(Some("h100")).await.unwrap();
+    assert_eq!(
+        h100.iter()
+            .map(|b| (b.source.as_str(), b.body.as_str()))
+            .collect::<Vec<_>>(),
+        [("run1.json", "{\"a\":1}"), ("run2.json", "{\"a\":2}")]
+    );
+    assert_eq!(store.baselines(None).await.unwrap().len(), 3);
+    assert_eq!(store.clear_baseline("h100").await.unwrap(), 2);
+    assert!(store.baselines(Some("h100")).await.unwrap().is_empty());
+
     store.close().await;
 
     // Reopened: the schema is current (no migration reapplied) and the rows are there.

@@ -13,6 +13,16 @@ use crate::{Error, dcgm, nccl, nvbandwidth};
 pub fn parse(text: &str, source: &str) -> Result<Results, Error> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
+        // Whole JSON: the top-level keys say whose it is (a string search would take
+        // linkwise's model of an nvbandwidth run for nvbandwidth's own JSON).
+        if let Ok(serde_json::Value::Object(top)) = serde_json::from_str(text) {
+            if top.contains_key("nvbandwidth") {
+                return nvbandwidth::parse_json(text, source);
+            }
+            if top.contains_key("tool") && top.contains_key("tests") {
+                return model(text, source);
+            }
+        }
         if trimmed.contains("\"nvbandwidth\"") {
             return nvbandwidth::parse_json(text, source);
         }
@@ -20,12 +30,7 @@ pub fn parse(text: &str, source: &str) -> Result<Results, Error> {
             return dcgm::parse_json(text, source);
         }
         if trimmed.contains("\"tool\"") && trimmed.contains("\"tests\"") {
-            // linkwise's own model (`validate import -o json`, `validate bench -o json`).
-            let mut de = serde_json::Deserializer::from_str(text);
-            let mut r: Results = serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| Error::format(source, e.path().to_string(), e.inner().to_string()))?;
-            r.source = source.to_string();
-            return Ok(r);
+            return model(text, source);
         }
         return Err(Error::format(
             source,
@@ -47,4 +52,13 @@ pub fn parse(text: &str, source: &str) -> Result<Results, Error> {
         "the whole file".into(),
         "not a format linkwise reads: nvbandwidth (JSON or text), nccl-tests (text) or dcgmi diag -j".into(),
     ))
+}
+
+/// linkwise's own model (`validate import -o json`, `validate bench -o json`).
+fn model(text: &str, source: &str) -> Result<Results, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut r: Results = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| Error::format(source, e.path().to_string(), e.inner().to_string()))?;
+    r.source = source.to_string();
+    Ok(r)
 }

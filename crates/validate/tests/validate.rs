@@ -404,3 +404,14 @@ fn nvbandwidth_json_written_by_linkwise_reads_back_to_the_same_matrices_and_find
     assert_eq!(kinds(&written), kinds(&planted));
     assert_eq!(kinds(&written).len(), 5);
 }
+
+#[test]
+fn the_model_of_an_nvbandwidth_run_is_read_as_the_model() {
+    // Regression: the model's JSON of an nvbandwidth run says "nvbandwidth" (its tool),
+    // which a search of the text took for nvbandwidth's own JSON.
+    let r = read("nvbandwidth-h100-planted.json");
+    let text = serde_json::to_string(&r).unwrap();
+    let back = parse(&text, "model.json").unwrap();
+    assert_eq!(back.tests, r.tests);
+    assert_eq!(back.tool, Tool::Nvbandwidth);
+}

@@ -90,12 +90,34 @@ enum What {
         #[command(subcommand)]
         what: Bench,
     },
+    /// Baselines per hardware class in the fleet database, for `gate --baseline-class`.
+    #[command(after_help = "Examples:\n  \
+linkwise validate baseline add --node gpu-a01 run1.json run2.json run3.json\n  \
+linkwise validate baseline list\n  \
+linkwise validate gate --baseline-node gpu-a01 --candidate after/*.json\n\n\
+A hardware class is what `linkwise fleet drift` groups by (GPU models and count, topology).")]
+    Baseline {
+        #[command(subcommand)]
+        what: BaselineCmd,
+        /// The fleet database: sqlite:PATH or postgres://USER@HOST/DB.
+        #[arg(long, global = true, env = linkwise_fleet::store::DB_ENV, default_value = linkwise_fleet::store::DEFAULT_DB, value_name = "URL")]
+        db: String,
+    },
     /// Repeated runs before and after a change: per metric regressed, improved, no change or
     /// inconclusive, beyond noise (exit 1 on a regression).
     Gate {
         /// The runs before the change (one result file per run, any supported format).
-        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        #[arg(long, num_args = 1.., value_name = "FILE", required_unless_present_any = ["baseline_class", "baseline_node"])]
         baseline: Vec<PathBuf>,
+        /// Instead: the baseline stored for this hardware class (`validate baseline add`).
+        #[arg(long, value_name = "CLASS", conflicts_with_all = ["baseline", "baseline_node"])]
+        baseline_class: Option<String>,
+        /// Instead: the stored baseline of this node's hardware class (from its latest report).
+        #[arg(long, value_name = "NODE", conflicts_with = "baseline")]
+        baseline_node: Option<String>,
+        /// The fleet database holding stored baselines: sqlite:PATH or postgres://USER@HOST/DB.
+        #[arg(long, env = linkwise_fleet::store::DB_ENV, default_value = linkwise_fleet::store::DEFAULT_DB, value_name = "URL")]
+        db: String,
         /// The runs after it.
         #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
         candidate: Vec<PathBuf>,
@@ -170,6 +192,77 @@ GPU numbers are CUDA ordinals; set CUDA_DEVICE_ORDER=PCI_BUS_ID so they match th
         #[arg(short, long, value_enum, default_value_t = GpuOutput::Table)]
         output: GpuOutput,
     },
+}
+
+/// Which hardware class: named, or a node's.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct ClassArg {
+    /// The hardware class, as `fleet drift` names it.
+    #[arg(long, value_name = "CLASS")]
+    class: Option<String>,
+    /// The class of this node's latest report in the fleet database.
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BaselineCmd {
+    /// Store benchmark runs (any format `import` reads) as the class's baseline.
+    Add {
+        #[command(flatten)]
+        class: ClassArg,
+        /// One result file per run.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// The stored baselines: class, runs, when added.
+    List {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Remove a class's baseline.
+    Clear {
+        #[command(flatten)]
+        class: ClassArg,
+    },
+}
+
+/// The class named, or that of `node`'s latest report.
+async fn class_of(
+    store: &linkwise_fleet::store::Store,
+    class: Option<String>,
+    node: Option<String>,
+) -> anyhow::Result<String> {
+    if let Some(c) = class {
+        return Ok(c);
+    }
+    let node = node.unwrap_or_default();
+    let stored = store.show(&node).await?.ok_or_else(|| {
+        BadInput(format!(
+            "node {node} has no report in the fleet database (`linkwise report --push` or `fleet ingest` adds one)"
+        ))
+    })?;
+    Ok(linkwise_fleet::drift::class_of(&stored.report))
+}
+
+/// The runs of a stored baseline, read back into the results model.
+fn stored_runs(
+    class: &str,
+    runs: &[linkwise_fleet::store::Baseline],
+) -> anyhow::Result<Vec<Results>> {
+    if runs.is_empty() {
+        return Err(BadInput(format!(
+            "no baseline is stored for class {class:?} (`linkwise validate baseline add` stores one; `baseline list` shows what is there)"
+        ))
+        .into());
+    }
+    runs.iter()
+        .map(|b| {
+            linkwise_validate::import::parse(&b.body, &format!("baseline {} ({})", b.id, b.source))
+                .map_err(|e| anyhow::anyhow!("stored {e}"))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -544,14 +637,41 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 GpuOutput::Table => matrices_table(&r),
             })
         }
+        What::Baseline { what, db } => super::serve::block_on(async {
+            let store = super::fleet::open(&db).await?;
+            let done = baseline(&store, what).await;
+            store.close().await;
+            done
+        })?,
         What::Gate {
             baseline,
+            baseline_class,
+            baseline_node,
+            db,
             candidate,
             max_regression,
             confidence,
             output,
         } => {
-            let (b, c) = (read(&baseline)?, read(&candidate)?);
+            let c = read(&candidate)?;
+            let b = if baseline_class.is_some() || baseline_node.is_some() {
+                super::serve::block_on(async {
+                    let store = super::fleet::open(&db).await?;
+                    let class = class_of(&store, baseline_class, baseline_node).await;
+                    let runs = match class {
+                        Ok(class) => store
+                            .baselines(Some(&class))
+                            .await
+                            .map_err(anyhow::Error::from)
+                            .and_then(|runs| stored_runs(&class, &runs)),
+                        Err(e) => Err(e),
+                    };
+                    store.close().await;
+                    runs
+                })??
+            } else {
+                read(&baseline)?
+            };
             let options = linkwise_validate::gate::GateOptions {
                 max_regression,
                 confidence,
@@ -647,6 +767,63 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     if report.findings.len() == 1 { "" } else { "s" }
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+async fn baseline(store: &linkwise_fleet::store::Store, what: BaselineCmd) -> anyhow::Result<()> {
+    match what {
+        BaselineCmd::Add { class, files } => {
+            let class = class_of(store, class.class, class.node).await?;
+            // Every file read before any is stored: a bad one stores nothing.
+            let runs = read(&files)?;
+            let mut added = 0;
+            for (f, r) in files.iter().zip(&runs) {
+                if store
+                    .add_baseline(&class, &f.display().to_string(), &serde_json::to_string(r)?)
+                    .await?
+                {
+                    added += 1;
+                }
+            }
+            let total = store.baselines(Some(&class)).await?.len();
+            eprintln!(
+                "linkwise: {added} run{} added to the baseline of {class} ({} already there); it has {total}",
+                if added == 1 { "" } else { "s" },
+                runs.len() - added
+            );
+            Ok(())
+        }
+        BaselineCmd::List { output } => {
+            let all = store.baselines(None).await?;
+            emit(match output {
+                Output::Json => serde_json::to_string_pretty(&all)? + "\n",
+                Output::Table => {
+                    let mut rows = vec![
+                        ["CLASS", "RUN", "SOURCE", "ADDED"]
+                            .map(String::from)
+                            .to_vec(),
+                    ];
+                    for b in &all {
+                        rows.push(vec![
+                            b.class.clone(),
+                            b.id.chars().take(12).collect(),
+                            b.source.clone(),
+                            b.added_at.clone(),
+                        ]);
+                    }
+                    crate::render::columns(&rows)
+                }
+            })
+        }
+        BaselineCmd::Clear { class } => {
+            let class = class_of(store, class.class, class.node).await?;
+            let n = store.clear_baseline(&class).await?;
+            eprintln!(
+                "linkwise: {n} run{} of {class}'s baseline removed",
+                if n == 1 { "" } else { "s" }
+            );
             Ok(())
         }
     }
