@@ -363,3 +363,203 @@ fn an_abort_stops_a_running_rollout_before_its_next_node() {
     );
     assert_eq!(applied_counts(dir.path()).len(), 1);
 }
+
+/// A gated plan over `waves` (node names), every command writing beside `dir`.
+fn gated_plan(
+    dir: &std::path::Path,
+    change: &str,
+    waves: &[&[&str]],
+    apply: &str,
+    prometheus: &str,
+    bake: u64,
+) -> std::path::PathBuf {
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let applied = dir.join("applied");
+    let plan = format!(
+        "change: {change}\nexecutor: none\napply: {apply}\nrollback: {rollback}\nverify:\n  - {verify}\n\
+         gates:\n  - {gate}\nprometheus: {prometheus}\nbakeSeconds: {bake}\ngateIntervalSeconds: 1\nwaves:\n{waves}\n",
+        apply = quote(&apply.replace("APPLIED", &applied.display().to_string())),
+        rollback = quote(&format!(
+            "echo {{node}} >> {}",
+            dir.join("rolledback").display()
+        )),
+        verify = quote(&format!("grep -qx {{node}} {}", applied.display())),
+        gate = quote("linkwise_gpu_healthy{node=~\"{nodes}\"} == 0"),
+        waves = waves
+            .iter()
+            .map(|w| format!("  - [{}]", w.join(", ")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let path = dir.join(format!("{change}.yaml"));
+    std::fs::write(&path, plan).unwrap();
+    path
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Prometheus gate on a real Prometheus scraping a real `linkwise exporter` per node:
+/// a clean rollout passes every wave's gate; a GPU health failure injected by one node's
+/// apply (through the exporter's health file) fails its wave's gate, and that node — only
+/// it — is rolled back and quarantined, the later wave untouched, exit 1.
+#[test]
+fn a_gpu_health_failure_seen_by_prometheus_fails_the_gate_and_rolls_back() {
+    use linkwise_testkit::process::Spawned;
+    use linkwise_testkit::prometheus::{self, Target};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = ["n00", "n01", "n02", "n03"];
+    let mut exporters = Vec::new();
+    let mut targets = Vec::new();
+    for n in nodes {
+        let mut cmd = linkwise_testkit::cli::linkwise();
+        cmd.args([
+            "exporter",
+            "--source",
+            "profile:dgx-h100",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-interval",
+            "1",
+            "--pod-resources-socket",
+            "none",
+            "--health-file",
+        ])
+        .arg(dir.path().join(format!("health-{n}")));
+        let e = Spawned::start(cmd);
+        targets.push(Target {
+            addr: e.serving_addr(Duration::from_secs(30)),
+            labels: vec![("node".into(), n.into())],
+        });
+        exporters.push(e);
+    }
+    let Some(prom) = prometheus::start(dir.path(), &targets) else {
+        return;
+    };
+    prom.wait_for_series("linkwise_gpu_healthy == 1", 4 * 8, Duration::from_secs(60));
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+
+    // Clean: every wave's gate passes.
+    let waves: &[&[&str]] = &[&["n00"], &["n01", "n02"], &["n03"]];
+    let clean = gated_plan(
+        dir.path(),
+        "clean",
+        waves,
+        "echo {node} >> APPLIED",
+        &prom.url,
+        2,
+    );
+    ok(&["rollout", "run", clean.to_str().unwrap(), "--db", &db]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "rollout", "status", "clean", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["state"], "succeeded", "{v:#}");
+    let passed = v["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["step"] == "gates-passed")
+        .count();
+    assert_eq!(passed, 3, "{v:#}");
+    std::fs::remove_file(dir.path().join("applied")).unwrap();
+
+    // n02's apply marks its GPU3 unhealthy: the exporter shows it, Prometheus scrapes it.
+    let health = dir.path().join("health-{node}");
+    let inject = format!(
+        "echo {{node}} >> APPLIED; if [ {{node}} = n02 ]; then echo 'GPU3 unhealthy XID 79' > {}; fi",
+        health.display()
+    );
+    let bad = gated_plan(dir.path(), "bad", waves, &inject, &prom.url, 10);
+    let o = linkwise_testkit::cli::run(&["rollout", "run", bad.to_str().unwrap(), "--db", &db]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("n02") && err.contains("linkwise_gpu_healthy"),
+        "{err}"
+    );
+    assert_eq!(
+        lines(&dir.path().join("applied")),
+        ["n00", "n01", "n02"],
+        "n03 untouched"
+    );
+    assert_eq!(
+        lines(&dir.path().join("rolledback")),
+        ["n02"],
+        "only the node the gate names"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "rollout", "status", "bad", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["state"], "failed");
+    let state = |n: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["node"] == n)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        [state("n00"), state("n01"), state("n02"), state("n03")],
+        ["done", "done", "quarantined", "pending"]
+    );
+    let q: serde_json::Value =
+        serde_json::from_str(&ok(&["fleet", "--db", &db, "quarantine", "-o", "json"])).unwrap();
+    let quarantined: Vec<&str> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(quarantined, ["n02"], "{q:#}");
+    assert!(
+        q[0]["reason"].as_str().unwrap().contains("GPU-999cdd48"),
+        "{q:#}"
+    );
+}
+
+#[test]
+fn a_gate_that_cannot_be_evaluated_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    // Nothing listens on port 1: no answer, so the gate does not pass.
+    let plan = gated_plan(
+        dir.path(),
+        "closed",
+        &[&["n00"], &["n01"]],
+        "echo {node} >> APPLIED",
+        "http://127.0.0.1:1",
+        0,
+    );
+    let o = linkwise_testkit::cli::run(&["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("could not be evaluated"), "{err}");
+    assert_eq!(lines(&dir.path().join("applied")), ["n00"]);
+    assert_eq!(lines(&dir.path().join("rolledback")), ["n00"]);
+    // Gates without a Prometheus to ask are refused before anything runs.
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("prometheus: http://127.0.0.1:1\n", "");
+    let nowhere = dir.path().join("nowhere.yaml");
+    std::fs::write(&nowhere, text.replace("change: closed", "change: nowhere")).unwrap();
+    let o = linkwise_testkit::cli::run(&["rollout", "run", nowhere.to_str().unwrap(), "--db", &db]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prometheus"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

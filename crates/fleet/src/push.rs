@@ -321,6 +321,54 @@ impl Pusher {
     }
 }
 
+/// `GET url` (http, or https with the system's roots and `ca_file`): the status and the
+/// body, within `timeout`. For the read-only calls other crates make (Prometheus's query
+/// API for rollout gates) over the same TLS stack as the push.
+///
+/// # Errors
+///
+/// What failed, as a sentence: a bad URL, no connection, no answer in time.
+pub async fn get(
+    url: &str,
+    ca_file: Option<&PathBuf>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{url}: not an http:// or https:// URL")),
+    };
+    let client: Client<Connector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .build(connector(https, ca_file).map_err(|e| e.to_string())?);
+    let request = Request::get(uri)
+        .header(USER_AGENT, concat!("linkwise/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(timeout, async {
+        let response = client.request(request).await.map_err(|e| {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                cause = c.source();
+            }
+            s
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

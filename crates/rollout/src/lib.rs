@@ -6,7 +6,10 @@
 //! failing preflight or a quarantine held out with the reason. The plan is a file a
 //! person reviews and may edit ([`plan::Plan::parse`] reads it back). [`run`] executes it
 //! node by node, each step recorded in the fleet database before and after it runs, so a
-//! run killed at any point resumes without skipping or re-applying a node.
+//! run killed at any point resumes without skipping or re-applying a node. After each
+//! wave, [`gate`]s — PromQL queries against Prometheus — are evaluated while it bakes; a
+//! failing gate rolls back and quarantines the wave's nodes it names.
 
+pub mod gate;
 pub mod plan;
 pub mod run;

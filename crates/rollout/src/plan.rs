@@ -100,6 +100,13 @@ impl std::fmt::Display for Amount {
     }
 }
 
+/// Seconds between gate evaluations when a plan does not say.
+pub const DEFAULT_GATE_INTERVAL: u64 = 10;
+
+fn default_gate_interval() -> u64 {
+    DEFAULT_GATE_INTERVAL
+}
+
 /// How to plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -113,6 +120,10 @@ pub struct Options {
     pub verify: Vec<String>,
     /// Per-wave gates (PromQL).
     pub gates: Vec<String>,
+    /// The Prometheus server the gates ask (its root URL).
+    pub prometheus: Option<String>,
+    /// Seconds between evaluations of the gates while a wave bakes.
+    pub gate_interval_seconds: u64,
     /// Drain and return.
     pub executor: Executor,
     /// Only nodes whose labels have all of these (`rack=r07`).
@@ -181,9 +192,16 @@ pub struct Plan {
     /// Per-node checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify: Vec<String>,
-    /// Per-wave gates.
+    /// Per-wave gates: PromQL that selects what is wrong (a gate fails when its query
+    /// returns a series); `{nodes}`, `{wave}` and `{since}` are filled in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<String>,
+    /// The Prometheus server the gates ask (its root URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
+    /// Seconds between evaluations of the gates while a wave bakes.
+    #[serde(default = "default_gate_interval")]
+    pub gate_interval_seconds: u64,
     /// Seconds each wave bakes.
     #[serde(default)]
     pub bake_seconds: u64,
@@ -457,6 +475,8 @@ pub fn plan(
         rollback: o.rollback.clone(),
         verify: o.verify.clone(),
         gates: o.gates.clone(),
+        prometheus: o.prometheus.clone(),
+        gate_interval_seconds: o.gate_interval_seconds,
         bake_seconds: o.bake_seconds,
         max_unavailable: o.max_unavailable.to_string(),
         classes: classes

@@ -541,6 +541,170 @@ impl<'a> Engine<'a> {
         Ok(Ok(()))
     }
 
+    /// Marks in the log when wave `w` started (once: a resumed wave keeps its start).
+    async fn wave_started(&self, w: usize) -> Result<(), RunError> {
+        if self.wave_log_us("wave", w).await?.is_none() {
+            self.log(None, "wave", Some(&format!("wave {w}")), None, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// When the log got a `step` line for wave `w`, if it did.
+    async fn wave_log_us(&self, step: &str, w: usize) -> Result<Option<i64>, RunError> {
+        let row = sqlx::query(
+            "SELECT MIN(at_us) FROM rollout_log WHERE change_name = $1 AND step = $2 AND command = $3",
+        )
+        .bind(&self.change)
+        .bind(step)
+        .bind(format!("wave {w}"))
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(db)?;
+        row.try_get::<Option<i64>, _>(0).map_err(db)
+    }
+
+    /// Wave `w`'s gates, evaluated now and every interval until its bake time is over;
+    /// the first failing one rolls back and quarantines the nodes it names. Passed once,
+    /// a wave's gates are not evaluated again on resume.
+    async fn gate(&self, plan: &Plan, w: usize) -> Result<Option<Outcome>, RunError> {
+        if self.wave_log_us("gates-passed", w).await?.is_some() {
+            return Ok(None);
+        }
+        let prometheus = plan.prometheus.as_deref().unwrap_or_default();
+        let nodes: Vec<String> = plan.waves[w].iter().map(|n| n.node.clone()).collect();
+        let started = self.wave_log_us("wave", w).await?.unwrap_or_else(now_us);
+        let interval = Duration::from_secs(plan.gate_interval_seconds.max(1));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(plan.bake_seconds);
+        self.log(
+            None,
+            "bake",
+            None,
+            None,
+            Some(&format!(
+                "wave {w}: {} gate{} every {} s for {} s",
+                plan.gates.len(),
+                if plan.gates.len() == 1 { "" } else { "s" },
+                interval.as_secs(),
+                plan.bake_seconds
+            )),
+        )
+        .await?;
+        loop {
+            self.lease().await?;
+            if rollout_state(self.store, &self.change).await? == "aborted" {
+                self.log(
+                    None,
+                    "aborted",
+                    None,
+                    None,
+                    Some("aborted by an operator while baking"),
+                )
+                .await?;
+                return Err(RunError::Refused(format!(
+                    "rollout {} was aborted",
+                    self.change
+                )));
+            }
+            let since = Duration::from_micros(u64::try_from(now_us() - started).unwrap_or(0));
+            for g in &plan.gates {
+                let query = crate::gate::expand(g, &nodes, w, since);
+                let (failing, message) = match crate::gate::evaluate(prometheus, &query, 3).await {
+                    Ok(series) if series.is_empty() => continue,
+                    Ok(series) => {
+                        let shown: Vec<String> =
+                            series.iter().take(5).map(ToString::to_string).collect();
+                        let more = series.len().saturating_sub(5);
+                        (
+                            crate::gate::blamed(&series, &nodes),
+                            format!(
+                                "gate `{query}` returned {}{}",
+                                shown.join("; "),
+                                if more > 0 {
+                                    format!(" and {more} more")
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        )
+                    }
+                    Err(e) => (
+                        nodes.clone(),
+                        format!("gate `{query}` could not be evaluated: {e}"),
+                    ),
+                };
+                self.log(None, "gate", Some(&query), Some(1), Some(&message))
+                    .await?;
+                return self.fail_nodes(plan, &failing, &message).await.map(Some);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(interval.min(deadline - now)).await;
+        }
+        self.log(
+            None,
+            "gates-passed",
+            Some(&format!("wave {w}")),
+            Some(0),
+            Some(&format!(
+                "{} gates passed on {}",
+                plan.gates.len(),
+                nodes.join(", ")
+            )),
+        )
+        .await?;
+        Ok(None)
+    }
+
+    /// A failed gate: each named node (already returned to service) drained again,
+    /// rolled back and quarantined; the rollout stops.
+    async fn fail_nodes(
+        &self,
+        plan: &Plan,
+        nodes: &[String],
+        message: &str,
+    ) -> Result<Outcome, RunError> {
+        for node in nodes {
+            self.set_node(node, "rolling-back", None).await?;
+            if let Some(why) = self.drain(plan, node).await? {
+                self.log(
+                    Some(node),
+                    "drain",
+                    None,
+                    None,
+                    Some(&format!("drain for rollback: {why}")),
+                )
+                .await?;
+            }
+            if let Some(rb) = &plan.rollback {
+                let cmd = fill(rb, node);
+                self.command(node, "rollback", &cmd, None).await?;
+            }
+            if let Some(q) = Self::executor_command(plan, node, "quarantine") {
+                self.command(node, "quarantine", &q, None).await?;
+            }
+            self.store
+                .quarantine(
+                    node,
+                    &format!("{} failed its gate: {message}", plan.change),
+                    Some(&plan.change),
+                )
+                .await
+                .map_err(|e| RunError::Store(e.to_string()))?;
+            self.set_node(node, "quarantined", None).await?;
+        }
+        let why = format!("{} failed at gate: {message}", nodes.join(", "));
+        self.set_rollout("failed", Some(&why)).await?;
+        self.log(None, "failed", None, None, Some(&why)).await?;
+        Ok(Outcome::Failed {
+            node: nodes.join(","),
+            step: "gate".into(),
+            message: message.to_string(),
+        })
+    }
+
     async fn fail(
         &self,
         plan: &Plan,
@@ -663,9 +827,9 @@ fn supported(plan: &Plan) -> Result<(), RunError> {
             "the kubernetes executor is not in this build yet: use slurm or none".into(),
         ));
     }
-    if !plan.gates.is_empty() {
+    if !plan.gates.is_empty() && plan.prometheus.as_deref().is_none_or(str::is_empty) {
         return Err(RunError::Refused(
-            "PromQL gates are not evaluated by this build yet: remove `gates` from the plan, or gate with verify commands".into(),
+            "the plan has gates but no `prometheus` URL to ask (rollout plan --prometheus URL, or add `prometheus:` to the plan)".into(),
         ));
     }
     if let Some(n) = plan.nodes().find(|n| !safe_node(&n.node)) {
@@ -697,7 +861,17 @@ pub fn dry_run(plan: &Plan) -> Result<Outcome, RunError> {
                 actions.push(format!("{node}: {c}"));
             }
         }
-        if plan.bake_seconds > 0 {
+        let names: Vec<String> = wave.iter().map(|n| n.node.clone()).collect();
+        for g in &plan.gates {
+            actions.push(format!(
+                "# wave {i}: gate GET {}/api/v1/query?query={} (every {} s for {} s; fails on any series)",
+                plan.prometheus.as_deref().unwrap_or_default().trim_end_matches('/'),
+                crate::gate::expand(g, &names, i, Duration::from_secs(plan.bake_seconds)),
+                plan.gate_interval_seconds.max(1),
+                plan.bake_seconds
+            ));
+        }
+        if plan.bake_seconds > 0 && plan.gates.is_empty() {
             actions.push(format!("# wave {i}: bake {} s", plan.bake_seconds));
         }
     }
@@ -845,6 +1019,7 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
         .fetch_all(store.pool())
         .await
         .map_err(db)?;
+        engine.wave_started(w).await?;
         for row in &rows {
             if rollout_state(store, change).await? == "aborted" {
                 engine
@@ -867,7 +1042,12 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
                 return Ok(failed);
             }
         }
-        if plan.bake_seconds > 0 && w + 1 < waves {
+        if !plan.gates.is_empty() {
+            if let Some(failed) = engine.gate(&plan, w).await? {
+                engine.release_lease().await?;
+                return Ok(failed);
+            }
+        } else if plan.bake_seconds > 0 && w + 1 < waves {
             engine
                 .log(
                     None,

@@ -87,6 +87,8 @@ fn options(max: &str) -> Options {
         rollback: Some("ssh {node} apt-get install -y nvidia-driver-550".into()),
         verify: vec!["ssh {node} linkwise preflight".into()],
         gates: vec![],
+        prometheus: None,
+        gate_interval_seconds: 10,
         executor: Executor::Slurm,
         labels: BTreeMap::new(),
         only: BTreeSet::new(),

@@ -16,6 +16,7 @@
 //! - [`wait`]: polling against a deadline instead of fixed sleeps.
 //! - [`yaml`]: YAML read back by PyYAML (YAML 1.1), compared as JSON.
 //! - [`postgres`]: a fresh database on the real PostgreSQL `.ci/run` starts.
+//! - [`prometheus`]: a real Prometheus scraping the targets a test names.
 //! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
 //!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
 //!
@@ -36,6 +37,7 @@ pub mod kube_api;
 pub mod kubelet;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod wait;
 pub mod yaml;
 

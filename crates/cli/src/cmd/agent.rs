@@ -188,7 +188,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     super::serve::block_on(async move {
         if let Some(path) = args.health_file {
-            tokio::spawn(watch_health_file(path, plugin.health(), names));
+            let health = plugin.health();
+            tokio::spawn(watch_health_file(
+                path,
+                health.snapshot(),
+                move |id, h| health.set(id, h),
+                names,
+            ));
         }
         let exporter = match &exporter_topo {
             Some(t) => match super::serve::start_metrics(
@@ -312,8 +318,12 @@ fn parse_health(text: &str, names: &Resolver) -> (Vec<(GpuId, bool)>, Vec<String
 
 /// Applies the control file every [`HEALTH_POLL`]; devices it does not mention return to
 /// healthy when it changes, so deleting a line (or the file) heals a device.
-async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Resolver) {
-    let initial = health.snapshot();
+pub(crate) async fn watch_health_file(
+    path: PathBuf,
+    initial: std::collections::BTreeMap<GpuId, bool>,
+    set: impl Fn(&GpuId, bool),
+    names: Resolver,
+) {
     let mut last: Option<String> = None;
     loop {
         let text = read(&path);
@@ -328,7 +338,7 @@ async fn watch_health_file(path: PathBuf, health: HealthHandle, names: Resolver)
                     .rev()
                     .find(|(i, _)| i == id)
                     .map_or(*was, |(_, h)| *h);
-                health.set(id, now);
+                set(id, now);
             }
             tracing::info!(file = %path.display(), unhealthy = states.iter().filter(|(_, h)| !h).count(), "health file applied");
             last = text;

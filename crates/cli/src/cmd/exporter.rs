@@ -21,6 +21,7 @@ generate deterministic synthetic values, marked by linkwise_exporter_info{synthe
 the topology and PCIe state only.\n\n\
 Examples:\n  linkwise exporter --source profile:nvl72 --metrics-addr 127.0.0.1:9460\n  \
 curl -s localhost:9460/metrics | head\n  linkwise exporter --list-metrics\n  \
+echo 'GPU3 unhealthy XID 79' > health; linkwise exporter --source profile:dgx-h100 --health-file health\n  \
 linkwise exporter --list-metrics -o json"
 )]
 pub struct Args {
@@ -33,6 +34,11 @@ pub struct Args {
     /// The kubelet's PodResources socket ("none": no pod attribution).
     #[arg(long, default_value = linkwise_deviceplugin::DEFAULT_POD_RESOURCES_SOCKET)]
     pod_resources_socket: PathBuf,
+    /// A control file that marks devices unhealthy or healthy, as `linkwise agent` reads it:
+    /// `DEVICE unhealthy [reason]` or `DEVICE healthy` per line (DEVICE: index, label, UUID
+    /// or PCI bus id); read every 250 ms, shown in linkwise_gpu_healthy.
+    #[arg(long, value_name = "FILE")]
+    health_file: Option<PathBuf>,
     /// Print the metric families and exit.
     #[arg(long)]
     list_metrics: bool,
@@ -61,8 +67,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     serve::block_on(async move {
         let socket = (args.pod_resources_socket.as_os_str() != "none")
             .then_some(args.pod_resources_socket.clone());
+        let health = args.health_file.clone().map(|path| {
+            let initial: std::collections::BTreeMap<_, _> = topo
+                .gpus
+                .iter()
+                .map(|g| (g.id.clone(), g.health.is_healthy()))
+                .collect();
+            let (tx, rx) = tokio::sync::watch::channel(initial.clone());
+            let tx = std::sync::Arc::new(tx);
+            let mark = {
+                let tx = tx.clone();
+                move |id: &linkwise_core::GpuId, healthy: bool| {
+                    tx.send_if_modified(|m| match m.get_mut(id) {
+                        Some(h) if *h != healthy => {
+                            *h = healthy;
+                            true
+                        }
+                        _ => false,
+                    });
+                }
+            };
+            tokio::spawn(super::agent::watch_health_file(
+                path,
+                initial,
+                mark.clone(),
+                super::Resolver::new(&topo),
+            ));
+            linkwise_exporter::HealthLink::new(mark, rx)
+        });
         let Some(running) =
-            serve::start_metrics(&spec, &args.source, &topo, &args.metrics, socket, None).await?
+            serve::start_metrics(&spec, &args.source, &topo, &args.metrics, socket, health).await?
         else {
             return Ok(());
         };

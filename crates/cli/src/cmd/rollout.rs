@@ -36,7 +36,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum What {
     /// Write the plan: canaries, waves, held-out nodes, commands and gates.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Run a plan: per node drain, apply, verify, return to service; a failure rolls the
     /// node back, quarantines it and stops (exit 1).
     Run {
@@ -96,9 +96,17 @@ struct PlanArgs {
     /// A check after apply (repeatable); failing fails the node.
     #[arg(long = "verify", value_name = "CMD")]
     verify: Vec<String>,
-    /// A PromQL gate each wave must pass (repeatable).
-    #[arg(long = "gate", value_name = "QUERY")]
+    /// A PromQL gate each wave must pass (repeatable): it selects what is wrong, so it
+    /// fails when it returns a series. `{nodes}` (a regex of the wave's nodes), `{wave}`
+    /// and `{since}` (the wave's age, e.g. `95s`) are filled in.
+    #[arg(long = "gate", value_name = "QUERY", requires = "prometheus")]
     gates: Vec<String>,
+    /// The Prometheus server the gates ask (its root URL, e.g. http://prometheus:9090).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// Seconds between gate evaluations while a wave bakes.
+    #[arg(long, default_value_t = linkwise_rollout::plan::DEFAULT_GATE_INTERVAL, value_name = "SECONDS")]
+    gate_interval: u64,
     /// How nodes are drained and returned to service.
     #[arg(long, value_enum, default_value_t = ExecutorArg::None)]
     executor: ExecutorArg,
@@ -146,7 +154,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let db = a.db.clone();
     let outcome = match a.what {
-        What::Plan(p) => return plan_cmd(&a.db, p),
+        What::Plan(p) => return plan_cmd(&a.db, *p),
         What::Run { plan, run } => {
             let text = linkwise_fsio::read_to_string_capped(&plan)?;
             let plan = linkwise_rollout::plan::Plan::parse(&text, &plan.display().to_string())
@@ -274,6 +282,8 @@ fn plan_cmd(db: &str, p: PlanArgs) -> anyhow::Result<()> {
         rollback: p.rollback,
         verify: p.verify,
         gates: p.gates,
+        prometheus: p.prometheus,
+        gate_interval_seconds: p.gate_interval,
         executor: match p.executor {
             ExecutorArg::Slurm => Executor::Slurm,
             ExecutorArg::Kubernetes => Executor::Kubernetes,
