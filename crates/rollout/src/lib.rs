@@ -11,5 +11,6 @@
 //! failing gate rolls back and quarantines the wave's nodes it names.
 
 pub mod gate;
+pub mod kubernetes;
 pub mod plan;
 pub mod run;

@@ -50,8 +50,12 @@ pub struct RunOptions {
     pub command_timeout: Duration,
     /// How long a lease lasts without renewal.
     pub lease: Duration,
-    /// How long a drain may wait for jobs to end.
+    /// How long a drain may wait for jobs to end (or evictions to be allowed).
     pub drain_timeout: Duration,
+    /// How often a blocked eviction is asked again, and a drained pod looked for.
+    pub poll_interval: Duration,
+    /// The Kubernetes API, for the `kubernetes` executor: a client, or why there is none.
+    pub kube: Result<crate::kubernetes::Kube, String>,
 }
 
 impl Default for RunOptions {
@@ -61,6 +65,8 @@ impl Default for RunOptions {
             command_timeout: Duration::from_secs(3600),
             lease: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(5),
+            kube: Err("no Kubernetes client was given".into()),
         }
     }
 }
@@ -484,6 +490,9 @@ impl<'a> Engine<'a> {
     }
 
     async fn drain(&self, plan: &Plan, node: &str) -> Result<Option<String>, RunError> {
+        if plan.executor == Executor::Kubernetes {
+            return self.kube_drain(node).await;
+        }
         let Some(cmd) = Self::executor_command(plan, node, "drain") else {
             return Ok(None);
         };
@@ -539,6 +548,147 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// One Kubernetes API call for `node`, logged as `step` with what it did
+    /// (`call`) and its outcome; `Err(why)` when it failed.
+    async fn kube_call<'k, F, Fut>(
+        &'k self,
+        node: &str,
+        step: &str,
+        call: &str,
+        f: F,
+    ) -> Result<Result<(), String>, RunError>
+    where
+        F: FnOnce(&'k crate::kubernetes::Kube) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let kube = self.o.kube.as_ref().map_err(|e| {
+            RunError::Refused(format!("the kubernetes executor has no API access: {e}"))
+        })?;
+        let r = f(kube).await;
+        let (code, out) = match &r {
+            Ok(()) => (0, "ok".to_string()),
+            Err(e) => (1, e.clone()),
+        };
+        self.log(
+            Some(node),
+            step,
+            Some(&format!("{call} {node}")),
+            Some(code),
+            Some(&out),
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// Cordons `node`, evicts its GPU pods (retrying while a PodDisruptionBudget refuses)
+    /// and waits until they are gone; `Some(why)` when it cannot.
+    async fn kube_drain(&self, node: &str) -> Result<Option<String>, RunError> {
+        if let Err(why) = self
+            .kube_call(node, "drain", "cordon", |k| async move {
+                k.set_unschedulable(node, true).await
+            })
+            .await?
+        {
+            return Ok(Some(why));
+        }
+        let kube = self
+            .o
+            .kube
+            .as_ref()
+            .map_err(|e| RunError::Refused(e.clone()))?;
+        let pods = match kube.gpu_pods(node).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(e)),
+        };
+        let names: Vec<String> = pods.iter().map(ToString::to_string).collect();
+        self.log(
+            Some(node),
+            "drain",
+            Some(&format!("list GPU pods on {node}")),
+            Some(0),
+            Some(&if names.is_empty() {
+                "no GPU pod to evict".to_string()
+            } else {
+                format!("to evict: {}", names.join(", "))
+            }),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + self.o.drain_timeout;
+        for pod in &pods {
+            let mut told = false;
+            loop {
+                self.lease().await?;
+                match kube.evict(pod).await {
+                    Ok(crate::kubernetes::Evicted::Done) => {
+                        self.log(
+                            Some(node),
+                            "evict",
+                            Some(&format!("evict {pod}")),
+                            Some(0),
+                            Some("evicted"),
+                        )
+                        .await?;
+                        break;
+                    }
+                    Ok(crate::kubernetes::Evicted::Blocked(why)) => {
+                        if tokio::time::Instant::now() > deadline {
+                            return Ok(Some(format!(
+                                "evicting {pod} still refused after {:?}: {why}",
+                                self.o.drain_timeout
+                            )));
+                        }
+                        if !told {
+                            self.log(
+                                Some(node),
+                                "evict",
+                                Some(&format!("evict {pod}")),
+                                Some(1),
+                                Some(&format!(
+                                    "{why} (a PodDisruptionBudget: asking again every {:?})",
+                                    self.o.poll_interval
+                                )),
+                            )
+                            .await?;
+                            told = true;
+                        }
+                        tokio::time::sleep(self.o.poll_interval).await;
+                    }
+                    Err(e) => return Ok(Some(e)),
+                }
+            }
+        }
+        for pod in &pods {
+            loop {
+                match kube.gone(pod).await {
+                    Ok(true) => break,
+                    Ok(false) if tokio::time::Instant::now() > deadline => {
+                        return Ok(Some(format!(
+                            "{pod} still runs {:?} after its eviction",
+                            self.o.drain_timeout
+                        )));
+                    }
+                    Ok(false) => tokio::time::sleep(self.o.poll_interval).await,
+                    Err(e) => return Ok(Some(e)),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `kubernetes` executor's quarantine: cordoned, tainted and labelled. A failure
+    /// to mark it is logged; the node is quarantined in the store all the same.
+    async fn kube_quarantine(&self, plan: &Plan, node: &str) -> Result<(), RunError> {
+        if plan.executor != Executor::Kubernetes {
+            return Ok(());
+        }
+        let change = plan.change.clone();
+        self.kube_call(node, "quarantine", "taint and label", |k| async move {
+            k.quarantine(node, &change).await
+        })
+        .await
+        .map(drop)
     }
 
     /// Marks in the log when wave `w` started (once: a resumed wave keeps its start).
@@ -685,6 +835,7 @@ impl<'a> Engine<'a> {
             if let Some(q) = Self::executor_command(plan, node, "quarantine") {
                 self.command(node, "quarantine", &q, None).await?;
             }
+            self.kube_quarantine(plan, node).await?;
             self.store
                 .quarantine(
                     node,
@@ -720,6 +871,7 @@ impl<'a> Engine<'a> {
         if let Some(q) = Self::executor_command(plan, node, "quarantine") {
             self.command(node, "quarantine", &q, None).await?;
         }
+        self.kube_quarantine(plan, node).await?;
         self.store
             .quarantine(
                 node,
@@ -796,6 +948,15 @@ impl<'a> Engine<'a> {
                 }
                 "returning" => {
                     self.set_node(node, "returning", None).await?;
+                    if plan.executor == Executor::Kubernetes
+                        && let Err(why) = self
+                            .kube_call(node, "return", "uncordon", |k| async move {
+                                k.set_unschedulable(node, false).await
+                            })
+                            .await?
+                    {
+                        return self.fail(plan, node, "return", why).await.map(Some);
+                    }
                     if let Some(cmd) = Self::executor_command(plan, node, "return") {
                         let r = self.command(node, "return", &cmd, None).await?;
                         if r.code != Some(0) {
@@ -822,11 +983,6 @@ impl<'a> Engine<'a> {
 
 /// Checks that `plan` can run in this build.
 fn supported(plan: &Plan) -> Result<(), RunError> {
-    if plan.executor == Executor::Kubernetes {
-        return Err(RunError::Refused(
-            "the kubernetes executor is not in this build yet: use slurm or none".into(),
-        ));
-    }
     if !plan.gates.is_empty() && plan.prometheus.as_deref().is_none_or(str::is_empty) {
         return Err(RunError::Refused(
             "the plan has gates but no `prometheus` URL to ask (rollout plan --prometheus URL, or add `prometheus:` to the plan)".into(),
@@ -841,6 +997,16 @@ fn supported(plan: &Plan) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Refuses a `kubernetes` plan without API access before anything runs.
+fn reachable(plan: &Plan, o: &RunOptions) -> Result<(), RunError> {
+    match (&o.kube, plan.executor, o.dry_run) {
+        (Err(e), Executor::Kubernetes, false) => Err(RunError::Refused(format!(
+            "the kubernetes executor needs the Kubernetes API (an in-cluster service account or KUBECONFIG): {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What `run --dry-run` would do.
 pub fn dry_run(plan: &Plan) -> Result<Outcome, RunError> {
     supported(plan)?;
@@ -853,12 +1019,28 @@ pub fn dry_run(plan: &Plan) -> Result<Outcome, RunError> {
                 actions.push(format!("{node}: {c}"));
                 actions.push(format!("{node}: squeue -h -w {node} -o %i  (until empty)"));
             }
+            if plan.executor == Executor::Kubernetes {
+                actions.push(format!(
+                    "{node}: PATCH /api/v1/nodes/{node} {{\"spec\":{{\"unschedulable\":true}}}}"
+                ));
+                actions.push(format!(
+                    "{node}: GET /api/v1/pods?fieldSelector=spec.nodeName={node}  (GPU pods, not of a DaemonSet)"
+                ));
+                actions.push(format!(
+                    "{node}: POST /api/v1/namespaces/NS/pods/POD/eviction  (each; asked again while a PodDisruptionBudget refuses)"
+                ));
+            }
             actions.push(format!("{node}: {}", fill(&plan.apply, node)));
             for v in &plan.verify {
                 actions.push(format!("{node}: {}", fill(v, node)));
             }
             if let Some(c) = Engine::executor_command(plan, node, "return") {
                 actions.push(format!("{node}: {c}"));
+            }
+            if plan.executor == Executor::Kubernetes {
+                actions.push(format!(
+                    "{node}: PATCH /api/v1/nodes/{node} {{\"spec\":{{\"unschedulable\":false}}}}"
+                ));
             }
         }
         let names: Vec<String> = wave.iter().map(|n| n.node.clone()).collect();
@@ -885,6 +1067,7 @@ pub fn dry_run(plan: &Plan) -> Result<Outcome, RunError> {
 /// [`RunError`]: a store failure, or a run that is refused.
 pub async fn run(store: &Store, plan: &Plan, o: RunOptions) -> Result<Outcome, RunError> {
     supported(plan)?;
+    reachable(plan, &o)?;
     if o.dry_run {
         return dry_run(plan);
     }
@@ -990,6 +1173,7 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
         _ => {}
     }
     supported(&plan)?;
+    reachable(&plan, &o)?;
     if o.dry_run {
         return dry_run(&plan);
     }

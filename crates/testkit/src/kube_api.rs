@@ -1,8 +1,17 @@
 //! A fake Kubernetes API server behind a real `kube::Client`: it records every request
-//! (method, path and query, content type, body) and answers with the object the path
-//! names: `GET`/`PATCH`/`PUT` of `/api/v1/nodes/NAME` get that Node back (with the
-//! annotations and labels of the last merge patch applied), anything else `404` with a
-//! Kubernetes `Status`.
+//! (method, path and query, content type, body) and answers as the API server does for
+//! the objects it holds:
+//!
+//! - `GET`/`PATCH` of `/api/v1/nodes/NAME`: that Node back, a JSON merge patch applied
+//!   (labels, annotations, `spec.unschedulable`, `spec.taints`);
+//! - `GET /api/v1/pods?fieldSelector=spec.nodeName=NODE` (and without the selector): a
+//!   `PodList`; `GET /api/v1/namespaces/NS/pods/NAME`: the Pod or `404`;
+//! - `POST /api/v1/namespaces/NS/pods/NAME/eviction` (the Eviction API): the pod is
+//!   deleted and `201` answered — unless a PodDisruptionBudget of its namespace selects
+//!   it (`matchLabels`) and allows no disruption (`minAvailable` of the selected pods
+//!   would no longer be met), when the answer is `429 TooManyRequests`, as the API
+//!   server's;
+//! - anything else `404` with a Kubernetes `Status`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -29,6 +38,29 @@ pub struct Seen {
 pub struct FakeApi {
     seen: Arc<Mutex<Vec<Seen>>>,
     nodes: Arc<Mutex<BTreeMap<String, Value>>>,
+    /// Pods by `NS/NAME`.
+    pods: Arc<Mutex<BTreeMap<String, Value>>>,
+    pdbs: Arc<Mutex<Vec<Pdb>>>,
+}
+
+/// A PodDisruptionBudget: namespace, `matchLabels`, `minAvailable`.
+type Pdb = (String, BTreeMap<String, String>, usize);
+
+/// A pod for [`FakeApi::add_pod`].
+#[derive(Debug, Clone, Default)]
+pub struct PodSpec<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// The node it runs on.
+    pub node: &'a str,
+    /// Its labels.
+    pub labels: &'a [(&'a str, &'a str)],
+    /// GPUs its container asks for (`nvidia.com/gpu` limits), 0 for none.
+    pub gpus: u32,
+    /// The kind of its controller (`DaemonSet`, `ReplicaSet`), if any.
+    pub owner: Option<&'a str>,
 }
 
 impl FakeApi {
@@ -46,6 +78,59 @@ impl FakeApi {
             }
         }
         api
+    }
+
+    /// Adds a running pod.
+    pub fn add_pod(&self, p: &PodSpec<'_>) {
+        let labels: serde_json::Map<String, Value> = p
+            .labels
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::from(*v)))
+            .collect();
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": p.name, "namespace": p.namespace, "labels": labels,
+                         "uid": format!("uid-{}-{}", p.namespace, p.name)},
+            "spec": {"nodeName": p.node, "containers": [{"name": "main", "image": "cuda"}]},
+            "status": {"phase": "Running"},
+        });
+        if p.gpus > 0 {
+            pod["spec"]["containers"][0]["resources"] =
+                json!({"limits": {"nvidia.com/gpu": p.gpus.to_string()}});
+        }
+        if let Some(kind) = p.owner {
+            pod["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "apps/v1", "kind": kind, "name": format!("{}-owner", p.name),
+                "uid": format!("owner-{}", p.name), "controller": true}]);
+        }
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(format!("{}/{}", p.namespace, p.name), pod);
+    }
+
+    /// Adds a PodDisruptionBudget: at least `min_available` of the pods of `namespace`
+    /// with all of `labels` must keep running.
+    pub fn add_pdb(&self, namespace: &str, labels: &[(&str, &str)], min_available: usize) {
+        self.pdbs.lock().unwrap_or_else(|p| p.into_inner()).push((
+            namespace.to_string(),
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            min_available,
+        ));
+    }
+
+    /// The names (`NS/NAME`) of the pods running on `node`.
+    pub fn pods_on(&self, node: &str) -> Vec<String> {
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, p)| p["spec"]["nodeName"] == node)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// A client whose every request this fake answers (no network involved).
@@ -97,10 +182,13 @@ impl FakeApi {
             .unwrap_or_else(|p| p.into_inner())
             .push(Seen {
                 method: method.clone(),
-                uri,
+                uri: uri.clone(),
                 content_type: content_type.clone(),
                 body: body.clone(),
             });
+        if let Some(r) = self.pod_request(&method, &path, &uri) {
+            return r;
+        }
         let name = path
             .strip_prefix("/api/v1/nodes/")
             .filter(|n| !n.contains('/'));
@@ -116,6 +204,103 @@ impl FakeApi {
         }
         respond(200, node)
     }
+}
+
+impl FakeApi {
+    /// Pods, their list and their eviction; `None` for other paths.
+    fn pod_request(
+        &self,
+        method: &str,
+        path: &str,
+        uri: &str,
+    ) -> Option<http::Response<http_body_util::Full<bytes::Bytes>>> {
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        if path == "/api/v1/pods" && method == "GET" {
+            let query = uri.split_once('?').map_or("", |(_, q)| q);
+            let node = query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == "fieldSelector").then(|| decode(v))
+            });
+            let node = node
+                .as_deref()
+                .and_then(|f| f.strip_prefix("spec.nodeName="));
+            let items: Vec<Value> = pods
+                .values()
+                .filter(|p| node.is_none_or(|n| p["spec"]["nodeName"] == n))
+                .cloned()
+                .collect();
+            return Some(respond(
+                200,
+                &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
+            ));
+        }
+        let rest = path.strip_prefix("/api/v1/namespaces/")?;
+        let (ns, rest) = rest.split_once("/pods/")?;
+        let (name, sub) = match rest.split_once('/') {
+            Some((n, s)) => (n, Some(s)),
+            None => (rest, None),
+        };
+        let key = format!("{ns}/{name}");
+        let Some(pod) = pods.get(&key).cloned() else {
+            return Some(respond(404, &not_found(path)));
+        };
+        match (method, sub) {
+            ("GET", None) => Some(respond(200, &pod)),
+            ("POST", Some("eviction")) => {
+                let pdbs = self.pdbs.lock().unwrap_or_else(|p| p.into_inner());
+                let selects = |labels: &BTreeMap<String, String>, p: &Value| {
+                    p["metadata"]["namespace"] == ns
+                        && labels
+                            .iter()
+                            .all(|(k, v)| p["metadata"]["labels"][k].as_str() == Some(v))
+                };
+                for (pdb_ns, labels, min) in pdbs.iter() {
+                    if pdb_ns != ns || !selects(labels, &pod) {
+                        continue;
+                    }
+                    let healthy = pods.values().filter(|p| selects(labels, p)).count();
+                    if healthy <= *min {
+                        return Some(respond(
+                            429,
+                            &status(
+                                429,
+                                "TooManyRequests",
+                                "Cannot evict pod as it would violate the pod's disruption budget.",
+                            ),
+                        ));
+                    }
+                }
+                pods.remove(&key);
+                Some(respond(
+                    201,
+                    &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}),
+                ))
+            }
+            _ => Some(respond(405, &status(405, "MethodNotAllowed", method))),
+        }
+    }
+}
+
+/// `%XX` decoded (query values).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 7386 JSON merge patch of `patch` into `target`.

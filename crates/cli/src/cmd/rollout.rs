@@ -74,6 +74,19 @@ struct RunArgs {
     /// The limit of one command, seconds (its process group is killed after).
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     command_timeout: u64,
+    /// How long a drain may wait for jobs to end (slurm) or for evictions that a
+    /// PodDisruptionBudget refuses (kubernetes), seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    drain_timeout: u64,
+}
+
+/// The Kubernetes API as kube-rs finds it (in-cluster service account, else
+/// KUBECONFIG), or why not: for the `kubernetes` executor.
+async fn kube_access() -> Result<linkwise_rollout::kubernetes::Kube, String> {
+    kube::Client::try_default()
+        .await
+        .map(linkwise_rollout::kubernetes::Kube)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,6 +163,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let options = |r: &RunArgs| RunOptions {
         dry_run: r.dry_run,
         command_timeout: std::time::Duration::from_secs(r.command_timeout.max(1)),
+        drain_timeout: std::time::Duration::from_secs(r.drain_timeout.max(1)),
         ..RunOptions::default()
     };
     let db = a.db.clone();
@@ -159,8 +173,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let text = linkwise_fsio::read_to_string_capped(&plan)?;
             let plan = linkwise_rollout::plan::Plan::parse(&text, &plan.display().to_string())
                 .map_err(|e| BadInput(e.to_string()))?;
-            let o = options(&run);
+            let mut o = options(&run);
             super::serve::block_on(async move {
+                if plan.executor == linkwise_rollout::plan::Executor::Kubernetes && !o.dry_run {
+                    o.kube = kube_access().await;
+                }
                 let store = super::fleet::open(&db).await?;
                 let r = linkwise_rollout::run::run(&store, &plan, o).await;
                 store.close().await;
@@ -168,8 +185,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             })??
         }
         What::Resume { change, run } => {
-            let o = options(&run);
+            let mut o = options(&run);
             super::serve::block_on(async move {
+                if !o.dry_run {
+                    o.kube = kube_access().await;
+                }
                 let store = super::fleet::open(&db).await?;
                 let r = linkwise_rollout::run::resume(&store, &change, o).await;
                 store.close().await;
