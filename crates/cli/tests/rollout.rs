@@ -287,9 +287,20 @@ fn a_failing_apply_rolls_back_quarantines_and_leaves_later_waves_untouched() {
 
 #[test]
 fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_over() {
+    // Regression: this test once polled `rollout status` for the two seconds in which
+    // the first run held the lease, and missed them under load. Now the first node's
+    // apply marks that it started (the run holds the lease then) and waits for the
+    // test's go.
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("f.db").display());
-    let plan = write_plan(dir.path(), "lease", "sleep 1; echo {node} >> APPLIED", 2);
+    let started = dir.path().join("started");
+    let go = dir.path().join("go");
+    let apply = format!(
+        "echo {{node}} >> {}; while [ ! -e {} ]; do sleep 0.05; done; echo {{node}} >> APPLIED",
+        started.display(),
+        go.display()
+    );
+    let plan = write_plan(dir.path(), "lease", &apply, 2);
     let mut first = linkwise_testkit::cli::linkwise()
         .args(["rollout", "run", plan.to_str().unwrap(), "--db", &db])
         .stdout(std::process::Stdio::null())
@@ -297,15 +308,9 @@ fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_ove
         .spawn()
         .unwrap();
     linkwise_testkit::wait::poll_until(
-        std::time::Duration::from_secs(30),
-        "the first run to hold the lease",
-        || {
-            let o = linkwise_testkit::cli::run(&[
-                "rollout", "status", "lease", "--db", &db, "-o", "json",
-            ]);
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-            v.get("lease").is_some().then_some(())
-        },
+        std::time::Duration::from_secs(60),
+        "the first run's first apply to start",
+        || started.exists().then_some(()),
     )
     .unwrap();
     let o = linkwise_testkit::cli::run(&["rollout", "resume", "lease", "--db", &db]);
@@ -317,9 +322,13 @@ fn two_runs_of_one_rollout_cannot_proceed_at_once_and_a_dead_holder_is_taken_ove
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    // The holder is dead: the next run takes over at once and finishes.
+    // The holder is dead: the next run takes over at once, waits for the apply it left
+    // in flight (which the go lets finish), verifies it and finishes.
+    std::fs::write(&go, "").unwrap();
     ok(&["rollout", "resume", "lease", "--db", &db]);
-    assert_eq!(applied_counts(dir.path()).len(), 2);
+    let counts = applied_counts(dir.path());
+    assert_eq!(counts.len(), 2);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
 }
 
 #[test]
