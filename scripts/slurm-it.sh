@@ -7,7 +7,8 @@
 #   scripts/slurm-it.sh --measure [--install] LINKWISE [PROFILE...]   print the steering table
 #   scripts/slurm-it.sh --exec CMD LINKWISE PROFILE        run CMD against the running Slurm
 # Environment: LINKS=lanes|steer (gres.conf Links=), JOB_SUBMIT_LUA=FILE (installed as
-# job_submit.lua with JobSubmitPlugins=lua).
+# job_submit.lua with JobSubmitPlugins=lua), EXTRA_NODES=N (N more nodes without GPUs,
+# HOST-2.., each its own slurmd on its own port: a multi-node cluster on one host).
 #
 # Test: for each profile, with Links= as NVLink lanes, `srun --gres=gpu:2` and `srun
 # --gpus=2` must each get an NVLink-connected pair; with the mitigation (gres --links steer
@@ -150,8 +151,15 @@ ReturnToService=2
 MpiDefault=none
 ${JOB_SUBMIT_LUA:+JobSubmitPlugins=lua}
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:$gpu_type:$n State=UNKNOWN
-PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
+  extra=()
+  for ((i = 2; i <= ${EXTRA_NODES:-0} + 1; i++)); do
+    extra+=("$node-$i")
+    echo "NodeName=$node-$i NodeAddr=127.0.0.1 NodeHostname=$node Port=$((port + i)) CPUs=$cpus RealMemory=$mem State=UNKNOWN" >> "$dir/slurm.conf"
+  done
+  all=$(IFS=,; echo "$node${extra[*]:+,${extra[*]}}")
+  echo "PartitionName=debug Nodes=$all Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES" >> "$dir/slurm.conf"
+
   if [ -n "${JOB_SUBMIT_LUA:-}" ]; then cp "$JOB_SUBMIT_LUA" "$dir/job_submit.lua"; fi
   export SLURM_CONF=$dir/slurm.conf
 
@@ -168,8 +176,13 @@ CONF
   slurmd -D >"$dir/log/slurmd.out" 2>&1 &
   pids+=($!)
   disown $!
+  for x in "${extra[@]}"; do
+    slurmd -D -N "$x" >"$dir/log/slurmd-$x.out" 2>&1 &
+    pids+=($!)
+    disown $!
+  done
   for _ in $(seq 1 150); do
-    if sinfo -h -o %t 2>/dev/null | grep -qx idle; then return 0; fi
+    if [ "$(sinfo -h -N -o %t 2>/dev/null | grep -cx idle)" = $((${EXTRA_NODES:-0} + 1)) ]; then return 0; fi
     sleep 0.2
   done
   echo "FAIL slurm-it: Slurm did not reach idle for $profile within 30 s; logs:"
