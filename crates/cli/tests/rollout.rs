@@ -572,3 +572,67 @@ fn a_gate_that_cannot_be_evaluated_fails_closed() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn rollback_undoes_the_change_everywhere_it_reached_last_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("f.db").display());
+    let rolled = dir.path().join("rolledback");
+    let with_rollback = |change: &str, apply: &str| {
+        let p = write_plan(dir.path(), change, apply, 6);
+        let text = std::fs::read_to_string(&p).unwrap().replace(
+            "executor: none\n",
+            &format!(
+                "executor: none\nrollback: {}\n",
+                serde_json::to_string(&format!("echo {{node}} >> {}", rolled.display())).unwrap()
+            ),
+        );
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // A rollout that stopped at n04: n00..n03 done, n04 rolled back and quarantined, n05
+    // never touched.
+    let plan = with_rollback("undo", "[ {node} != n04 ] && echo {node} >> APPLIED");
+    let o = linkwise_testkit::cli::run(&["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(lines(&rolled), ["n04"]);
+    let dry = ok(&["rollout", "rollback", "undo", "--db", &db, "--dry-run"]);
+    assert_eq!(dry.lines().count(), 4, "{dry}");
+    assert!(!dry.contains("n04") && !dry.contains("n05"), "{dry}");
+    ok(&["rollout", "rollback", "undo", "--db", &db]);
+    assert_eq!(lines(&rolled), ["n04", "n03", "n02", "n01", "n00"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "rollout", "status", "undo", "--db", &db, "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["state"], "rolled-back");
+    let states: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "rolled-back",
+            "rolled-back",
+            "rolled-back",
+            "rolled-back",
+            "quarantined",
+            "pending"
+        ]
+    );
+    // Nothing left to undo: a second rollback rolls back nothing; resume is refused.
+    ok(&["rollout", "rollback", "undo", "--db", &db]);
+    assert_eq!(lines(&rolled).len(), 5);
+    let o = linkwise_testkit::cli::run(&["rollout", "resume", "undo", "--db", &db]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(linkwise_testkit::cli::stderr(&o).contains("rolled-back"));
+    // A plan without a rollback command cannot be rolled back.
+    let plain = write_plan(dir.path(), "plain", "echo {node} >> APPLIED", 1);
+    ok(&["rollout", "run", plain.to_str().unwrap(), "--db", &db]);
+    let o = linkwise_testkit::cli::run(&["rollout", "rollback", "plain", "--db", &db]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(linkwise_testkit::cli::stderr(&o).contains("no rollback command"));
+}

@@ -89,6 +89,11 @@ pub enum Outcome {
         /// Why.
         message: String,
     },
+    /// `rollback`: every node the change reached is rolled back.
+    RolledBack {
+        /// Nodes rolled back.
+        nodes: usize,
+    },
     /// `--dry-run`: the commands and calls that would run, in order.
     DryRun {
         /// One line each.
@@ -1165,7 +1170,7 @@ pub async fn resume(store: &Store, change: &str, o: RunOptions) -> Result<Outcom
                 nodes: plan.nodes().count(),
             });
         }
-        "aborted" | "failed" => {
+        "aborted" | "failed" | "rolled-back" | "rolling-back" => {
             return Err(RunError::Refused(format!(
                 "rollout {change} is {state}; start a new change to go on"
             )));
@@ -1266,6 +1271,123 @@ pub async fn abort(store: &Store, change: &str) -> Result<(), RunError> {
         .await
         .map_err(db)?;
     Ok(())
+}
+
+/// Undoes the change on every node it reached, last changed first: each node whose apply
+/// ran (or may have: in flight when a run died) is drained, its rollback command run and
+/// it is returned to service, then marked `rolled-back`; quarantined nodes were rolled
+/// back when they failed and pending ones were never touched. The rollout ends
+/// `rolled-back` (not resumable). Run again after a crash, it goes on with the nodes not
+/// yet rolled back (a node caught mid-rollback is rolled back again: rollback commands
+/// must be safe to repeat, as apply commands must). A rollback command failing stops it
+/// there, the node quarantined.
+///
+/// # Errors
+///
+/// [`RunError`]: no such rollout, no rollback command, another run holds the lease.
+pub async fn rollback(store: &Store, change: &str, o: RunOptions) -> Result<Outcome, RunError> {
+    let (plan, _) = stored_plan(store, change).await?;
+    let Some(command) = plan.rollback.clone() else {
+        return Err(RunError::Refused(format!(
+            "the plan of {change} has no rollback command: nothing to undo the change with"
+        )));
+    };
+    supported(&plan)?;
+    reachable(&plan, &o)?;
+    let rows = sqlx::query(
+        "SELECT node, state, pgid FROM rollout_nodes WHERE change_name = $1 ORDER BY position DESC",
+    )
+    .bind(change)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db)?;
+    let mut todo = Vec::new();
+    for r in &rows {
+        let node: String = r.try_get(0).map_err(db)?;
+        let state: String = r.try_get(1).map_err(db)?;
+        let pgid: Option<i64> = r.try_get(2).map_err(db)?;
+        if !matches!(
+            state.as_str(),
+            "pending" | "draining" | "quarantined" | "rolled-back"
+        ) {
+            todo.push((node, pgid));
+        }
+    }
+    if o.dry_run {
+        let mut actions = Vec::new();
+        for (node, _) in &todo {
+            if let Some(c) = Engine::executor_command(&plan, node, "drain") {
+                actions.push(format!("{node}: {c}"));
+            }
+            actions.push(format!("{node}: {}", fill(&command, node)));
+            if let Some(c) = Engine::executor_command(&plan, node, "return") {
+                actions.push(format!("{node}: {c}"));
+            }
+        }
+        return Ok(Outcome::DryRun { actions });
+    }
+    let engine = Engine {
+        store,
+        change: change.to_string(),
+        owner: owner(),
+        o,
+    };
+    engine.lease().await?;
+    engine
+        .set_rollout("rolling-back", Some("rollback by an operator"))
+        .await?;
+    engine
+        .log(
+            None,
+            "rollback",
+            None,
+            None,
+            Some(&format!("{} nodes to roll back", todo.len())),
+        )
+        .await?;
+    for (node, pgid) in &todo {
+        engine.lease().await?;
+        // An apply a dead run left in flight ends before its node is rolled back.
+        if let Some(g) = pgid {
+            engine.wait_group(node, *g).await?;
+        }
+        engine.set_node(node, "rolling-back", None).await?;
+        if let Some(why) = engine.drain(&plan, node).await? {
+            return engine.fail(&plan, node, "drain", why).await;
+        }
+        let r = engine
+            .command(node, "rollback", &fill(&command, node), None)
+            .await?;
+        if r.code != Some(0) {
+            let why = format!("rollback {}", ended(&r));
+            let mut p = plan.clone();
+            p.rollback = None; // it just failed: not run again
+            return engine.fail(&p, node, "rollback", why).await;
+        }
+        if plan.executor == Executor::Kubernetes
+            && let Err(why) = engine
+                .kube_call(node, "return", "uncordon", |k| async move {
+                    k.set_unschedulable(node, false).await
+                })
+                .await?
+        {
+            return engine.fail(&plan, node, "return", why).await;
+        }
+        if let Some(cmd) = Engine::executor_command(&plan, node, "return") {
+            let r = engine.command(node, "return", &cmd, None).await?;
+            if r.code != Some(0) {
+                let why = format!("return to service {}", ended(&r));
+                return engine.fail(&plan, node, "return", why).await;
+            }
+        }
+        engine.set_node(node, "rolled-back", None).await?;
+    }
+    engine
+        .set_rollout("rolled-back", Some("rolled back by an operator"))
+        .await?;
+    engine.log(None, "rolled-back", None, None, None).await?;
+    engine.release_lease().await?;
+    Ok(Outcome::RolledBack { nodes: todo.len() })
 }
 
 /// The state of the rollout of `change`, with its audit log.

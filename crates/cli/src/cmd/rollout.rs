@@ -1,6 +1,7 @@
 //! `linkwise rollout`: safe change across the fleet. `plan` reads the fleet store and
 //! writes the plan; `run` executes it node by node with every step recorded in the fleet
-//! database, `resume`, `status` and `abort` act on that record (`linkwise-rollout`).
+//! database, `resume`, `status`, `abort` and `rollback` act on that record
+//! (`linkwise-rollout`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -17,7 +18,10 @@ use crate::exit::BadInput;
     after_help = "Examples:\n  linkwise rollout plan --change driver-570 --apply 'ssh {node} apt-get install -y nvidia-driver-570' \\\n      \
 --rollback 'ssh {node} apt-get install -y nvidia-driver-550' --verify 'ssh {node} linkwise preflight' \\\n      \
 --executor slurm --max-unavailable 25% -o yaml --out driver-570.plan.yaml\n  \
-linkwise rollout plan --change fw-2 --apply 'fwupd {node}' --nodes rack=r07 --waves 1,4,50%\n\n\
+linkwise rollout plan --change fw-2 --apply 'fwupd {node}' --nodes rack=r07 --waves 1,4,50%\n  \
+linkwise rollout run driver-570.plan.yaml --dry-run; linkwise rollout run driver-570.plan.yaml\n  \
+linkwise rollout status driver-570 -o json; linkwise rollout resume driver-570\n  \
+linkwise rollout abort driver-570; linkwise rollout rollback driver-570\n\n\
 The plan comes from each node's latest report in the fleet store (--db, LINKWISE_DB): wave 0 holds one canary\n\
 per hardware class (--canaries-per-class), on distinct racks where the `rack` label allows; each later wave\n\
 doubles the one before (or --waves sizes, the last repeating); no wave takes more than --max-unavailable of a\n\
@@ -63,6 +67,14 @@ enum What {
     Abort {
         /// The change.
         change: String,
+    },
+    /// Undo a change everywhere it reached, last changed first: each node drained, its
+    /// rollback command run, returned to service (the rollout ends `rolled-back`).
+    Rollback {
+        /// The change.
+        change: String,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 
@@ -196,6 +208,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(r?)
             })??
         }
+        What::Rollback { change, run } => {
+            let mut o = options(&run);
+            super::serve::block_on(async move {
+                if !o.dry_run {
+                    o.kube = kube_access().await;
+                }
+                let store = super::fleet::open(&db).await?;
+                let r = linkwise_rollout::run::rollback(&store, &change, o).await;
+                store.close().await;
+                Ok::<_, anyhow::Error>(r?)
+            })??
+        }
         What::Status { change, output } => {
             let st = super::serve::block_on(async move {
                 let store = super::fleet::open(&db).await?;
@@ -258,6 +282,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     match outcome {
         Outcome::Succeeded { nodes } => {
             eprintln!("linkwise: rollout succeeded: {nodes} nodes done");
+            Ok(())
+        }
+        Outcome::RolledBack { nodes } => {
+            eprintln!("linkwise: rollout rolled back: {nodes} nodes");
             Ok(())
         }
         Outcome::DryRun { actions } => {
