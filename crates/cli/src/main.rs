@@ -108,6 +108,10 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Plan a driver, firmware or kernel rollout: canaries per hardware class, then growing waves.
     Rollout(cmd::rollout::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionArgs),
+    /// Write the man pages (section 1) into a directory.
+    Manpages(cmd::completions::ManArgs),
 }
 
 /// Parses the command line: the arguments and whether errors are to be JSON (`-o json`,
@@ -196,6 +200,8 @@ fn main() -> ExitCode {
         Command::Fleet(a) => cmd::fleet::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Rollout(a) => cmd::rollout::run(a),
+        Command::Completions(a) => cmd::completions::completions(a),
+        Command::Manpages(a) => cmd::completions::manpages(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod alloc;
 pub mod annotate;
+pub mod completions;
 pub mod discover;
 pub mod dra;
 pub mod exporter;
