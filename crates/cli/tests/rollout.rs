@@ -165,20 +165,24 @@ fn killed_at_random_points(dir: &std::path::Path, db: &str) {
     let plan = write_plan(dir, "crash", "sleep 0.03; echo {node} >> APPLIED", 16);
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
-    let mut first = true;
     loop {
+        // `run` until the rollout is in the store (a run killed before it registered the
+        // plan left nothing to resume), `resume` after.
+        let registered = linkwise_testkit::cli::run(&["rollout", "status", "crash", "--db", &db])
+            .status
+            .success();
         let mut cmd = linkwise_testkit::cli::linkwise();
-        if first {
-            cmd.args(["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
-        } else {
+        if registered {
             cmd.args(["rollout", "resume", "crash", "--db", &db]);
+        } else {
+            cmd.args(["rollout", "run", plan.to_str().unwrap(), "--db", &db]);
         }
-        first = false;
         let mut child = cmd
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut killed = false;
         if kills < 25 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -187,15 +191,20 @@ fn killed_at_random_points(dir: &std::path::Path, db: &str) {
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap(); // SIGKILL
                 kills += 1;
+                killed = true;
             }
         }
-        let status = child.wait().unwrap();
-        if status.success() {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
             break;
         }
+        // Regression: a run that was not killed and failed (once: a resume before the
+        // plan was registered) made this loop spin for ever.
         assert!(
-            kills <= 25 || status.code() == Some(0),
-            "a run that was not killed failed: {status:?}"
+            killed,
+            "a run that was not killed failed: {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
     }
     // In-flight applies of the last killed run may still be finishing; they are waited for by
