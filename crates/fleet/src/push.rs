@@ -248,16 +248,7 @@ impl Pusher {
                 .map_err(|e| PushError::Setup(e.to_string()))?;
             let mut retry_after = None;
             let outcome = tokio::time::timeout(options.timeout, async {
-                let response = client.request(request).await.map_err(|e| {
-                    let mut s = e.to_string();
-                    let mut cause = std::error::Error::source(&e);
-                    while let Some(c) = cause {
-                        s.push_str(": ");
-                        s.push_str(&c.to_string());
-                        cause = c.source();
-                    }
-                    s
-                })?;
+                let response = client.request(request).await.map_err(|e| chain(&e))?;
                 let status = response.status().as_u16();
                 let after = response
                     .headers()
@@ -321,6 +312,18 @@ impl Pusher {
     }
 }
 
+/// An error and its causes, `error: cause: cause`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 /// `GET url` (http, or https with the system's roots and `ca_file`): the status and the
 /// body, within `timeout`. For the read-only calls other crates make (Prometheus's query
 /// API for rollout gates) over the same TLS stack as the push.
@@ -346,16 +349,7 @@ pub async fn get(
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
     tokio::time::timeout(timeout, async {
-        let response = client.request(request).await.map_err(|e| {
-            let mut s = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                cause = c.source();
-            }
-            s
-        })?;
+        let response = client.request(request).await.map_err(|e| chain(&e))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()

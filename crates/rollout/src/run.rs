@@ -833,23 +833,12 @@ impl<'a> Engine<'a> {
                 )
                 .await?;
             }
-            if let Some(rb) = &plan.rollback {
-                let cmd = fill(rb, node);
-                self.command(node, "rollback", &cmd, None).await?;
-            }
-            if let Some(q) = Self::executor_command(plan, node, "quarantine") {
-                self.command(node, "quarantine", &q, None).await?;
-            }
-            self.kube_quarantine(plan, node).await?;
-            self.store
-                .quarantine(
-                    node,
-                    &format!("{} failed its gate: {message}", plan.change),
-                    Some(&plan.change),
-                )
-                .await
-                .map_err(|e| RunError::Store(e.to_string()))?;
-            self.set_node(node, "quarantined", None).await?;
+            self.roll_back_and_quarantine(
+                plan,
+                node,
+                &format!("{} failed its gate: {message}", plan.change),
+            )
+            .await?;
         }
         let why = format!("{} failed at gate: {message}", nodes.join(", "));
         self.set_rollout("failed", Some(&why)).await?;
@@ -861,6 +850,53 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// A failed node: the plan's rollback command (where it has one), kept out of service
+    /// by the executor, quarantined in the store with `reason`.
+    async fn roll_back_and_quarantine(
+        &self,
+        plan: &Plan,
+        node: &str,
+        reason: &str,
+    ) -> Result<(), RunError> {
+        if let Some(rb) = &plan.rollback {
+            self.command(node, "rollback", &fill(rb, node), None)
+                .await?;
+        }
+        if let Some(q) = Self::executor_command(plan, node, "quarantine") {
+            self.command(node, "quarantine", &q, None).await?;
+        }
+        self.kube_quarantine(plan, node).await?;
+        self.store
+            .quarantine(node, reason, Some(&plan.change))
+            .await
+            .map_err(|e| RunError::Store(e.to_string()))?;
+        self.set_node(node, "quarantined", None).await
+    }
+
+    /// Returns `node` to service through the executor; `Err(why)` when it could not.
+    async fn return_to_service(
+        &self,
+        plan: &Plan,
+        node: &str,
+    ) -> Result<Result<(), String>, RunError> {
+        if plan.executor == Executor::Kubernetes
+            && let Err(why) = self
+                .kube_call(node, "return", "uncordon", |k| async move {
+                    k.set_unschedulable(node, false).await
+                })
+                .await?
+        {
+            return Ok(Err(why));
+        }
+        if let Some(cmd) = Self::executor_command(plan, node, "return") {
+            let r = self.command(node, "return", &cmd, None).await?;
+            if r.code != Some(0) {
+                return Ok(Err(format!("return to service {}", ended(&r))));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     async fn fail(
         &self,
         plan: &Plan,
@@ -868,24 +904,15 @@ impl<'a> Engine<'a> {
         step: &str,
         message: String,
     ) -> Result<Outcome, RunError> {
-        if let Some(rb) = &plan.rollback {
+        if plan.rollback.is_some() {
             self.set_node(node, "rolling-back", None).await?;
-            let cmd = fill(rb, node);
-            self.command(node, "rollback", &cmd, None).await?;
         }
-        if let Some(q) = Self::executor_command(plan, node, "quarantine") {
-            self.command(node, "quarantine", &q, None).await?;
-        }
-        self.kube_quarantine(plan, node).await?;
-        self.store
-            .quarantine(
-                node,
-                &format!("{} failed at {step}: {message}", plan.change),
-                Some(&plan.change),
-            )
-            .await
-            .map_err(|e| RunError::Store(e.to_string()))?;
-        self.set_node(node, "quarantined", None).await?;
+        self.roll_back_and_quarantine(
+            plan,
+            node,
+            &format!("{} failed at {step}: {message}", plan.change),
+        )
+        .await?;
         let why = format!("{node} failed at {step}: {message}");
         self.set_rollout("failed", Some(&why)).await?;
         self.log(Some(node), "failed", None, None, Some(&why))
@@ -953,21 +980,8 @@ impl<'a> Engine<'a> {
                 }
                 "returning" => {
                     self.set_node(node, "returning", None).await?;
-                    if plan.executor == Executor::Kubernetes
-                        && let Err(why) = self
-                            .kube_call(node, "return", "uncordon", |k| async move {
-                                k.set_unschedulable(node, false).await
-                            })
-                            .await?
-                    {
+                    if let Err(why) = self.return_to_service(plan, node).await? {
                         return self.fail(plan, node, "return", why).await.map(Some);
-                    }
-                    if let Some(cmd) = Self::executor_command(plan, node, "return") {
-                        let r = self.command(node, "return", &cmd, None).await?;
-                        if r.code != Some(0) {
-                            let why = format!("return to service {}", ended(&r));
-                            return self.fail(plan, node, "return", why).await.map(Some);
-                        }
                     }
                     self.set_node(node, "done", None).await?;
                     return Ok(None);
@@ -1364,21 +1378,8 @@ pub async fn rollback(store: &Store, change: &str, o: RunOptions) -> Result<Outc
             p.rollback = None; // it just failed: not run again
             return engine.fail(&p, node, "rollback", why).await;
         }
-        if plan.executor == Executor::Kubernetes
-            && let Err(why) = engine
-                .kube_call(node, "return", "uncordon", |k| async move {
-                    k.set_unschedulable(node, false).await
-                })
-                .await?
-        {
+        if let Err(why) = engine.return_to_service(&plan, node).await? {
             return engine.fail(&plan, node, "return", why).await;
-        }
-        if let Some(cmd) = Engine::executor_command(&plan, node, "return") {
-            let r = engine.command(node, "return", &cmd, None).await?;
-            if r.code != Some(0) {
-                let why = format!("return to service {}", ended(&r));
-                return engine.fail(&plan, node, "return", why).await;
-            }
         }
         engine.set_node(node, "rolled-back", None).await?;
     }
