@@ -1011,3 +1011,60 @@ fn slurm_files_write_atomically_and_check_reports_drift() {
         "{steer}"
     );
 }
+
+#[test]
+fn man_pages_and_completions_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man1");
+    let o = linkwise_testkit::cli::run(&["manpages", man.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pages: Vec<String> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // One page per command and subcommand, help excepted.
+    for want in [
+        "linkwise.1",
+        "linkwise-rollout-run.1",
+        "linkwise-fleet-serve.1",
+        "linkwise-validate-bench-gpu.1",
+    ] {
+        assert!(
+            pages.iter().any(|p| p == want),
+            "{want} missing from {pages:?}"
+        );
+    }
+    assert!(!pages.iter().any(|p| p.contains("-help")), "{pages:?}");
+    let run = std::fs::read_to_string(man.join("linkwise-rollout-run.1")).unwrap();
+    assert!(
+        run.starts_with(".ie") || run.contains(".TH"),
+        "not roff: {}",
+        &run[..run.len().min(200)]
+    );
+    assert!(
+        run.contains("drain\\-timeout") || run.contains("drain-timeout"),
+        "the page lists the options"
+    );
+    for (shell, marker) in [
+        ("bash", "_linkwise()"),
+        ("zsh", "#compdef linkwise"),
+        ("fish", "complete -c linkwise"),
+    ] {
+        let o = linkwise_testkit::cli::run(&["completions", shell]);
+        assert!(o.status.success());
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains(marker),
+            "{shell}: {}",
+            &text[..text.len().min(200)]
+        );
+        assert!(text.contains("rollout"), "{shell} completes subcommands");
+    }
+    // A shell clap does not know is bad input.
+    assert_eq!(
+        linkwise_testkit::cli::run(&["completions", "tcsh"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
