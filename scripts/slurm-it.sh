@@ -104,7 +104,8 @@ trap 'exit 130' INT TERM
 
 # start_slurm PROFILE: private munged, slurmctld and slurmd for the profile's GPUs.
 start_slurm() {
-  local profile=$1 n i node gpu_type cpus mem port
+  local profile=$1 n i node gpu_type cpus mem port x partition_nodes
+  local -a extra
   dir=$(mktemp -d /tmp/linkwise-slurm-it.XXXXXX)
   chmod 755 "$dir"
   n=$("$bin" topo --source "profile:$profile" -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["gpus"]))') ||
@@ -157,8 +158,8 @@ CONF
     extra+=("$node-$i")
     echo "NodeName=$node-$i NodeAddr=127.0.0.1 NodeHostname=$node Port=$((port + i)) CPUs=$cpus RealMemory=$mem State=UNKNOWN" >> "$dir/slurm.conf"
   done
-  all=$(IFS=,; echo "$node${extra[*]:+,${extra[*]}}")
-  echo "PartitionName=debug Nodes=$all Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES" >> "$dir/slurm.conf"
+  partition_nodes=$(IFS=,; echo "$node${extra[*]:+,${extra[*]}}")
+  echo "PartitionName=debug Nodes=$partition_nodes Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES" >> "$dir/slurm.conf"
 
   if [ -n "${JOB_SUBMIT_LUA:-}" ]; then cp "$JOB_SUBMIT_LUA" "$dir/job_submit.lua"; fi
   export SLURM_CONF=$dir/slurm.conf
