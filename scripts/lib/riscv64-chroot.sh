@@ -1,5 +1,5 @@
-# Shared by scripts/riscv64-build and scripts/riscv-lab: the cached Debian
-# trixie chroot, its lock and mounts, progress lines and timings.
+# Shared by scripts/static-build (scripts/riscv64-build) and scripts/riscv-lab:
+# the cached Debian trixie chroot, its lock and mounts, progress lines and timings.
 # Source it with REPO and TOOL set; set CACHE after sourcing to move the cache,
 # then call riscv64_paths once the options are parsed and riscv64_lock before
 # touching the cache.
@@ -118,6 +118,12 @@ in_chroot() { # run a bash script in the chroot with a clean environment
         CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
         CC_riscv64gc_unknown_linux_gnu=riscv64-linux-gnu-gcc \
         AR_riscv64gc_unknown_linux_gnu=riscv64-linux-gnu-ar \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+        CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+        AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
         SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
         ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
         ${no_proxy:+no_proxy="$no_proxy"} \
@@ -135,18 +141,21 @@ workspace_packages() {
 
 # Cargo decides freshness from file times, which compare only within one
 # source tree. The target dir is shared by every clone (all mounted at /work),
-# so when the tree that built there last was another folder, the workspace's
-# own packages are cleaned first (the dependencies stay built); a stale build
-# of another clone's sources is never reused. Call with the chroot mounted.
-riscv64_fresh_sources() {
-    local stamp="$CACHE/target/.linkwise-source" last="" pkgs="" p
+# so when the tree that built a target there last was another folder, the
+# workspace's own packages are cleaned for that target first (the dependencies
+# stay built); a stale build of another clone's sources is never reused. One
+# stamp per target (riscv64's keeps its old name). Call with the chroot mounted.
+riscv64_fresh_sources() { # [rust target; default riscv64's]
+    local target="${1:-$TARGET}" stamp last="" pkgs="" p
+    stamp="$CACHE/target/.linkwise-source"
+    [ "$target" = riscv64gc-unknown-linux-gnu ] || stamp="$stamp.$target"
     [ -f "$stamp" ] && last="$(cat "$stamp")"
-    if [ "$last" != "$REPO" ] && [ -d "$CACHE/target/$TARGET" ]; then
-        step "the cached target dir was built from ${last:-an unknown tree}: cleaning the workspace packages"
+    if [ "$last" != "$REPO" ] && [ -d "$CACHE/target/$target" ]; then
+        step "the cached $target build was made from ${last:-an unknown tree}: cleaning the workspace packages"
         # `cargo clean --workspace` where cargo has it, else each member by name.
         for p in $(workspace_packages); do pkgs="$pkgs -p $p"; done
-        in_chroot "cd $IN_REPO && { cargo clean --quiet --release --target $TARGET --workspace 2>/dev/null ||
-            cargo clean --quiet --release --target $TARGET $pkgs; }" ||
+        in_chroot "cd $IN_REPO && { cargo clean --quiet --release --target $target --workspace 2>/dev/null ||
+            cargo clean --quiet --release --target $target $pkgs; }" ||
             die "cargo clean of the workspace packages failed"
     fi
     mkdir -p "$CACHE/target"
