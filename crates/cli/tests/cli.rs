@@ -1068,3 +1068,76 @@ fn man_pages_and_completions_cover_every_command() {
         Some(2)
     );
 }
+
+/// `linkwise dra plugin` refuses what cannot work before it serves anything: no API
+/// credentials (it reads claims from the API server), a bad node or driver name, a
+/// node the topology does not have — exit 2, naming what to fix, no socket left.
+#[test]
+fn dra_plugin_refuses_bad_setups_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    let base = |extra: &[&str], kubeconfig: &str| {
+        let mut c = linkwise();
+        c.args(["dra", "plugin", "--source", "profile:dgx-h100"])
+            .arg("--kubelet-dir")
+            .arg(&kubelet)
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        c.output().unwrap()
+    };
+    let missing = dir.path().join("no-kubeconfig");
+    let out = base(&["--node-name", "n1"], missing.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no Kubernetes API credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("KUBECONFIG"), "{}", stderr(&out));
+
+    let cfg = dir.path().join("kubeconfig");
+    linkwise_testkit::kube_api::kubeconfig("http://127.0.0.1:9", &cfg);
+    for (args, says) in [
+        (
+            vec!["--node-name", "Not_A_Node"],
+            "not a Kubernetes node name",
+        ),
+        (
+            vec!["--node-name", "n1", "--driver", "gpu"],
+            "--driver \"gpu\"",
+        ),
+    ] {
+        let out = base(&args, cfg.to_str().unwrap());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = linkwise()
+        .args([
+            "dra",
+            "plugin",
+            "--source",
+            "profile:nvl72",
+            "--node-name",
+            "elsewhere",
+        ])
+        .arg("--kubelet-dir")
+        .arg(&kubelet)
+        .env("KUBECONFIG", &cfg)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("none named \"elsewhere\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !kubelet.join("plugins_registry").exists()
+            || std::fs::read_dir(kubelet.join("plugins_registry"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}

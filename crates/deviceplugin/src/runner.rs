@@ -70,26 +70,13 @@ async fn register(kubelet: &Path, plugin: &GpuPlugin) -> Result<(), String> {
     }
 }
 
-/// Binds a listening socket at `sock` so that the path appears only once the socket
-/// listens: bound under a temporary name in the same directory, then renamed into place.
-/// (Binding in place leaves a moment between `bind` and `listen` in which the file exists
-/// but a client connecting to it is refused.)
+/// Binds the plugin socket (`linkwise_kubelet::uds::bind_in_place`: it appears only once
+/// it listens).
 fn bind_in_place(sock: &Path) -> Result<UnixListener, Error> {
-    let name = sock.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = sock.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let listener = UnixListener::bind(&tmp).map_err(|error| Error::Bind {
+    crate::uds::bind_in_place(sock).map_err(|error| Error::Bind {
         path: sock.to_path_buf(),
         error,
-    })?;
-    std::fs::rename(&tmp, sock).map_err(|error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Bind {
-            path: sock.to_path_buf(),
-            error,
-        }
-    })?;
-    Ok(listener)
+    })
 }
 
 /// Serves `plugin` until `shutdown` completes: binds the plugin socket in the

@@ -11,6 +11,14 @@
 //!   it (`matchLabels`) and allows no disruption (`minAvailable` of the selected pods
 //!   would no longer be met), when the answer is `429 TooManyRequests`, as the API
 //!   server's;
+//! - `resource.k8s.io/v1` ResourceClaims: `GET .../namespaces/NS/resourceclaims/NAME`
+//!   answers a claim added with [`FakeApi::add_claim`] (its allocation results); other
+//!   API versions of the group answer `404`, as a server without them does;
+//! - `resource.k8s.io/v1` ResourceSlices (cluster-scoped): server-side apply (`PATCH`
+//!   with `application/apply-patch+yaml`; `fieldManager` required, the object's name,
+//!   `apiVersion` and `kind` must match, as the API server checks) creating or replacing
+//!   the slice and stamping `metadata.uid` and a rising `resourceVersion`; `GET` of one;
+//!   the list with `fieldSelector` on `spec.nodeName` and `spec.driver`; `DELETE`;
 //! - anything else `404` with a Kubernetes `Status`.
 
 use std::collections::BTreeMap;
@@ -41,6 +49,23 @@ pub struct FakeApi {
     /// Pods by `NS/NAME`.
     pods: Arc<Mutex<BTreeMap<String, Value>>>,
     pdbs: Arc<Mutex<Vec<Pdb>>>,
+    /// ResourceClaims by `NS/NAME`.
+    claims: Arc<Mutex<BTreeMap<String, Value>>>,
+    /// ResourceSlices by name, and the last resourceVersion given.
+    slices: Arc<Mutex<(BTreeMap<String, Value>, u64)>>,
+}
+
+/// One allocated device of a claim, for [`FakeApi::add_claim`].
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatedDevice<'a> {
+    /// The claim's request it serves.
+    pub request: &'a str,
+    /// The driver.
+    pub driver: &'a str,
+    /// The pool (the node's name).
+    pub pool: &'a str,
+    /// The device name.
+    pub device: &'a str,
 }
 
 /// A PodDisruptionBudget: namespace, `matchLabels`, `minAvailable`.
@@ -73,7 +98,8 @@ impl FakeApi {
             for n in nodes {
                 held.insert(
                     (*n).to_string(),
-                    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}),
+                    json!({"apiVersion": "v1", "kind": "Node",
+                           "metadata": {"name": n, "uid": format!("uid-node-{n}")}}),
                 );
             }
         }
@@ -122,6 +148,44 @@ impl FakeApi {
         ));
     }
 
+    /// Adds (or replaces) the ResourceClaim `namespace/name` with `uid`, allocated
+    /// `devices` (`None`: not allocated, no `status.allocation`).
+    pub fn add_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        devices: Option<&[AllocatedDevice<'_>]>,
+    ) {
+        let mut claim = json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "spec": {"devices": {"requests": []}},
+        });
+        if let Some(devices) = devices {
+            let results: Vec<Value> = devices
+                .iter()
+                .map(|d| json!({"request": d.request, "driver": d.driver, "pool": d.pool, "device": d.device}))
+                .collect();
+            claim["status"] = json!({"allocation": {"devices": {"results": results}}});
+        }
+        self.claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(format!("{namespace}/{name}"), claim);
+    }
+
+    /// The ResourceSlices held, in name order.
+    pub fn slices(&self) -> Vec<Value> {
+        self.slices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The names (`NS/NAME`) of the pods running on `node`.
     pub fn pods_on(&self, node: &str) -> Vec<String> {
         self.pods
@@ -157,26 +221,72 @@ impl FakeApi {
             .cloned()
     }
 
+    /// Serves this fake over HTTP/1.1 on 127.0.0.1 (a free port), for a process under
+    /// test (`KUBECONFIG` from [`kubeconfig`]); its base URL. Call inside a tokio runtime;
+    /// it serves until the runtime stops.
+    ///
+    /// # Panics
+    ///
+    /// When no port can be bound.
+    pub async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind 127.0.0.1:0: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local address: {e}"));
+        let api = self.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let api = api.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let r = api.answer_parts(&parts, &body);
+                let (p, b) = r.into_parts();
+                axum::response::Response::from_parts(p, axum::body::Body::new(b))
+            }
+        });
+        tokio::spawn(linkwise_http::serve(
+            listener,
+            linkwise_http::ServeOptions::default(),
+            app,
+            std::future::pending(),
+        ));
+        format!("http://{addr}")
+    }
+
     async fn answer(
         &self,
         req: http::Request<kube::client::Body>,
     ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-        let method = req.method().to_string();
-        let uri = req.uri().to_string();
-        let path = req.uri().path().to_string();
-        let content_type = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let body = req
-            .into_body()
+        let (parts, body) = req.into_parts();
+        let body = body
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let body = String::from_utf8_lossy(&body).into_owned();
+        self.answer_parts(&parts, &body)
+    }
+
+    fn answer_parts(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+        let method = parts.method.to_string();
+        let uri = parts.uri.to_string();
+        let path = parts.uri.path().to_string();
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = String::from_utf8_lossy(body).into_owned();
         self.seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -187,6 +297,9 @@ impl FakeApi {
                 body: body.clone(),
             });
         if let Some(r) = self.pod_request(&method, &path, &uri) {
+            return r;
+        }
+        if let Some(r) = self.dra_request(&method, &path, &uri, &content_type, &body) {
             return r;
         }
         let name = path
@@ -279,6 +392,131 @@ impl FakeApi {
             _ => Some(respond(405, &status(405, "MethodNotAllowed", method))),
         }
     }
+}
+
+impl FakeApi {
+    /// ResourceClaims and ResourceSlices of `resource.k8s.io`; `None` for other paths.
+    fn dra_request(
+        &self,
+        method: &str,
+        path: &str,
+        uri: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Option<http::Response<http_body_util::Full<bytes::Bytes>>> {
+        let rest = path.strip_prefix("/apis/resource.k8s.io/")?;
+        let (version, rest) = rest.split_once('/')?;
+        if version != "v1" {
+            return Some(respond(404, &not_found(path)));
+        }
+        let query = uri.split_once('?').map_or("", |(_, q)| q);
+        let param = |key: &str| {
+            query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == key).then(|| decode(v))
+            })
+        };
+        if let Some(rest) = rest.strip_prefix("namespaces/") {
+            let (ns, name) = rest.split_once("/resourceclaims/")?;
+            let claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+            return Some(match (method, claims.get(&format!("{ns}/{name}"))) {
+                ("GET", Some(c)) => respond(200, c),
+                ("GET", None) => respond(404, &not_found(path)),
+                _ => respond(405, &status(405, "MethodNotAllowed", method)),
+            });
+        }
+        let mut held = self.slices.lock().unwrap_or_else(|p| p.into_inner());
+        if rest == "resourceslices" && method == "GET" {
+            let selector = param("fieldSelector").unwrap_or_default();
+            let wanted: Vec<(&str, &str)> = selector
+                .split(',')
+                .filter_map(|t| t.split_once('='))
+                .collect();
+            let items: Vec<Value> = held
+                .0
+                .values()
+                .filter(|s| {
+                    wanted.iter().all(|(k, v)| match *k {
+                        "spec.nodeName" => s["spec"]["nodeName"] == *v,
+                        "spec.driver" => s["spec"]["driver"] == *v,
+                        _ => false,
+                    })
+                })
+                .cloned()
+                .collect();
+            return Some(respond(
+                200,
+                &json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSliceList",
+                        "metadata": {"resourceVersion": held.1.to_string()}, "items": items}),
+            ));
+        }
+        let name = rest.strip_prefix("resourceslices/")?.to_string();
+        Some(match method {
+            "GET" => match held.0.get(&name) {
+                Some(s) => respond(200, s),
+                None => respond(404, &not_found(path)),
+            },
+            "DELETE" => match held.0.remove(&name) {
+                Some(s) => respond(200, &s),
+                None => respond(404, &not_found(path)),
+            },
+            "PATCH" if content_type == "application/apply-patch+yaml" => {
+                if param("fieldManager").is_none_or(|m| m.is_empty()) {
+                    return Some(respond(
+                        400,
+                        &bad_request("PATCH: fieldManager is required for apply requests"),
+                    ));
+                }
+                let mut obj: Value = match serde_json::from_str(body) {
+                    Ok(v) => v,
+                    Err(e) => return Some(respond(400, &bad_request(&e.to_string()))),
+                };
+                if obj["apiVersion"] != "resource.k8s.io/v1" || obj["kind"] != "ResourceSlice" {
+                    return Some(respond(
+                        400,
+                        &bad_request("apiVersion/kind must be resource.k8s.io/v1 ResourceSlice"),
+                    ));
+                }
+                if obj["metadata"]["name"] != name.as_str() {
+                    return Some(respond(
+                        400,
+                        &bad_request("the name of the object does not match the name on the URL"),
+                    ));
+                }
+                held.1 += 1;
+                let uid = held.0.get(&name).map_or_else(
+                    || format!("uid-slice-{name}"),
+                    |old| {
+                        old["metadata"]["uid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string()
+                    },
+                );
+                obj["metadata"]["uid"] = json!(uid);
+                obj["metadata"]["resourceVersion"] = json!(held.1.to_string());
+                held.0.insert(name, obj.clone());
+                respond(200, &obj)
+            }
+            _ => respond(405, &status(405, "MethodNotAllowed", method)),
+        })
+    }
+}
+
+/// A kubeconfig for a client of `server` (a URL from [`FakeApi::serve_http`]), written to
+/// `path`: one cluster, one user with a token, one context, as `kubectl` writes them.
+///
+/// # Panics
+///
+/// When the file cannot be written.
+pub fn kubeconfig(server: &str, path: &std::path::Path) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
+         users:\n- name: test\n  user:\n    token: fake-token\n\
+         contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: test\n\
+         current-context: fake\n"
+    );
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// `%XX` decoded (query values).

@@ -18,7 +18,9 @@
 //! - [`postgres`]: a fresh database on the real PostgreSQL `.ci/run` starts.
 //! - [`prometheus`]: a real Prometheus scraping the targets a test names.
 //! - [`kubelet`]: a fake kubelet from the real protos (device plugin registration,
-//!   PodResources); [`kube_api`]: a fake Kubernetes API server behind a `kube::Client`.
+//!   PodResources); [`dra_kubelet`]: the kubelet's side of a DRA plugin (plugin watcher
+//!   registration, prepare/unprepare, health); [`kube_api`]: a fake Kubernetes API server
+//!   behind a `kube::Client`.
 //!
 //! ```no_run
 //! use linkwise_testkit::{Prerequisite, require, shared_data};
@@ -31,6 +33,7 @@
 //! ```
 
 pub mod cli;
+pub mod dra_kubelet;
 pub mod golden;
 pub mod http;
 pub mod kube_api;

@@ -30,6 +30,7 @@ read `DEVICE unhealthy [reason]` or `DEVICE healthy` (DEVICE: index, label, UUID
 flips devices; it is read every 250 ms.\n\n\
 Examples:\n  linkwise agent --source profile:dgx1-v100 --kubelet-dir /tmp/kubelet\n  \
 linkwise agent --resource-name linkwise.dev/gpu --cdi\n  \
+linkwise agent --dra   # and the kubelet DRA plugin (docs/dra.md)\n  \
 echo 'GPU3 unhealthy XID 79' > /run/linkwise/health; linkwise agent --health-file /run/linkwise/health"
 )]
 pub struct Args {
@@ -78,6 +79,22 @@ pub struct Args {
     metrics: super::serve::MetricsArgs,
     #[command(flatten)]
     nvlink: super::NvlinkArgs,
+    /// Also run the kubelet DRA plugin: publish this node's ResourceSlices and prepare
+    /// claims (`linkwise dra plugin`; docs/dra.md), with the device plugin's health.
+    #[arg(long)]
+    dra: bool,
+    /// The DRA driver name (with --dra).
+    #[arg(long, default_value = linkwise_draplugin::DEFAULT_DRIVER, requires = "dra")]
+    dra_driver: String,
+    /// The kubelet's root directory, for the DRA plugin's sockets (with --dra).
+    #[arg(long, default_value = linkwise_draplugin::DEFAULT_KUBELET_DIR, requires = "dra")]
+    dra_kubelet_dir: PathBuf,
+    /// Where the DRA plugin writes the claims' CDI specs (with --dra).
+    #[arg(long, default_value = linkwise_draplugin::DEFAULT_CDI_DIR, requires = "dra")]
+    cdi_dir: PathBuf,
+    /// Delete this node's ResourceSlices when the agent stops (with --dra).
+    #[arg(long, requires = "dra")]
+    remove_slices_on_exit: bool,
 }
 
 /// The environment variable the DaemonSet sets from the downward API.
@@ -176,6 +193,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         every: Duration::from_secs(args.annotate_every),
     });
     let exporter_topo = (args.metrics.metrics_addr != "none").then(|| topo.clone());
+    let dra = args.dra.then(|| {
+        (
+            topo.clone(),
+            super::draplugin::Setup {
+                driver: args.dra_driver.clone(),
+                node: Some(node.clone()),
+                kubelet_dir: args.dra_kubelet_dir.clone(),
+                cdi_dir: args.cdi_dir.clone(),
+                dev_root: args.dev_root.clone(),
+                remove_slices_on_exit: args.remove_slices_on_exit,
+            },
+        )
+    });
     let plugin = GpuPlugin::new(
         topo,
         Config {
@@ -227,7 +257,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ),
             }
         }
-        linkwise_deviceplugin::run(plugin, super::serve::shutdown_signal()).await
+        let dra = match dra {
+            Some((topo, setup)) => {
+                let health = linkwise_draplugin::Health::new(plugin.health().subscribe());
+                // Discovered once, as the device plugin's devices are.
+                Some(super::draplugin::build(&topo, setup, health).await?)
+            }
+            None => None,
+        };
+        // One signal stops both plugins.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            super::serve::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let device_plugin = linkwise_deviceplugin::run(plugin, stopped(stop_rx.clone()));
+        match dra {
+            Some(built) => {
+                let (a, b) = tokio::join!(
+                    device_plugin,
+                    linkwise_draplugin::run(
+                        built.plugin,
+                        Some(built.publisher),
+                        built.options,
+                        stopped(stop_rx)
+                    )
+                );
+                a?;
+                b?;
+            }
+            None => device_plugin.await?,
+        }
+        anyhow::Ok(())
     })??;
     Ok(())
 }

@@ -4,12 +4,13 @@
 
 use linkwise_dra::{Driver, Format, KeepTogether};
 
-/// Render DRA objects: ResourceSlices for the GPUs, a DeviceClass, an example claim.
+/// DRA: render ResourceSlices, a DeviceClass and example claims, or run the kubelet DRA plugin.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  linkwise dra slices --source profile:dgx-h100\n  \
 linkwise dra class\n  linkwise dra claim --count 4 --keep-together island\n  \
-linkwise dra slices --source profile:nvl72 -o json | jq '.items | length'"
+linkwise dra slices --source profile:nvl72 -o json | jq '.items | length'\n  \
+linkwise dra plugin --node-name gpu-node-1   # the kubelet DRA plugin (docs/dra.md)"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -46,6 +47,8 @@ enum What {
         #[command(flatten)]
         common: Common,
     },
+    /// Run the kubelet DRA plugin: publish this node's ResourceSlices, prepare claims.
+    Plugin(super::draplugin::PluginArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +116,7 @@ fn print<T: serde::Serialize>(objects: &[T], output: Output) -> anyhow::Result<(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
+        What::Plugin(p) => super::draplugin::run(p),
         What::Slices {
             source,
             nvlink,

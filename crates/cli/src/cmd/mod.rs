@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod completions;
 pub mod discover;
 pub mod dra;
+pub mod draplugin;
 pub mod exporter;
 pub mod extender;
 pub mod fleet;
