@@ -689,3 +689,46 @@ fn plot_format_follows_the_extension() {
             .starts_with(b"\x89PNG\r\n\x1a\n")
     );
 }
+
+/// `--bound`: per seed, the bound is at least the best packing, which is at least what
+/// FGD reaches on the same pods; both are in the table and the JSON.
+#[test]
+fn bound_is_above_the_best_packing_and_the_policies() {
+    let v = json(&["--seeds", "42..44", "--policy", "fgd,default", "--bound"]);
+    let limit = &v["limit"];
+    assert!(
+        is_stat(&limit["bound"]) && is_stat(&limit["bestPacking"]),
+        "{limit}"
+    );
+    let per_seed = limit["perSeed"].as_array().unwrap();
+    assert_eq!(per_seed.len(), 3);
+    for s in per_seed {
+        let (b, p, a) = (
+            s["boundMilli"].as_u64().unwrap(),
+            s["bestPackingMilli"].as_u64().unwrap(),
+            s["arrivedMilli"].as_u64().unwrap(),
+        );
+        assert!(
+            p <= b && b <= a,
+            "packing {p} <= bound {b} <= arrived {a}: {s}"
+        );
+        assert!(s["podTypes"].as_u64().unwrap() > 0);
+    }
+    // The policies' ratio at 100% is a mean over the arrivals that round to 100%; the
+    // bound holds at the last of them, so it holds for the mean too.
+    for p in ["fgd", "default"] {
+        let alloc = v["policies"][p]["alloc_ratio"]["100"]["mean"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            limit["bound"]["mean"].as_f64().unwrap() + 1e-9 >= alloc,
+            "{p}"
+        );
+    }
+    let table = run_sim(&["--seeds", "42", "--policy", "fgd", "--bound"]);
+    assert!(table.lines().any(|l| l.starts_with("bound ")), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("best packing ")),
+        "{table}"
+    );
+}

@@ -3,6 +3,7 @@
 //! to PNG with resvg). The placement policies and the replay itself are pure and live in
 //! `linkwise_core::placement`; the CLI parses the flags and calls this crate.
 
+pub mod bound;
 pub mod csv;
 pub mod metrics;
 pub mod plot;

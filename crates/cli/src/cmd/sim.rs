@@ -77,6 +77,11 @@ pub struct Args {
     /// depend on it.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Also give the limit at 100% arrived, per seed: an upper bound on the allocation any
+    /// placement of the arrived pods could reach (a linear programme over node classes and
+    /// pod types) and the best offline packing found (largest first, FGD or best fit).
+    #[arg(long)]
+    bound: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -382,6 +387,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (n.clone(), PolicySummary::of(&of))
         })
         .collect();
+    let limits = if args.bound {
+        let t0 = std::time::Instant::now();
+        let l =
+            linkwise_sim::bound::limits(&nodes, &trace, &typical, args.tune, &seeds, 100, threads)?;
+        tracing::info!(
+            seeds = l.len(),
+            secs = format_args!("{:.2}", t0.elapsed().as_secs_f64()),
+            "bounds done"
+        );
+        Some(l)
+    } else {
+        None
+    };
     let trace_name = file_stem(&args.pods);
     let report = Report {
         trace: &trace_name,
@@ -392,6 +410,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pods: trace.len(),
         islands: map.is_some(),
         summaries: &summaries,
+        limits: limits.as_deref(),
     };
     match args.output {
         Output::Json => crate::emitln!("{}", serde_json::to_string_pretty(&report.json())?)?,
@@ -421,6 +440,7 @@ struct Report<'a> {
     pods: usize,
     islands: bool,
     summaries: &'a [(String, PolicySummary)],
+    limits: Option<&'a [linkwise_sim::bound::Limit]>,
 }
 
 // === impl Report ===
@@ -445,7 +465,7 @@ impl Report<'_> {
                 }),
             );
         }
-        json!({
+        let mut out = json!({
             "trace": self.trace,
             "seeds": self.seeds,
             "tune": self.tune,
@@ -453,7 +473,48 @@ impl Report<'_> {
             "nodes": self.nodes,
             "pods": self.pods,
             "policies": policies,
-        })
+        });
+        if let Some(limits) = self.limits {
+            let (bound, packing) = self.limit_stats(limits);
+            out["limit"] = json!({
+                "arrivedPct": 100,
+                "method": "bound: LP over node classes and pod types (docs/placement.md); bestPacking: pods sorted largest first, placed by fgd or bestfit",
+                "bound": bound.as_ref().map_or(Value::Null, stat_json),
+                "bestPacking": packing.as_ref().map_or(Value::Null, stat_json),
+                "perSeed": limits.iter().map(|l| json!({
+                    "seed": l.seed,
+                    "pods": l.pods,
+                    "arrivedMilli": l.arrived_milli,
+                    "boundMilli": l.bound_milli,
+                    "bestPackingMilli": l.packing_milli,
+                    "bestPackingBy": l.packing_by,
+                    "nodeClasses": l.programme.classes,
+                    "podTypes": l.programme.types,
+                    "variables": l.programme.variables,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        out
+    }
+
+    /// The bound and the best packing as allocation ratios (%) over the seeds.
+    fn limit_stats(&self, limits: &[linkwise_sim::bound::Limit]) -> (Option<Stat>, Option<Stat>) {
+        let cap = self.total_gpus as f64 * 1000.0;
+        let pct = |m: u64| 100.0 * m as f64 / cap;
+        (
+            Stat::of(
+                &limits
+                    .iter()
+                    .map(|l| pct(l.bound_milli))
+                    .collect::<Vec<_>>(),
+            ),
+            Stat::of(
+                &limits
+                    .iter()
+                    .map(|l| pct(l.packing_milli))
+                    .collect::<Vec<_>>(),
+            ),
+        )
     }
 
     fn table(&self) -> String {
@@ -508,6 +569,27 @@ impl Report<'_> {
                 });
             }
             rows.push(row);
+        }
+        if let Some(limits) = self.limits {
+            let (bound, packing) = self.limit_stats(limits);
+            let of = self.seeds.len();
+            let gpus = |s: &Option<Stat>| {
+                s.map(|s| Stat {
+                    mean: self.total_gpus as f64 * (1.0 - s.mean / 100.0),
+                    sd: self.total_gpus as f64 * s.sd / 100.0,
+                    n: s.n,
+                })
+            };
+            for (name, st) in [("best packing", &packing), ("bound", &bound)] {
+                let mut row = vec![
+                    name.to_string(),
+                    pm(st.as_ref(), 2, of),
+                    "-".into(),
+                    pm(gpus(st).as_ref(), 0, of),
+                ];
+                row.resize(rows[0].len(), "-".into());
+                rows.push(row);
+            }
         }
         format!(
             "trace {}: {} pods on {} nodes, {} GPUs; tune {}; seeds {} ({} run{} per policy)\n{}",
