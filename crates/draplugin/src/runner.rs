@@ -57,44 +57,46 @@ async fn stop(s: Served) {
     }
 }
 
+/// Binds `sock` (it appears only once it listens) and serves `router` on it until the
+/// returned sender fires.
+fn serve_on(sock: &Path, router: tonic::transport::server::Router) -> Result<Served, Error> {
+    let listener: UnixListener =
+        linkwise_kubelet::uds::bind_in_place(sock).map_err(|error| Error::Bind {
+            path: sock.to_path_buf(),
+            error,
+        })?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        UnixListenerStream::new(listener),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Ok((task, tx, identity(sock)))
+}
+
 fn serve_dra(plugin: &Plugin) -> Result<Served, Error> {
     let sock = plugin.config().dra_socket();
-    let listener = linkwise_kubelet::uds::bind_in_place(&sock).map_err(|error| Error::Bind {
-        path: sock.clone(),
-        error,
-    })?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
+    let served = serve_on(
+        &sock,
         Server::builder()
             .add_service(DraV1::new(plugin.clone()))
             .add_service(DraV1beta1::new(plugin.clone()))
             .add_service(HealthV1::new(plugin.clone()))
-            .add_service(HealthV1alpha1::new(plugin.clone()))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                let _ = rx.await;
-            }),
-    );
+            .add_service(HealthV1alpha1::new(plugin.clone())),
+    )?;
     tracing::info!(socket = %sock.display(), "serving the DRA plugin (v1, v1beta1) and device health");
-    Ok((task, tx, identity(&sock)))
+    Ok(served)
 }
 
 fn serve_registration(plugin: &Plugin, registrar: &Registrar) -> Result<Served, Error> {
     let sock = plugin.config().registration_socket();
-    let listener: UnixListener =
-        linkwise_kubelet::uds::bind_in_place(&sock).map_err(|error| Error::Bind {
-            path: sock.clone(),
-            error,
-        })?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Server::builder()
-            .add_service(RegistrationServer::new(registrar.clone()))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                let _ = rx.await;
-            }),
-    );
+    let served = serve_on(
+        &sock,
+        Server::builder().add_service(RegistrationServer::new(registrar.clone())),
+    )?;
     tracing::info!(socket = %sock.display(), "registration socket ready for the kubelet's plugin watcher");
-    Ok((task, tx, identity(&sock)))
+    Ok(served)
 }
 
 /// Serves `plugin` until `shutdown`, publishing its slices with `publisher` (None: not
