@@ -1,27 +1,41 @@
 //! How far placement is from its limit: an upper bound on the GPU allocation any placement
 //! of a fixed set of pods could reach, and the best placement found offline.
 //!
-//! **The bound** is a linear programme over node classes and pod types (`upper_bound`).
-//! Nodes with the same GPU model, GPU count, CPU and memory form a class of `n_c` nodes;
-//! pods with the same request form a type of `d_t` pods. `x[t][c]` is how many pods of type
-//! `t` go to class `c` (a real number), only where a pod of `t` fits an empty node of `c`
-//! (GPU model, GPU count, CPU, memory). Maximise the GPU milli placed,
-//! `Σ g_t · x[t][c]`, subject to:
+//! **The bound** is a linear programme over node classes, pod types and GPU packing
+//! patterns (`upper_bound`). Nodes with the same GPU model, GPU count, CPU and memory form a
+//! class of `n_c` nodes with `G_c` GPUs each; pods with the same request form a type of
+//! `d_t` pods. `x[t][c]` is how many pods of type `t` go to class `c` (a real number), only
+//! where a pod of `t` fits an empty node of `c` (GPU model, GPU count, CPU, memory).
+//! `y[c][q]` is how many GPUs of class `c` hold the sharing pods of pattern `q`: a multiset
+//! of share sizes (milli-GPU below 1000) that sum to at most 1000. Maximise the GPU milli
+//! placed, `Σ g_t · x[t][c]`, subject to:
 //!
 //! - at most `d_t` pods of each type;
-//! - per class, the sums of CPU, memory and GPU milli within `n_c` times a node's;
-//! - per class, GPUs as units: every whole-GPU pod takes `num_gpu` GPUs and every sharing
-//!   pod of more than half a GPU one GPU of its own (two cannot share one):
-//!   `Σ num_gpu·x + Σ_{share > 500} x ≤ n_c · gpus_c`;
+//! - per class, the sums of CPU and of memory within `n_c` times a node's;
+//! - per class, GPUs: whole-GPU pods take `num_gpu` GPUs each, and the GPUs holding shares
+//!   follow patterns: `Σ num_gpu·x + Σ_q y[c][q] ≤ n_c · G_c`;
+//! - per class and share size `m`: the sharing pods of size `m` placed on the class fit in
+//!   the patterns' slots of size `m`, `Σ_{t: share m} x[t][c] ≤ Σ_q count_m(q) · y[c][q]`
+//!   (this is where a 810-milli share's leftover 190 is seen: only shares of 190 or less
+//!   can use it);
 //! - per class and per resource, at most one pod per node of those that need more than
 //!   half of a node's GPUs (whole-GPU pods), of its CPU, or of its memory.
 //!
 //! Every placement of the pods (one node per pod, GPUs never over-committed) gives a
 //! feasible point of this programme with the same objective, so its optimum bounds every
-//! placement from above. The optimum is rounded up to a whole milli-GPU (solver tolerance).
-//! It is a relaxation: pods are divisible across the nodes of a class, so sharing pods
-//! packed into GPUs and CPU left over on GPU-full nodes are only partly seen; the gap
-//! between the bound and the best packing says how much.
+//! placement from above. There are too many patterns to list, so the programme is solved
+//! as its dual with cutting planes: the dual prices each row; a pattern's constraint says
+//! its shares' prices sum to at most the price of a GPU; the most violated one per class
+//! is found exactly by an unbounded knapsack over the 1000 milli of a GPU and added, until
+//! none is violated (column generation, seen from the dual). The bound is the dual
+//! objective at a point made feasible by hand — each GPU price raised to its class's best
+//! pattern, each type's price raised to cover its value — so it does not rest on the
+//! solver's tolerances or on the generation running to the end; rounded down to a whole
+//! milli-GPU only within the sums' rounding, since a placement allocates whole milli.
+//!
+//! It is still a relaxation: pods are divisible across the nodes of a class, so CPU left
+//! over on one node and GPUs on another count together; the gap between the bound and the
+//! best packing says how much that (and the heuristics) hide.
 //!
 //! **The best packing** is the best placement found (`best_packing`): the pods sorted
 //! largest first (GPU request, then CPU, then memory) and placed by FGD and by best fit —
@@ -30,8 +44,8 @@
 //!
 //! The solver is `microlp`, a pure-Rust simplex (and branch and bound, unused here): it
 //! builds wherever linkwise does, the static riscv64 binary included, and needs no C
-//! library; the programmes here have a few thousand variables and solve in well under a
-//! second.
+//! library; the dual has a few thousand rows, and with its patterns it solves in about a
+//! second per seed.
 
 use std::collections::BTreeMap;
 
@@ -67,8 +81,66 @@ pub struct Bound {
     pub classes: usize,
     /// Pod types in the programme.
     pub types: usize,
-    /// Variables (type, class pairs where the type fits).
+    /// Variables of the primal (type, class pairs where the type fits).
     pub variables: usize,
+    /// GPU packing patterns generated (cutting planes of the dual).
+    pub patterns: usize,
+    /// Whether pattern generation ran to the end (no pattern left that the duals price
+    /// above a GPU); when not, the bound is still a bound, only looser.
+    pub converged: bool,
+}
+
+/// The most rounds of pattern generation; the bound stays valid when it stops early (see
+/// [`upper_bound`]), only looser.
+const MAX_ROUNDS: usize = 400;
+
+/// The dual of one class's rows, by position in the solver's variables.
+struct ClassDuals {
+    cpu: microlp::Variable,
+    mem: microlp::Variable,
+    /// "More than half the node" cuts: whole-GPU pods, CPU, memory.
+    big: [Option<microlp::Variable>; 3],
+    /// The GPU count row.
+    gpus: microlp::Variable,
+    /// Per share size that fits the class: (milli, dual of the share link row).
+    shares: Vec<(u32, microlp::Variable)>,
+}
+
+/// The best GPU packing pattern for these values: counts per share size, at most 1000
+/// milli in all, maximising the summed value (an unbounded knapsack, exact). Returns the
+/// value and the counts.
+fn best_pattern(sizes: &[(u32, f64)]) -> (f64, Vec<u32>) {
+    let cap = GPU_MILLI as usize;
+    // best[w] = best value within w milli; from[w] = the size index added last.
+    let mut best = vec![0.0f64; cap + 1];
+    let mut from: Vec<Option<usize>> = vec![None; cap + 1];
+    for w in 1..=cap {
+        best[w] = best[w - 1];
+        from[w] = None;
+        for (i, &(m, v)) in sizes.iter().enumerate() {
+            let m = m as usize;
+            if m == 0 || m > w || v <= 0.0 {
+                continue;
+            }
+            let cand = best[w - m] + v;
+            if cand > best[w] {
+                best[w] = cand;
+                from[w] = Some(i);
+            }
+        }
+    }
+    let mut counts = vec![0u32; sizes.len()];
+    let mut w = cap;
+    while w > 0 {
+        match from[w] {
+            Some(i) => {
+                counts[i] += 1;
+                w -= sizes[i].0 as usize;
+            }
+            None => w -= 1,
+        }
+    }
+    (best[cap], counts)
 }
 
 /// An upper bound on the milli-GPU any placement of `pods` on `nodes` can allocate (see
@@ -88,11 +160,13 @@ pub fn upper_bound(nodes: &[NodeSpec], pods: &[PodSpec]) -> Result<Bound, String
             .or_default() += 1;
     }
     let mut types: BTreeMap<TypeKey, u64> = BTreeMap::new();
-    for p in pods.iter().filter(|p| p.num_gpu > 0) {
+    for p in pods.iter().filter(|p| p.num_gpu > 0 && p.gpu_milli > 0) {
         *types
             .entry(TypeKey {
                 num_gpu: p.num_gpu,
-                gpu_milli: p.gpu_milli,
+                // A pod asking for more than a whole GPU each never fits; as whole GPUs it
+                // only loosens the bound.
+                gpu_milli: p.gpu_milli.min(GPU_MILLI),
                 cpu_milli: p.cpu_milli,
                 memory_mib: p.memory_mib,
                 gpu_spec: p.gpu_spec.iter().cloned().collect(),
@@ -110,103 +184,192 @@ pub fn upper_bound(nodes: &[NodeSpec], pods: &[PodSpec]) -> Result<Bound, String
             && t.num_gpu <= c.gpus
             && (t.gpu_spec.is_empty() || c.model.as_ref().is_some_and(|m| t.gpu_spec.contains(m)))
     };
-    let mut lp = Problem::new(OptimizationDirection::Maximize);
-    // x[t][c] for the pairs that fit, per type and per class.
-    let mut by_type: Vec<Vec<(usize, microlp::Variable)>> = vec![Vec::new(); types.len()];
-    let mut by_class: Vec<Vec<(usize, microlp::Variable)>> = vec![Vec::new(); classes.len()];
+    let sharing = |t: &TypeKey| t.gpu_milli < GPU_MILLI;
+    // Units: GPUs, CPUs and GiB, so that the solver's numbers stay near 1.
+    let gpus_of = |t: &TypeKey| f64::from(t.num_gpu) * f64::from(t.gpu_milli) / 1000.0;
+    let cpus = |m: u64| m as f64 / 1000.0;
+    let gib = |m: u64| m as f64 / 1024.0;
+    let bigs = |t: &TypeKey, c: &ClassKey| {
+        [
+            !sharing(t) && 2 * u64::from(t.num_gpu) > u64::from(c.gpus),
+            2 * t.cpu_milli > c.cpu_milli,
+            2 * t.memory_mib > c.memory_mib,
+        ]
+    };
+
+    // The dual programme: minimise the rows' capacities priced by their duals, so that
+    // every placement variable x[t][c] is priced at least at its GPU value and every GPU
+    // packing pattern costs no more than a GPU. Any feasible point of it bounds the
+    // primal from above (weak duality).
+    let mut lp = Problem::new(OptimizationDirection::Minimize);
+    let alpha: Vec<microlp::Variable> = types
+        .iter()
+        .map(|(_, d)| lp.add_var(*d as f64, (0.0, f64::INFINITY)))
+        .collect();
+    let mut duals: Vec<Option<ClassDuals>> = Vec::with_capacity(classes.len());
     let mut variables = 0;
-    for (ti, (t, d)) in types.iter().enumerate() {
-        let g = f64::from(t.num_gpu) * f64::from(t.gpu_milli);
-        for (ci, (c, _)) in classes.iter().enumerate() {
-            if fits(t, c) {
-                let v = lp.add_var(g, (0.0, *d as f64));
-                by_type[ti].push((ci, v));
-                by_class[ci].push((ti, v));
-                variables += 1;
-            }
-        }
-    }
-    for (ti, (_, d)) in types.iter().enumerate() {
-        if by_type[ti].len() > 1 {
-            let expr: Vec<(microlp::Variable, f64)> =
-                by_type[ti].iter().map(|&(_, v)| (v, 1.0)).collect();
-            lp.add_constraint(expr.as_slice(), ComparisonOp::Le, *d as f64);
-        }
-    }
-    for (ci, (c, n)) in classes.iter().enumerate() {
-        let vars = &by_class[ci];
-        if vars.is_empty() {
+    for (c, n) in &classes {
+        let fitting: Vec<usize> = (0..types.len()).filter(|&t| fits(&types[t].0, c)).collect();
+        if fitting.is_empty() {
+            duals.push(None);
             continue;
         }
+        variables += fitting.len();
         let n = *n as f64;
-        let row = |f: &dyn Fn(&TypeKey) -> f64| -> Vec<(microlp::Variable, f64)> {
-            vars.iter()
-                .map(|&(ti, v)| (v, f(&types[ti].0)))
-                .filter(|&(_, a)| a != 0.0)
-                .collect()
-        };
-        let mut add = |expr: Vec<(microlp::Variable, f64)>, rhs: f64| {
-            if !expr.is_empty() {
-                lp.add_constraint(expr.as_slice(), ComparisonOp::Le, rhs);
+        let cpu = lp.add_var(n * cpus(c.cpu_milli), (0.0, f64::INFINITY));
+        let mem = lp.add_var(n * gib(c.memory_mib), (0.0, f64::INFINITY));
+        let mut big = [None; 3];
+        for (k, slot) in big.iter_mut().enumerate() {
+            if fitting.iter().any(|&t| bigs(&types[t].0, c)[k]) {
+                *slot = Some(lp.add_var(n, (0.0, f64::INFINITY)));
             }
+        }
+        let gpus = lp.add_var(n * f64::from(c.gpus), (0.0, f64::INFINITY));
+        let mut sizes: Vec<u32> = fitting
+            .iter()
+            .map(|&t| &types[t].0)
+            .filter(|t| sharing(t))
+            .map(|t| t.gpu_milli)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let shares: Vec<(u32, microlp::Variable)> = sizes
+            .into_iter()
+            .map(|m| (m, lp.add_var(0.0, (0.0, f64::INFINITY))))
+            .collect();
+        let d = ClassDuals {
+            cpu,
+            mem,
+            big,
+            gpus,
+            shares,
         };
-        let gpus = f64::from(c.gpus);
-        add(row(&|t| t.cpu_milli as f64), n * c.cpu_milli as f64);
-        add(row(&|t| t.memory_mib as f64), n * c.memory_mib as f64);
-        add(
-            row(&|t| f64::from(t.num_gpu) * f64::from(t.gpu_milli)),
-            n * gpus * f64::from(GPU_MILLI),
-        );
-        // GPUs as units: whole-GPU pods and sharing pods of more than half a GPU.
-        add(
-            row(&|t| {
-                if t.gpu_milli >= GPU_MILLI {
-                    f64::from(t.num_gpu)
-                } else if 2 * t.gpu_milli > GPU_MILLI {
-                    1.0
-                } else {
-                    0.0
+        // x[t][c] priced at least at its value.
+        for &ti in &fitting {
+            let t = &types[ti].0;
+            let mut row = vec![(alpha[ti], 1.0)];
+            if t.cpu_milli > 0 {
+                row.push((d.cpu, cpus(t.cpu_milli)));
+            }
+            if t.memory_mib > 0 {
+                row.push((d.mem, gib(t.memory_mib)));
+            }
+            for (k, b) in bigs(t, c).into_iter().enumerate() {
+                if let (true, Some(v)) = (b, d.big[k]) {
+                    row.push((v, 1.0));
                 }
-            }),
-            n * gpus,
-        );
-        // One per node of the pods that need more than half of a node's GPUs (whole-GPU
-        // pods; sharing pods are counted by the row above), and likewise for CPU and for
-        // memory — each resource on its own: a pod big in CPU and one big in memory can
-        // share a node.
-        let whole_big =
-            |t: &TypeKey| t.gpu_milli >= GPU_MILLI && 2 * u64::from(t.num_gpu) > u64::from(c.gpus);
-        add(row(&|t| if whole_big(t) { 1.0 } else { 0.0 }), n);
-        add(
-            row(&|t| {
-                if 2 * t.cpu_milli > c.cpu_milli {
-                    1.0
-                } else {
-                    0.0
+            }
+            if sharing(t) {
+                if let Some(&(_, v)) = d.shares.iter().find(|(m, _)| *m == t.gpu_milli) {
+                    row.push((v, 1.0));
                 }
-            }),
-            n,
-        );
-        add(
-            row(&|t| {
-                if 2 * t.memory_mib > c.memory_mib {
-                    1.0
-                } else {
-                    0.0
-                }
-            }),
-            n,
-        );
+            } else {
+                row.push((d.gpus, f64::from(t.num_gpu)));
+            }
+            lp.add_constraint(row.as_slice(), ComparisonOp::Ge, gpus_of(t));
+        }
+        // The first patterns: one share size, as many as fit a GPU.
+        for &(m, v) in &d.shares {
+            let k = f64::from(GPU_MILLI / m.max(1));
+            lp.add_constraint([(v, k), (d.gpus, -1.0)].as_slice(), ComparisonOp::Le, 0.0);
+        }
+        duals.push(Some(d));
     }
-    let solution = match lp.solve() {
-        Ok(microlp::SolveOutcome::Solution(s)) => s,
-        Ok(other) => return Err(format!("the bound's programme was not solved: {other:?}")),
-        Err(e) => return Err(format!("the bound's programme could not be solved: {e}")),
+    let solved = |r: Result<microlp::SolveOutcome, microlp::Error>| match r {
+        Ok(microlp::SolveOutcome::Solution(s)) => Ok(s),
+        Ok(other) => Err(format!("the bound's programme was not solved: {other:?}")),
+        Err(e) => Err(format!("the bound's programme could not be solved: {e}")),
     };
-    let objective = solution.objective().max(0.0);
-    // Within the solver's tolerance of the optimum: rounded up, never down.
+    let mut solution = solved(lp.solve())?;
+    let mut patterns = duals.iter().flatten().map(|d| d.shares.len()).sum::<usize>();
+    // Cutting planes: per class, the pattern that the current duals price above a GPU.
+    let mut converged = false;
+    for _ in 0..MAX_ROUNDS {
+        let mut cuts = Vec::new();
+        for d in duals.iter().flatten() {
+            if d.shares.len() < 2 {
+                continue;
+            }
+            let values: Vec<(u32, f64)> = d
+                .shares
+                .iter()
+                .map(|&(m, v)| (m, solution.var_value(v)))
+                .collect();
+            let (value, counts) = best_pattern(&values);
+            if value > solution.var_value(d.gpus) * (1.0 + 1e-9) + 1e-9 {
+                let mut row: Vec<(microlp::Variable, f64)> = d
+                    .shares
+                    .iter()
+                    .zip(&counts)
+                    .filter(|(_, k)| **k > 0)
+                    .map(|(&(_, v), &k)| (v, f64::from(k)))
+                    .collect();
+                row.push((d.gpus, -1.0));
+                cuts.push(row);
+            }
+        }
+        if cuts.is_empty() {
+            converged = true;
+            break;
+        }
+        patterns += cuts.len();
+        for row in cuts {
+            solution = solved(solution.add_constraint(row.as_slice(), ComparisonOp::Le, 0.0))?;
+        }
+    }
+    // The bound is the dual objective at a dual-feasible point, checked here rather than
+    // trusted to the solver's tolerances: each class's GPU dual is raised to the best
+    // pattern's price (so that every pattern, generated or not, costs at most a GPU), and
+    // each type's dual to cover what is left of its value on every class.
+    let val = |v: microlp::Variable| solution.var_value(v).max(0.0);
+    let mut alpha_v: Vec<f64> = alpha.iter().map(|&v| val(v)).collect();
+    let mut objective = 0.0;
+    for ((c, n), d) in classes.iter().zip(&duals) {
+        let Some(d) = d else { continue };
+        let n = *n as f64;
+        let values: Vec<(u32, f64)> = d.shares.iter().map(|&(m, v)| (m, val(v))).collect();
+        let mu = val(d.gpus).max(best_pattern(&values).0);
+        let big: Vec<f64> = d.big.iter().map(|b| b.map_or(0.0, val)).collect();
+        objective += n * cpus(c.cpu_milli) * val(d.cpu)
+            + n * gib(c.memory_mib) * val(d.mem)
+            + n * big.iter().sum::<f64>()
+            + n * f64::from(c.gpus) * mu;
+        for (ti, (t, _)) in types.iter().enumerate() {
+            if !fits(t, c) {
+                continue;
+            }
+            let mut priced = alpha_v[ti]
+                + cpus(t.cpu_milli) * val(d.cpu)
+                + gib(t.memory_mib) * val(d.mem);
+            for (k, b) in bigs(t, c).into_iter().enumerate() {
+                if b {
+                    priced += big[k];
+                }
+            }
+            priced += if sharing(t) {
+                values
+                    .iter()
+                    .find(|(m, _)| *m == t.gpu_milli)
+                    .map_or(0.0, |(_, v)| *v)
+            } else {
+                f64::from(t.num_gpu) * mu
+            };
+            let short = gpus_of(t) - priced;
+            if short > 0.0 {
+                alpha_v[ti] += short;
+            }
+        }
+    }
+    objective += types
+        .iter()
+        .zip(&alpha_v)
+        .map(|((_, d), a)| *d as f64 * a)
+        .sum::<f64>();
+    // GPUs to milli-GPU. Every placement allocates a whole number of milli-GPU, at most
+    // the objective: the largest whole number within the sums' rounding of it.
+    let scaled = objective * 1000.0;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let milli = (objective - 1e-6 * objective.max(1.0)).ceil().max(0.0) as u64;
+    let milli = (scaled + 1e-9 * scaled.max(1.0)).floor().max(0.0) as u64;
     let requested: u64 = pods.iter().map(PodSpec::gpu_request_milli).sum();
     let capacity: u64 = nodes.iter().map(|n| u64::from(n.gpus)).sum::<u64>() * u64::from(GPU_MILLI);
     Ok(Bound {
@@ -214,6 +377,8 @@ pub fn upper_bound(nodes: &[NodeSpec], pods: &[PodSpec]) -> Result<Bound, String
         classes: classes.len(),
         types: types.len(),
         variables,
+        patterns,
+        converged,
     })
 }
 
@@ -477,6 +642,45 @@ mod tests {
             tight * 2 > total,
             "the bound is tight on only {tight} of {total}"
         );
+    }
+
+    /// The regression the share patterns guard: the leftover of a share can only be used
+    /// by shares that fit in it. One GPU, shares of 810, 470 and 470 milli: pooled milli
+    /// would allow 1000; the best placement is 940 (470 + 470), and so is the bound.
+    #[test]
+    fn the_bound_sees_what_a_share_leaves_on_its_gpu() {
+        let node = NodeSpec {
+            name: "n".into(),
+            cpu_milli: 64_000,
+            memory_mib: 65_536,
+            gpus: 1,
+            model: Some("A".into()),
+            islands: Vec::new(),
+        };
+        let share = |i: usize, m: u32| PodSpec {
+            name: format!("p{i}"),
+            cpu_milli: 1000,
+            memory_mib: 1024,
+            num_gpu: 1,
+            gpu_milli: m,
+            gpu_spec: BTreeSet::new(),
+        };
+        let pods = vec![share(0, 810), share(1, 470), share(2, 470)];
+        let b = upper_bound(std::slice::from_ref(&node), &pods).unwrap();
+        assert_eq!(b.milli, 940);
+        assert!(b.converged);
+        assert_eq!(exhaustive(&mut Cluster::new(vec![node]), &pods), 940);
+    }
+
+    #[test]
+    fn best_pattern_is_the_exact_knapsack() {
+        // 810 + 160 (value 1.1) beats 470 + 470 (1.0) and 160 x 6 (0.6).
+        let (v, counts) = best_pattern(&[(160, 0.1), (470, 0.5), (810, 1.0)]);
+        assert!((v - 1.1).abs() < 1e-12, "{v}");
+        assert_eq!(counts, vec![1, 0, 1]);
+        // Nothing of value: the empty pattern.
+        let (v, counts) = best_pattern(&[(300, 0.0)]);
+        assert_eq!((v, counts), (0.0, vec![0]));
     }
 
     #[test]

@@ -78,8 +78,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Also give the limit at 100% arrived, per seed: an upper bound on the allocation any
-    /// placement of the arrived pods could reach (a linear programme over node classes and
-    /// pod types) and the best offline packing found (largest first, FGD or best fit).
+    /// placement of the arrived pods could reach (a linear programme over node classes, pod
+    /// types and the patterns that pack shares into a GPU) and the best packing found.
     #[arg(long)]
     bound: bool,
 }
@@ -478,7 +478,7 @@ impl Report<'_> {
             let (bound, packing) = self.limit_stats(limits);
             out["limit"] = json!({
                 "arrivedPct": 100,
-                "method": "bound: LP over node classes and pod types (docs/placement.md); bestPacking: pods sorted largest first, placed by fgd or bestfit",
+                "method": "bound: LP over node classes, pod types and GPU share patterns, solved as its dual with cutting planes (docs/placement.md); bestPacking: the best of the offline and online packings tried",
                 "bound": bound.as_ref().map_or(Value::Null, stat_json),
                 "bestPacking": packing.as_ref().map_or(Value::Null, stat_json),
                 "perSeed": limits.iter().map(|l| json!({
@@ -491,6 +491,8 @@ impl Report<'_> {
                     "nodeClasses": l.programme.classes,
                     "podTypes": l.programme.types,
                     "variables": l.programme.variables,
+                    "patterns": l.programme.patterns,
+                    "converged": l.programme.converged,
                 })).collect::<Vec<_>>(),
             });
         }
