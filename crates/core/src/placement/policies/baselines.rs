@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use super::super::frag::TypicalPods;
 use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
 use super::{
-    FragEval, MaxPicker, NodeOrder, feasible, first_gpus, free_total, gpus_best, gpus_random,
-    is_sharing, sub_packed, wants_gpu,
+    FragEval, MaxPicker, NodeOrder, ScoreCache, feasible, first_gpus, free_total, gpus_best,
+    gpus_random, is_sharing, sub_packed, wants_gpu,
 };
 
 /// kube-scheduler's maximum node score.
@@ -268,6 +268,8 @@ pub struct Fgd {
     eval: FragEval,
     order: NodeOrder,
     scratch: Vec<u32>,
+    /// Per node and pod shape: the score and, for a sharing pod, the GPU.
+    cache: ScoreCache<(i64, Option<u32>)>,
 }
 
 impl Fgd {
@@ -277,6 +279,7 @@ impl Fgd {
             eval: FragEval::new(typical),
             order: NodeOrder::default(),
             scratch: Vec::new(),
+            cache: ScoreCache::new(),
         }
     }
 }
@@ -294,41 +297,61 @@ impl Policy for Fgd {
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
         self.eval.prepare(cluster);
         self.order.prepare(cluster.nodes.len(), rng);
-        let sharing = is_sharing(pod);
+        let shape = self.cache.shape(cluster.nodes.len(), pod);
         let mut pick = MaxPicker::new();
         for (n, node) in feasible(cluster, pod) {
-            let before = self.eval.frag(n, node.cpu_free, &node.gpu_free);
-            let cpu_after = node.cpu_free - pod.cpu_milli;
-            if sharing {
-                let mut best: Option<(i64, u32)> = None;
-                for (g, &f) in (0u32..).zip(&node.gpu_free) {
-                    if f < pod.gpu_milli {
-                        continue;
-                    }
-                    self.scratch.clear();
-                    self.scratch.extend_from_slice(&node.gpu_free);
-                    self.scratch[g as usize] -= pod.gpu_milli;
-                    let scratch = std::mem::take(&mut self.scratch);
-                    let after = self.eval.frag(n, cpu_after, &scratch);
-                    self.scratch = scratch;
-                    let s = fgd_score(before - after);
-                    if best.is_none_or(|(bs, _)| s > bs) {
-                        best = Some((s, g));
-                    }
+            let (score, gpu) = match self.cache.get(n, shape, node) {
+                Some(&r) => r,
+                None => {
+                    let r = self.score(n, node, pod);
+                    self.cache.put(n, shape, node, r);
+                    r
                 }
-                if let Some((s, g)) = best {
-                    pick.offer(s, self.order.rank(n), (n, vec![g]));
-                }
-            } else {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                sub_packed(&node.gpu_free, pod, &mut scratch);
-                let after = self.eval.frag(n, cpu_after, &scratch);
-                self.scratch = scratch;
-                let score = fgd_score(before - after);
-                pick.offer(score, self.order.rank(n), (n, first_gpus(node, pod)));
+            };
+            if is_sharing(pod) && gpu.is_none() {
+                continue;
             }
+            pick.offer(score, self.order.rank(n), (n, gpu));
         }
-        let (node, gpus) = pick.into_best()?;
+        let (node, gpu) = pick.into_best()?;
+        let gpus = match gpu {
+            Some(g) => vec![g],
+            None => first_gpus(&cluster.nodes[node], pod),
+        };
         Some(Placement { node, gpus })
+    }
+}
+
+impl Fgd {
+    /// FGD's score of `pod` on node `n` (which fits it) and, for a sharing pod, the GPU:
+    /// the one with the best score, the first on ties.
+    fn score(&mut self, n: usize, node: &NodeState, pod: &PodSpec) -> (i64, Option<u32>) {
+        let before = self.eval.frag(n, node.cpu_free, &node.gpu_free);
+        let cpu_after = node.cpu_free - pod.cpu_milli;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = if is_sharing(pod) {
+            let mut best: Option<(i64, u32)> = None;
+            for (g, &f) in (0u32..).zip(&node.gpu_free) {
+                if f < pod.gpu_milli {
+                    continue;
+                }
+                scratch.clear();
+                scratch.extend_from_slice(&node.gpu_free);
+                scratch[g as usize] -= pod.gpu_milli;
+                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
+                if best.is_none_or(|(bs, _)| s > bs) {
+                    best = Some((s, g));
+                }
+            }
+            best.map_or((0, None), |(s, g)| (s, Some(g)))
+        } else {
+            sub_packed(&node.gpu_free, pod, &mut scratch);
+            (
+                fgd_score(before - self.eval.frag(n, cpu_after, &scratch)),
+                None,
+            )
+        };
+        self.scratch = scratch;
+        r
     }
 }

@@ -3,7 +3,8 @@
 use super::super::frag::TypicalPods;
 use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
 use super::{
-    FragEval, MaxPicker, NodeOrder, feasible, fgd_score, first_gpus, is_sharing, sub_packed,
+    FragEval, MaxPicker, NodeOrder, ScoreCache, feasible, fgd_score, first_gpus, is_sharing,
+    sub_packed,
 };
 
 /// linkwise's default: fragmentation gradient descent (FGD's score against the typical
@@ -29,7 +30,12 @@ pub struct LinkwiseDefault {
     eval: FragEval,
     order: NodeOrder,
     scratch: Vec<u32>,
+    cache: ScoreCache<Rank>,
 }
+
+/// [`LinkwiseDefault`]'s keys of one placement: GPUs in one island, score, node in use,
+/// and the GPU of a sharing pod.
+type Rank = (u8, i64, u8, Option<u32>);
 
 impl LinkwiseDefault {
     /// The default policy against this target workload.
@@ -38,6 +44,7 @@ impl LinkwiseDefault {
             eval: FragEval::new(typical),
             order: NodeOrder::default(),
             scratch: Vec::new(),
+            cache: ScoreCache::new(),
         }
     }
 }
@@ -83,47 +90,66 @@ impl Policy for LinkwiseDefault {
     fn place(&mut self, cluster: &Cluster, pod: &PodSpec, rng: &mut Rng) -> Option<Placement> {
         self.eval.prepare(cluster);
         self.order.prepare(cluster.nodes.len(), rng);
-        let sharing = is_sharing(pod);
-        // Single whole-GPU pods and CPU-only pods: FGD's score coarsened (see the type's
-        // docs).
-        let coarse = if !sharing && pod.num_gpu <= 1 { 3 } else { 1 };
+        let shape = self.cache.shape(cluster.nodes.len(), pod);
         let mut pick = MaxPicker::new();
-        let mut scratch = std::mem::take(&mut self.scratch);
         for (n, node) in feasible(cluster, pod) {
-            let before = self.eval.frag(n, node.cpu_free, &node.gpu_free);
-            let cpu_after = node.cpu_free - pod.cpu_milli;
-            let used = u8::from(sharing && in_use(node));
-            let tie = self.order.rank(n);
-            if sharing {
-                // Each GPU that fits, first index wins among equal scores (as FGD).
-                let mut best: Option<(i64, u32)> = None;
-                for (g, &f) in (0u32..).zip(&node.gpu_free) {
-                    if f < pod.gpu_milli {
-                        continue;
-                    }
-                    scratch.clear();
-                    scratch.extend_from_slice(&node.gpu_free);
-                    scratch[g as usize] -= pod.gpu_milli;
-                    let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
-                    if best.is_none_or(|(bs, _)| s > bs) {
-                        best = Some((s, g));
-                    }
+            let (island, s, used, gpu) = match self.cache.get(n, shape, node) {
+                Some(&r) => r,
+                None => {
+                    let r = self.rank(n, node, pod);
+                    self.cache.put(n, shape, node, r);
+                    r
                 }
-                if let Some((s, g)) = best {
-                    pick.offer((0u8, s, used), tie, (n, vec![g]));
-                }
-            } else {
-                sub_packed(&node.gpu_free, pod, &mut scratch);
-                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch)) / coarse;
-                let (island, gpus) = match island_gpus(node, pod) {
-                    Some(g) => (1u8, g),
-                    None => (0u8, first_gpus(node, pod)),
-                };
-                pick.offer((island, s, used), tie, (n, gpus));
+            };
+            if is_sharing(pod) && gpu.is_none() {
+                continue;
             }
+            pick.offer((island, s, used), self.order.rank(n), (n, gpu));
         }
+        let (n, gpu) = pick.into_best()?;
+        let node = &cluster.nodes[n];
+        let gpus = match gpu {
+            Some(g) => vec![g],
+            None => island_gpus(node, pod).unwrap_or_else(|| first_gpus(node, pod)),
+        };
+        Some(Placement { node: n, gpus })
+    }
+}
+
+impl LinkwiseDefault {
+    /// The ranking keys of `pod` on node `n` (which fits it): one island, score, in use;
+    /// and for a sharing pod the GPU (each GPU that fits is scored, the first index wins
+    /// among equal scores, as FGD).
+    fn rank(&mut self, n: usize, node: &NodeState, pod: &PodSpec) -> Rank {
+        let sharing = is_sharing(pod);
+        let before = self.eval.frag(n, node.cpu_free, &node.gpu_free);
+        let cpu_after = node.cpu_free - pod.cpu_milli;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = if sharing {
+            let used = u8::from(in_use(node));
+            let mut best: Option<(i64, u32)> = None;
+            for (g, &f) in (0u32..).zip(&node.gpu_free) {
+                if f < pod.gpu_milli {
+                    continue;
+                }
+                scratch.clear();
+                scratch.extend_from_slice(&node.gpu_free);
+                scratch[g as usize] -= pod.gpu_milli;
+                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
+                if best.is_none_or(|(bs, _)| s > bs) {
+                    best = Some((s, g));
+                }
+            }
+            best.map_or((0, 0, 0, None), |(s, g)| (0, s, used, Some(g)))
+        } else {
+            // Single whole-GPU pods and CPU-only pods: FGD's score coarsened (see the
+            // type's docs).
+            let coarse = if pod.num_gpu <= 1 { 3 } else { 1 };
+            sub_packed(&node.gpu_free, pod, &mut scratch);
+            let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch)) / coarse;
+            (u8::from(island_gpus(node, pod).is_some()), s, 0, None)
+        };
         self.scratch = scratch;
-        let (node, gpus) = pick.into_best()?;
-        Some(Placement { node, gpus })
+        r
     }
 }

@@ -299,3 +299,173 @@ impl FragEval {
         v
     }
 }
+
+/// The most pod shapes [`ScoreCache`] keeps per node; pods of other shapes are scored
+/// afresh.
+const CACHE_SHAPES: usize = 512;
+
+/// One cached score: the node's state it was computed for, and the result.
+#[derive(Debug, Clone)]
+struct Cached<R> {
+    cpu_free: u64,
+    gpu_free: Vec<u32>,
+    result: R,
+}
+
+/// A policy's per-node results by pod shape (CPU, per-GPU milli, GPU count), kept while
+/// the node's free CPU and free milli per GPU stay the same. A node changes only when a pod
+/// lands on it, so between two pods of a shape almost every node's result still holds:
+/// FGD's fragment differences are computed once per node state rather than once per pod.
+/// The result must depend on nothing but the node's free CPU and GPUs and the pod's shape
+/// (feasibility, which also reads memory and the GPU model, is checked apart, every time).
+#[derive(Debug, Clone)]
+pub(crate) struct ScoreCache<R> {
+    shapes: HashMap<(u64, u32, u32), usize, BuildHasherDefault<FastHasher>>,
+    nodes: Vec<Vec<Option<Cached<R>>>>,
+}
+
+impl<R: Clone> ScoreCache<R> {
+    pub(crate) fn new() -> Self {
+        ScoreCache {
+            shapes: HashMap::default(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The pod's shape slot (`None` past [`CACHE_SHAPES`] shapes); resets the cache when
+    /// the node count changed (another cluster).
+    pub(crate) fn shape(&mut self, nodes: usize, pod: &PodSpec) -> Option<usize> {
+        if self.nodes.len() != nodes {
+            self.nodes = vec![Vec::new(); nodes];
+            self.shapes.clear();
+        }
+        let key = (pod.cpu_milli, pod.gpu_milli, pod.num_gpu);
+        let next = self.shapes.len();
+        if next >= CACHE_SHAPES && !self.shapes.contains_key(&key) {
+            return None;
+        }
+        Some(*self.shapes.entry(key).or_insert(next))
+    }
+
+    /// Node `n`'s result for `shape`, when computed for its current state.
+    pub(crate) fn get(&self, n: usize, shape: Option<usize>, node: &NodeState) -> Option<&R> {
+        let c = self.nodes.get(n)?.get(shape?)?.as_ref()?;
+        (c.cpu_free == node.cpu_free && c.gpu_free == node.gpu_free).then_some(&c.result)
+    }
+
+    /// Keeps node `n`'s result for `shape` in its current state.
+    pub(crate) fn put(&mut self, n: usize, shape: Option<usize>, node: &NodeState, result: R) {
+        let (Some(shape), Some(slots)) = (shape, self.nodes.get_mut(n)) else {
+            return;
+        };
+        if slots.len() <= shape {
+            slots.resize(shape + 1, None);
+        }
+        match &mut slots[shape] {
+            Some(c) => {
+                c.cpu_free = node.cpu_free;
+                c.gpu_free.clear();
+                c.gpu_free.extend_from_slice(&node.gpu_free);
+                c.result = result;
+            }
+            slot => {
+                *slot = Some(Cached {
+                    cpu_free: node.cpu_free,
+                    gpu_free: node.gpu_free.clone(),
+                    result,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::frag::TypicalShape;
+    use crate::placement::{NodeSpec, Placement};
+    use std::collections::BTreeSet;
+
+    fn pod(i: u64, rng: &mut Rng) -> PodSpec {
+        let (num_gpu, gpu_milli) = match rng.below(4) {
+            0 => (
+                1,
+                [230u32, 470, 810][usize::try_from(rng.below(3)).unwrap_or(0)],
+            ),
+            1 => (1, GPU_MILLI),
+            2 => (2, GPU_MILLI),
+            _ => (0, 0),
+        };
+        PodSpec {
+            name: format!("p{i}"),
+            cpu_milli: 1000 * (1 + rng.below(12)),
+            memory_mib: 1024,
+            num_gpu,
+            gpu_milli,
+            gpu_spec: BTreeSet::new(),
+        }
+    }
+
+    /// The regression the score cache guards: a policy that keeps results between pods
+    /// decides exactly as one that scores every node afresh — also when a node's state is
+    /// changed behind the policy's back (tests and callers may edit `Cluster::nodes`).
+    #[test]
+    fn cached_scores_decide_as_fresh_ones() {
+        let shape = |cpu: u64, milli: u32, num: u32, p: f64| TypicalShape {
+            cpu_milli: cpu,
+            gpu_milli: milli,
+            num_gpu: num,
+            gpu_spec: BTreeSet::new(),
+            p,
+        };
+        let typical = TypicalPods {
+            shapes: vec![
+                shape(4000, 470, 1, 0.4),
+                shape(8000, GPU_MILLI, 1, 0.4),
+                shape(8000, GPU_MILLI, 2, 0.2),
+            ],
+        };
+        let specs: Vec<NodeSpec> = (0..12)
+            .map(|i| NodeSpec {
+                name: format!("n{i}"),
+                cpu_milli: if i % 3 == 0 { 32_000 } else { 96_000 },
+                memory_mib: 262_144,
+                gpus: if i % 2 == 0 { 8 } else { 2 },
+                model: Some("G2".into()),
+                islands: if i % 4 == 0 {
+                    vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        for name in ["fgd", "default"] {
+            let mut cached = by_name(name, &typical).unwrap();
+            let mut cluster = Cluster::new(specs.clone());
+            let mut rng = Rng::new(3);
+            let mut draw = Rng::new(11);
+            let mut placed = 0;
+            for i in 0..200 {
+                if i % 37 == 36 {
+                    // Behind the policy's back: free one node entirely.
+                    let n = usize::try_from(draw.below(12)).unwrap_or(0);
+                    let node = &mut cluster.nodes[n];
+                    node.cpu_free = node.spec.cpu_milli;
+                    node.gpu_free.iter_mut().for_each(|f| *f = GPU_MILLI);
+                }
+                let p = pod(i, &mut draw);
+                let mut fresh = by_name(name, &typical).unwrap();
+                // Same node order: the fresh policy draws it from the same stream.
+                let mut rng_fresh = Rng::new(3);
+                let want: Option<Placement> = fresh.place(&cluster, &p, &mut rng_fresh);
+                let got = cached.place(&cluster, &p, &mut rng);
+                assert_eq!(got, want, "{name}, pod {i} ({p:?})");
+                if let Some(pl) = got {
+                    cluster.apply(&p, &pl);
+                    placed += 1;
+                }
+            }
+            assert!(placed > 50, "{name}: only {placed} pods placed");
+        }
+    }
+}
