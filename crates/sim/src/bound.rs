@@ -281,7 +281,11 @@ pub fn upper_bound(nodes: &[NodeSpec], pods: &[PodSpec]) -> Result<Bound, String
         Err(e) => Err(format!("the bound's programme could not be solved: {e}")),
     };
     let mut solution = solved(lp.solve())?;
-    let mut patterns = duals.iter().flatten().map(|d| d.shares.len()).sum::<usize>();
+    let mut patterns = duals
+        .iter()
+        .flatten()
+        .map(|d| d.shares.len())
+        .sum::<usize>();
     // Cutting planes: per class, the pattern that the current duals price above a GPU.
     let mut converged = false;
     for _ in 0..MAX_ROUNDS {
@@ -338,9 +342,8 @@ pub fn upper_bound(nodes: &[NodeSpec], pods: &[PodSpec]) -> Result<Bound, String
             if !fits(t, c) {
                 continue;
             }
-            let mut priced = alpha_v[ti]
-                + cpus(t.cpu_milli) * val(d.cpu)
-                + gib(t.memory_mib) * val(d.mem);
+            let mut priced =
+                alpha_v[ti] + cpus(t.cpu_milli) * val(d.cpu) + gib(t.memory_mib) * val(d.mem);
             for (k, b) in bigs(t, c).into_iter().enumerate() {
                 if b {
                     priced += big[k];
