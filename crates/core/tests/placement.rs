@@ -502,3 +502,59 @@ fn bench() {
         }
     }
 }
+
+/// Decision latency: the time of one `place` call per pod (mean, median, p99, max) while
+/// the default trace (seed 42, tune 1.3) is replayed on the openb cluster and on a 10x
+/// synthetic cluster (every node ten times; the trace inflated to the same 1.3x of the
+/// larger capacity), for the policies in `LW_POLICIES` (default `fgd,default,bestfit`).
+/// Includes each policy's warm-up (its caches fill as the run goes).
+#[test]
+#[ignore = "benchmark: see the module docs"]
+fn decision_latency() {
+    let dir = data_dir();
+    let np = dir.join("openb_node_list_gpu_node.csv");
+    if !require(Prerequisite::file(&np)) {
+        return;
+    }
+    let nodes = read_nodes(&np).unwrap();
+    let trace = read_pods(&dir.join("openb_pod_list_default.csv")).unwrap();
+    let typical = TypicalPods::from_trace(&trace, 0.95);
+    for scale in [1usize, 10] {
+        let specs: Vec<NodeSpec> = (0..scale)
+            .flat_map(|k| {
+                nodes.iter().map(move |n| NodeSpec {
+                    name: format!("{}-{k}", n.name),
+                    ..n.clone()
+                })
+            })
+            .collect();
+        let capacity = specs.iter().map(|n| u64::from(n.gpus)).sum::<u64>() * u64::from(GPU_MILLI);
+        let mut rng = Rng::new(42);
+        let pods = replay::prepare(&trace, capacity, ReplayConfig { tune: 1.3 }, &mut rng);
+        for policy in list_from_env("LW_POLICIES", "fgd,default,bestfit") {
+            let mut p = policies::by_name(&policy, &typical).unwrap();
+            let mut cluster = Cluster::new(specs.clone());
+            let mut r = rng.clone();
+            let mut times: Vec<f64> = Vec::with_capacity(pods.len());
+            for pod in &pods {
+                let t = Instant::now();
+                let placed = p.place(&cluster, pod, &mut r);
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+                if let Some(pl) = placed {
+                    cluster.apply(pod, &pl);
+                }
+            }
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            times.sort_by(f64::total_cmp);
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+            println!(
+                "RESULT latency nodes={} pods={} policy={policy} mean_us={mean:.1} p50_us={:.1} p99_us={:.1} max_us={:.1}",
+                specs.len(),
+                pods.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            );
+        }
+    }
+}
