@@ -13,18 +13,17 @@ use super::{
 /// islands.
 ///
 /// Ranking, highest first: (1) the pod's GPUs share one island (only meaningful with
-/// islands), (2) FGD's score `s = int(100·sigmoid(Δfrag/1000))`, used as is for sharing
-/// and multi-GPU pods and coarsened to `s / 3` (integer division) for single whole-GPU
-/// pods and CPU-only pods, (3) for sharing
-/// pods only, the node already hosts a pod, (4) the node's rank in a random order drawn
-/// once per run.
+/// islands), (2) FGD's score `s = int(100·sigmoid(Δfrag/1000))`, coarsened to `s / 3`
+/// (integer division) for single whole-GPU pods and used as is for the others, (3) for
+/// sharing and CPU-only pods only, the node already hosts a pod, (4) the node's rank in a
+/// random order drawn once per run.
 ///
 /// Why (measured in `docs/placement.md`, 5 traces × 10 seeds, paired by seed against
 /// FGD): among placements that FGD scores almost alike, the fixed node order packs
-/// whole-GPU pods onto the same nodes, leaving other nodes whole; sharing pods gain from
-/// going to a node already in use; multi-GPU pods and whole-GPU pods lose from "in use"
-/// (it spends the nodes that 8-GPU and model-restricted pods need), and a finer score
-/// than FGD's (the exact Δfrag) loses everywhere.
+/// whole-GPU pods onto the same nodes, leaving other nodes whole; sharing and CPU-only
+/// pods gain from going to a node already in use; for whole-GPU pods "in use" loses (it
+/// spends the nodes that 8-GPU and model-restricted pods need), and a finer score than
+/// FGD's (the exact Δfrag) loses everywhere.
 #[derive(Debug, Clone)]
 pub struct LinkwiseDefault {
     eval: FragEval,
@@ -142,12 +141,13 @@ impl LinkwiseDefault {
             }
             best.map_or((0, 0, 0, None), |(s, g)| (0, s, used, Some(g)))
         } else {
-            // Single whole-GPU pods and CPU-only pods: FGD's score coarsened (see the
-            // type's docs).
-            let coarse = if pod.num_gpu <= 1 { 3 } else { 1 };
+            // Single whole-GPU pods: FGD's score coarsened; CPU-only pods: a node in use
+            // first (see the type's docs).
+            let coarse = if pod.num_gpu == 1 { 3 } else { 1 };
+            let used = u8::from(pod.num_gpu == 0 && in_use(node));
             sub_packed(&node.gpu_free, pod, &mut scratch);
             let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch)) / coarse;
-            (u8::from(island_gpus(node, pod).is_some()), s, 0, None)
+            (u8::from(island_gpus(node, pod).is_some()), s, used, None)
         };
         self.scratch = scratch;
         r
