@@ -15,26 +15,33 @@ use super::{
 /// Ranking, highest first: (1) the pod's GPUs share one island (only meaningful with
 /// islands), (2) FGD's score `s = int(100·sigmoid(Δfrag/1000))`, coarsened to `s / 3`
 /// (integer division) for single whole-GPU pods and used as is for the others, (3) for
-/// sharing and CPU-only pods only, the node already hosts a pod, (4) the node's rank in a
-/// random order drawn once per run.
+/// pods of at most one GPU, the placement does not strand the node's idle GPUs — before
+/// it, the node's free CPU covered every idle GPU at the CPU a typical whole-GPU pod asks
+/// for; after it, it no longer does — (4) for sharing and CPU-only pods only, the node
+/// already hosts a pod, (5) the node's rank in a random order drawn once per run.
 ///
 /// Why (measured in `docs/placement.md`, 5 traces × 10 seeds, paired by seed against
 /// FGD): among placements that FGD scores almost alike, the fixed node order packs
-/// whole-GPU pods onto the same nodes, leaving other nodes whole; sharing and CPU-only
-/// pods gain from going to a node already in use; for whole-GPU pods "in use" loses (it
-/// spends the nodes that 8-GPU and model-restricted pods need), and a finer score than
-/// FGD's (the exact Δfrag) loses everywhere.
+/// whole-GPU pods onto the same nodes, leaving other nodes whole; on GPU-dense nodes the
+/// CPU runs out before the GPUs do, so a pod that takes the CPU the idle GPUs need goes
+/// elsewhere when it can; sharing and CPU-only pods gain from going to a node already in
+/// use; for whole-GPU pods "in use" loses (it spends the nodes that 8-GPU and
+/// model-restricted pods need), and a finer score than FGD's (the exact Δfrag) loses
+/// everywhere.
 #[derive(Debug, Clone)]
 pub struct LinkwiseDefault {
     eval: FragEval,
     order: NodeOrder,
     scratch: Vec<u32>,
     cache: ScoreCache<Rank>,
+    /// CPU a whole GPU brings with it in the target workload: the mean CPU request of
+    /// the typical single whole-GPU shapes, weighted by frequency (0 when there are none).
+    cpu_per_gpu: f64,
 }
 
-/// [`LinkwiseDefault`]'s keys of one placement: GPUs in one island, score, node in use,
-/// and the GPU of a sharing pod.
-type Rank = (u8, i64, u8, Option<u32>);
+/// [`LinkwiseDefault`]'s keys of one placement: GPUs in one island, score, CPU kept for
+/// the idle GPUs, node in use, and the GPU of a sharing pod.
+type Rank = (u8, i64, u8, u8, Option<u32>);
 
 impl LinkwiseDefault {
     /// The default policy against this target workload.
@@ -44,6 +51,16 @@ impl LinkwiseDefault {
             order: NodeOrder::default(),
             scratch: Vec::new(),
             cache: ScoreCache::new(),
+            cpu_per_gpu: {
+                let (mut cpu, mut p) = (0.0, 0.0);
+                for t in &typical.shapes {
+                    if t.num_gpu == 1 && t.gpu_milli >= GPU_MILLI {
+                        cpu += t.p * t.cpu_milli as f64;
+                        p += t.p;
+                    }
+                }
+                if p > 0.0 { cpu / p } else { 0.0 }
+            },
         }
     }
 }
@@ -92,7 +109,7 @@ impl Policy for LinkwiseDefault {
         let shape = self.cache.shape(cluster.nodes.len(), pod);
         let mut pick = MaxPicker::new();
         for (n, node) in feasible(cluster, pod) {
-            let (island, s, used, gpu) = match self.cache.get(n, shape, node) {
+            let (island, s, keeps, used, gpu) = match self.cache.get(n, shape, node) {
                 Some(&r) => r,
                 None => {
                     let r = self.rank(n, node, pod);
@@ -103,7 +120,7 @@ impl Policy for LinkwiseDefault {
             if is_sharing(pod) && gpu.is_none() {
                 continue;
             }
-            pick.offer((island, s, used), self.order.rank(n), (n, gpu));
+            pick.offer((island, s, keeps, used), self.order.rank(n), (n, gpu));
         }
         let (n, gpu) = pick.into_best()?;
         let node = &cluster.nodes[n];
@@ -116,6 +133,18 @@ impl Policy for LinkwiseDefault {
 }
 
 impl LinkwiseDefault {
+    /// Whether the placement strands the node's idle GPUs: before it, the free CPU covered
+    /// [`LinkwiseDefault::cpu_per_gpu`] for every idle GPU; after it (`cpu_after`, the idle
+    /// GPUs of `after`), it does not. A node already short of CPU is not held against the
+    /// pod. Sharing pods pass the GPUs as they were: the GPU a share lands on keeps hosting
+    /// shares, which need CPU as much as a whole-GPU pod (measured: counting it as taken
+    /// halves the gain on the default trace).
+    fn strands(&self, node: &NodeState, cpu_after: u64, after: &[u32]) -> bool {
+        let idle = |gpus: &[u32]| gpus.iter().filter(|&&f| f >= GPU_MILLI).count() as f64;
+        let covered = |cpu: u64, gpus: &[u32]| cpu as f64 >= idle(gpus) * self.cpu_per_gpu;
+        covered(node.cpu_free, &node.gpu_free) && !covered(cpu_after, after)
+    }
+
     /// The ranking keys of `pod` on node `n` (which fits it): one island, score, in use;
     /// and for a sharing pod the GPU (each GPU that fits is scored, the first index wins
     /// among equal scores, as FGD).
@@ -139,7 +168,13 @@ impl LinkwiseDefault {
                     best = Some((s, g));
                 }
             }
-            best.map_or((0, 0, 0, None), |(s, g)| (0, s, used, Some(g)))
+            best.map_or((0, 0, 0, 0, None), |(s, g)| {
+                scratch.clear();
+                scratch.extend_from_slice(&node.gpu_free);
+                scratch[g as usize] -= pod.gpu_milli;
+                let keeps = u8::from(!self.strands(node, cpu_after, &node.gpu_free));
+                (0, s, keeps, used, Some(g))
+            })
         } else {
             // Single whole-GPU pods: FGD's score coarsened; CPU-only pods: a node in use
             // first (see the type's docs).
@@ -147,7 +182,18 @@ impl LinkwiseDefault {
             let used = u8::from(pod.num_gpu == 0 && in_use(node));
             sub_packed(&node.gpu_free, pod, &mut scratch);
             let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch)) / coarse;
-            (u8::from(island_gpus(node, pod).is_some()), s, used, None)
+            let keeps = if pod.num_gpu <= 1 {
+                u8::from(!self.strands(node, cpu_after, &scratch))
+            } else {
+                1
+            };
+            (
+                u8::from(island_gpus(node, pod).is_some()),
+                s,
+                keeps,
+                used,
+                None,
+            )
         };
         self.scratch = scratch;
         r
