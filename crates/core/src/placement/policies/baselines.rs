@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use super::super::frag::TypicalPods;
 use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
 use super::{
-    FragEval, MaxPicker, NodeOrder, ScoreCache, feasible, first_gpus, free_total, gpus_best,
-    gpus_random, is_sharing, sub_packed, wants_gpu,
+    FragEval, MaxPicker, NodeOrder, ScoreCache, best_share_gpu, feasible, first_gpus, free_total,
+    gpus_best, gpus_random, is_sharing, sub_packed, wants_gpu,
 };
 
 /// kube-scheduler's maximum node score.
@@ -330,19 +330,7 @@ impl Fgd {
         let cpu_after = node.cpu_free - pod.cpu_milli;
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = if is_sharing(pod) {
-            let mut best: Option<(i64, u32)> = None;
-            for (g, &f) in (0u32..).zip(&node.gpu_free) {
-                if f < pod.gpu_milli {
-                    continue;
-                }
-                scratch.clear();
-                scratch.extend_from_slice(&node.gpu_free);
-                scratch[g as usize] -= pod.gpu_milli;
-                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
-                if best.is_none_or(|(bs, _)| s > bs) {
-                    best = Some((s, g));
-                }
-            }
+            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch);
             best.map_or((0, None), |(s, g)| (s, Some(g)))
         } else {
             sub_packed(&node.gpu_free, pod, &mut scratch);

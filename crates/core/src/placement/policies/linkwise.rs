@@ -3,8 +3,8 @@
 use super::super::frag::TypicalPods;
 use super::super::{Cluster, GPU_MILLI, NodeState, Placement, PodSpec, Policy, Rng};
 use super::{
-    FragEval, MaxPicker, NodeOrder, ScoreCache, feasible, fgd_score, first_gpus, is_sharing,
-    sub_packed,
+    FragEval, MaxPicker, NodeOrder, ScoreCache, best_share_gpu, feasible, fgd_score, first_gpus,
+    is_sharing, sub_packed,
 };
 
 /// linkwise's default: fragmentation gradient descent (FGD's score against the typical
@@ -155,23 +155,8 @@ impl LinkwiseDefault {
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = if sharing {
             let used = u8::from(in_use(node));
-            let mut best: Option<(i64, u32)> = None;
-            for (g, &f) in (0u32..).zip(&node.gpu_free) {
-                if f < pod.gpu_milli {
-                    continue;
-                }
-                scratch.clear();
-                scratch.extend_from_slice(&node.gpu_free);
-                scratch[g as usize] -= pod.gpu_milli;
-                let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch));
-                if best.is_none_or(|(bs, _)| s > bs) {
-                    best = Some((s, g));
-                }
-            }
+            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch);
             best.map_or((0, 0, 0, 0, None), |(s, g)| {
-                scratch.clear();
-                scratch.extend_from_slice(&node.gpu_free);
-                scratch[g as usize] -= pod.gpu_milli;
                 let keeps = u8::from(!self.strands(node, cpu_after, &node.gpu_free));
                 (0, s, keeps, used, Some(g))
             })

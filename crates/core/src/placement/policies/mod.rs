@@ -202,6 +202,34 @@ pub(crate) fn sub_packed(gpu_free: &[u32], pod: &PodSpec, out: &mut Vec<u32>) {
     }
 }
 
+/// For a sharing pod on node `n` (fragment `before`): FGD's score on each GPU that fits
+/// and the best GPU, the first on ties; `None` when no GPU fits. `scratch` is working
+/// space.
+pub(crate) fn best_share_gpu(
+    eval: &mut FragEval,
+    n: usize,
+    node: &NodeState,
+    pod: &PodSpec,
+    before: f64,
+    scratch: &mut Vec<u32>,
+) -> Option<(i64, u32)> {
+    let cpu_after = node.cpu_free.saturating_sub(pod.cpu_milli);
+    let mut best: Option<(i64, u32)> = None;
+    for (g, &f) in (0u32..).zip(&node.gpu_free) {
+        if f < pod.gpu_milli {
+            continue;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&node.gpu_free);
+        scratch[g as usize] -= pod.gpu_milli;
+        let s = fgd_score(before - eval.frag(n, cpu_after, scratch));
+        if best.is_none_or(|(bs, _)| s > bs) {
+            best = Some((s, g));
+        }
+    }
+    best
+}
+
 /// FNV-style fast hasher for the fragmentation memo (keys are small integer tuples).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FastHasher(u64);
