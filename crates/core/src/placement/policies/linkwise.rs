@@ -14,10 +14,10 @@ use super::{
 ///
 /// Ranking, highest first: (1) the pod's GPUs share one island (only meaningful with
 /// islands), (2) FGD's score `s = int(100·sigmoid(Δfrag/1000))`, coarsened to `s / 3`
-/// (integer division) for single whole-GPU pods and used as is for the others, (3) for
-/// pods of at most one GPU, the placement does not strand the node's idle GPUs — before
-/// it, the node's free CPU covered every idle GPU at the CPU a typical whole-GPU pod asks
-/// for; after it, it no longer does — (4) for sharing and CPU-only pods only, the node
+/// (integer division) for single whole-GPU pods and used as is for the others, (3) the
+/// placement does not strand the node's idle GPUs — before it, the node's free CPU
+/// covered every idle GPU at the CPU per GPU that typical whole-GPU pods ask for; after
+/// it, it no longer does — (4) for sharing and CPU-only pods only, the node
 /// already hosts a pod, (5) the node's rank in a random order drawn once per run.
 ///
 /// Why (measured in `docs/placement.md`, 5 traces × 10 seeds, paired by seed against
@@ -34,8 +34,9 @@ pub struct LinkwiseDefault {
     order: NodeOrder,
     scratch: Vec<u32>,
     cache: ScoreCache<Rank>,
-    /// CPU a whole GPU brings with it in the target workload: the mean CPU request of
-    /// the typical single whole-GPU shapes, weighted by frequency (0 when there are none).
+    /// CPU a whole GPU brings with it in the target workload: over the typical whole-GPU
+    /// shapes (one GPU or more), frequency-weighted CPU over frequency-weighted GPUs (0
+    /// when there are none).
     cpu_per_gpu: f64,
 }
 
@@ -54,9 +55,9 @@ impl LinkwiseDefault {
             cpu_per_gpu: {
                 let (mut cpu, mut p) = (0.0, 0.0);
                 for t in &typical.shapes {
-                    if t.num_gpu == 1 && t.gpu_milli >= GPU_MILLI {
+                    if t.num_gpu >= 1 && t.gpu_milli >= GPU_MILLI {
                         cpu += t.p * t.cpu_milli as f64;
-                        p += t.p;
+                        p += t.p * f64::from(t.num_gpu);
                     }
                 }
                 if p > 0.0 { cpu / p } else { 0.0 }
@@ -167,11 +168,7 @@ impl LinkwiseDefault {
             let used = u8::from(pod.num_gpu == 0 && in_use(node));
             sub_packed(&node.gpu_free, pod, &mut scratch);
             let s = fgd_score(before - self.eval.frag(n, cpu_after, &scratch)) / coarse;
-            let keeps = if pod.num_gpu <= 1 {
-                u8::from(!self.strands(node, cpu_after, &scratch))
-            } else {
-                1
-            };
+            let keeps = u8::from(!self.strands(node, cpu_after, &scratch));
             (
                 u8::from(island_gpus(node, pod).is_some()),
                 s,
@@ -182,5 +179,63 @@ impl LinkwiseDefault {
         };
         self.scratch = scratch;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::frag::TypicalShape;
+    use crate::placement::{Cluster, NodeSpec};
+    use std::collections::BTreeSet;
+
+    fn whole(cpu_milli: u64, num_gpu: u32, p: f64) -> TypicalShape {
+        TypicalShape {
+            cpu_milli,
+            gpu_milli: GPU_MILLI,
+            num_gpu,
+            gpu_spec: BTreeSet::new(),
+            p,
+        }
+    }
+
+    /// Guards the CPU check of multi-GPU pods (it once covered pods of at most one GPU,
+    /// and priced a GPU at the single-GPU shapes' CPU only, which let multi-GPU pods take
+    /// the CPU the node's idle GPUs need).
+    #[test]
+    fn a_multi_gpu_pod_that_takes_the_idle_gpus_cpu_strands_them() {
+        // 1 GPU with 8 CPUs and 4 GPUs with 48 CPUs, equally often: 28 CPUs per 2.5 GPUs.
+        let typical = TypicalPods {
+            shapes: vec![whole(8000, 1, 0.5), whole(48_000, 4, 0.5)],
+        };
+        let mut policy = LinkwiseDefault::new(&typical);
+        assert!(
+            (policy.cpu_per_gpu - 11_200.0).abs() < 1e-6,
+            "{}",
+            policy.cpu_per_gpu
+        );
+        let cluster = Cluster::new(vec![NodeSpec {
+            name: "n0".into(),
+            cpu_milli: 96_000,
+            memory_mib: 262_144,
+            gpus: 8,
+            model: Some("G2".into()),
+            islands: Vec::new(),
+        }]);
+        policy.eval.prepare(&cluster);
+        let node = &cluster.nodes[0];
+        let pod = |cpu_milli: u64| PodSpec {
+            name: "p".into(),
+            cpu_milli,
+            memory_mib: 1024,
+            num_gpu: 2,
+            gpu_milli: GPU_MILLI,
+            gpu_spec: BTreeSet::new(),
+        };
+        // 96 CPUs cover 8 idle GPUs at 11.2. Taking 30 leaves 66 for 6 idle GPUs (67.2
+        // needed): stranded. Taking 20 leaves 76: not.
+        let keeps = |policy: &mut LinkwiseDefault, cpu| policy.rank(0, node, &pod(cpu)).2;
+        assert_eq!(keeps(&mut policy, 30_000), 0);
+        assert_eq!(keeps(&mut policy, 20_000), 1);
     }
 }
