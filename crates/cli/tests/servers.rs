@@ -294,3 +294,89 @@ fn the_extender_logs_refused_requests_and_unreadable_annotations_once() {
     let mentions = stderr.matches("bad-in-request").count();
     assert_eq!(mentions, 1, "logged once per node and value:\n{stderr}");
 }
+
+/// `--typical-pods`: a malformed pod list, or one without GPU pods, is bad input (2)
+/// naming the file, before anything is served.
+#[test]
+fn the_extender_refuses_a_typical_pod_list_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
+    let header = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{header}p0,4000,1024,one,1000,\n")).unwrap();
+    let cpu_only = dir.path().join("cpu.csv");
+    std::fs::write(&cpu_only, format!("{header}p0,4000,1024,0,0,\n")).unwrap();
+    for (file, says) in [(&bad, "num_gpu"), (&cpu_only, "no GPU pod")] {
+        let f = file.to_str().unwrap();
+        let out = run(&[
+            "extender",
+            "--nodes-file",
+            &nodes,
+            "--listen",
+            "127.0.0.1:0",
+            "--typical-pods",
+            f,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{f}: {err}");
+        assert!(err.contains(f) && err.contains(says), "{f}: {err}");
+    }
+}
+
+/// `--typical-pods` reaches the scores: against a workload of 4-GPU pods, a 2-GPU pod
+/// scores higher on the node with 6 free GPUs than on the one with 4 (the default
+/// workload, nearly all single GPUs, scores them alike).
+#[test]
+fn the_extender_scores_against_the_typical_pods_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let fabric = |used: &[usize]| {
+        let topo = linkwise_core::profiles::get("dgx-h100").unwrap();
+        let host = topo.hosts[0].name.clone();
+        let used = used.iter().map(|&i| topo.gpus[i].id.0.clone()).collect();
+        let none = std::collections::BTreeSet::new();
+        linkwise_core::annotation::NodeFabric::new(&topo, &host, "nvidia.com/gpu", &used, &none)
+            .to_value()
+    };
+    let node = |name: &str, used: &[usize]| serde_json::json!({ "metadata": { "name": name, "annotations": { "linkwise.dev/fabric": fabric(used) } } });
+    let nodes = nodes_file(dir.path(), &serde_json::json!({ "items": [] }));
+    let pods = dir.path().join("pods.csv");
+    std::fs::write(
+        &pods,
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\np0,8000,1024,4,1000,\np1,8000,1024,4,1000,\n",
+    )
+    .unwrap();
+    let args = serde_json::json!({
+        "Pod": {
+            "metadata": { "name": "pair", "namespace": "ml" },
+            "spec": { "containers": [ { "name": "c", "resources": { "limits": { "nvidia.com/gpu": "2" } } } ] }
+        },
+        "Nodes": { "items": [node("six-free", &[0, 1]), node("four-free", &[0, 1, 2, 3])] },
+    });
+    let scores = |extra: &[&str]| {
+        let mut a = vec![
+            "extender",
+            "--listen",
+            "127.0.0.1:0",
+            "--nodes-file",
+            &nodes,
+        ];
+        a.extend_from_slice(extra);
+        let x = start(&a);
+        let addr = x.serving_addr(DEADLINE);
+        let r = http::request(
+            addr,
+            "POST",
+            "/prioritize",
+            &[],
+            args.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+        let s = |i: usize| v[i]["Score"].as_i64().unwrap();
+        (s(0), s(1))
+    };
+    let (six, four) = scores(&["--typical-pods", pods.to_str().unwrap()]);
+    assert!(six > four, "6 free {six}, 4 free {four}");
+    let (six, four) = scores(&[]);
+    assert_eq!(six, four, "default workload");
+}

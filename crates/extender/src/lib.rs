@@ -23,6 +23,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use cache::NodeCache;
+use linkwise_core::placement::frag::{FragIndex, TypicalPods};
 use logic::{AllocCache, NodeView, Verdict, ViewCache};
 use types::{ErrorBody, ExtenderArgs, FilterResult, HostPriority};
 
@@ -80,6 +81,8 @@ pub struct Extender {
     pub cache: Option<Arc<NodeCache>>,
     allocs: AllocCache,
     views: ViewCache,
+    /// The placement policy's view of the target workload (the typical pods).
+    frag: FragIndex,
     refusals: logs::RefusalLog,
     annotations: logs::AnnotationLog,
 }
@@ -116,9 +119,18 @@ impl Extender {
             cache,
             allocs: AllocCache::default(),
             views: ViewCache::default(),
+            frag: FragIndex::new(&logic::default_typical()),
             refusals: logs::RefusalLog::default(),
             annotations: logs::AnnotationLog::default(),
         }
+    }
+
+    /// Scores against `typical` as the target workload instead of
+    /// [`logic::default_typical`] (e.g. `TypicalPods::from_trace` of a pod list).
+    #[must_use]
+    pub fn with_typical(mut self, typical: &TypicalPods) -> Self {
+        self.frag = FragIndex::new(typical);
+        self
     }
 
     /// Logs a refused request (status 400 and above) with the error it was answered with;
@@ -207,7 +219,7 @@ impl Extender {
                         (names, views)
                     }
                 };
-                let scores = logic::scores(need, &views, &self.allocs);
+                let scores = logic::scores(need, &views, &self.allocs, &self.frag);
                 let list: Vec<HostPriority> = names
                     .into_iter()
                     .zip(scores)

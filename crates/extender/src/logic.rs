@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use linkwise_core::GpuId;
 use linkwise_core::alloc::{AllocRequest, Allocator};
 use linkwise_core::annotation::NodeFabric;
+use linkwise_core::placement::GPU_MILLI;
+use linkwise_core::placement::frag::{FragIndex, TypicalPods, TypicalShape};
+use linkwise_core::placement::policies::fgd_score;
 
 use crate::Error;
 use crate::types::Pod;
@@ -19,6 +22,27 @@ pub const NVLINK_KEY: &str = "linkwise.dev/nvlink";
 pub const DEFAULT_RESOURCES: [&str; 2] = linkwise_core::conventions::resources::GPU_RESOURCES;
 /// The highest extender score.
 pub const MAX_SCORE: i64 = 10;
+
+/// The target workload when none is given: whole-GPU pods of 1, 2, 4 and 8 GPUs in the
+/// proportions of the openb default trace's whole-GPU pods (3,911, 16, 15 and 44 of
+/// 3,986). CPU is not part of it: the extender sees no node's free CPU.
+pub fn default_typical() -> TypicalPods {
+    let shape = |num_gpu: u32, count: f64| TypicalShape {
+        cpu_milli: 0,
+        gpu_milli: GPU_MILLI,
+        num_gpu,
+        gpu_spec: BTreeSet::new(),
+        p: count / 3986.0,
+    };
+    TypicalPods {
+        shapes: vec![
+            shape(1, 3911.0),
+            shape(8, 44.0),
+            shape(2, 16.0),
+            shape(4, 15.0),
+        ],
+    }
+}
 
 /// What the pod asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,16 +333,16 @@ impl AllocCache {
 }
 
 /// The best set's quality on one node (inputs to the score).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Fit {
+    /// The set's GPU positions.
+    set: Vec<usize>,
     /// Ring bottleneck of the best set, MB/s.
     bottleneck: u64,
     /// The set is connected by NVLink links among its own GPUs.
     nvlink_connected: bool,
     /// Intact islands the set breaks into.
     opened: u32,
-    /// Free healthy GPUs left after the set.
-    leftover: usize,
 }
 
 /// Best fits already found in one request, by allocator (node shape), free set and size: nodes
@@ -334,10 +358,10 @@ fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache, memo: &mut FitMemo) -
     let al = allocs.get(f);
     let key = (Arc::as_ptr(&al) as usize, c.free, k);
     if let Some((_, fit)) = memo.get(&key) {
-        return *fit;
+        return fit.clone();
     }
     let fit = search_fit(&al, &key.1, k);
-    memo.insert(key, (al, fit));
+    memo.insert(key, (al, fit.clone()));
     fit
 }
 
@@ -364,10 +388,10 @@ fn search_fit(al: &Allocator, free: &[usize], k: usize) -> Option<Fit> {
         }
     }
     Some(Fit {
+        set: set.clone(),
         bottleneck: a.score.bottleneck_mbps,
         nvlink_connected: seen.iter().all(|&s| s),
         opened: a.score.opened,
-        leftover: free.len() - k,
     })
 }
 
@@ -375,8 +399,35 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Scores 0..=10 for the nodes, in their order (formula in `docs/extender.md`).
-pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64> {
+/// The placement policy's score for taking `set` out of the node's `free` GPUs (of `n`):
+/// FGD's integer score of the fragmentation change against the typical pods, as
+/// `default` scores whole-GPU pods — coarsened to a third for a single GPU — on the GPUs
+/// alone (the annotation carries no CPU: every typical pod's CPU is taken to fit).
+fn policy_score(n: usize, free: &[usize], set: &[usize], k: usize, frag: &FragIndex) -> i64 {
+    let mut gpu_free = vec![0u32; n];
+    for &p in free {
+        if let Some(g) = gpu_free.get_mut(p) {
+            *g = GPU_MILLI;
+        }
+    }
+    let before = frag.frag(0, u64::MAX, &gpu_free);
+    for &p in set {
+        if let Some(g) = gpu_free.get_mut(p) {
+            *g = 0;
+        }
+    }
+    let s = fgd_score(before - frag.frag(0, u64::MAX, &gpu_free));
+    if k == 1 { s / 3 } else { s }
+}
+
+/// Scores 0..=10 for the nodes, in their order (formula in `docs/extender.md`); `frag` is
+/// the placement policy's view of the typical pods.
+pub fn scores(
+    need: PodNeed,
+    nodes: &[NodeView],
+    allocs: &AllocCache,
+    frag: &FragIndex,
+) -> Vec<i64> {
     let whole = |k: usize| -> Vec<Option<Fit>> {
         let mut memo = FitMemo::new();
         nodes
@@ -390,16 +441,34 @@ pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64
             .collect()
     };
     let rank = |k: usize, fits: &[Option<Fit>]| -> Vec<i64> {
+        // The policy's score per candidate, and the two best distinct ones.
+        let policy: Vec<Option<i64>> = nodes
+            .iter()
+            .zip(fits)
+            .map(|(n, fit)| match (n, fit) {
+                (NodeView::Known(f), Some(fit)) => Some(policy_score(
+                    f.gpus.len(),
+                    &counts(f).free,
+                    &fit.set,
+                    k,
+                    frag,
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut top: Vec<i64> = policy.iter().flatten().copied().collect();
+        top.sort_unstable_by(|a, b| b.cmp(a));
+        top.dedup();
         let bmax = fits
             .iter()
             .flatten()
             .map(|f| f.bottleneck)
             .max()
             .unwrap_or(0);
-        let lmin = fits.iter().flatten().map(|f| f.leftover).min().unwrap_or(0);
         fits.iter()
-            .map(|f| {
-                let Some(f) = f else { return 0 };
+            .zip(&policy)
+            .map(|(f, s)| {
+                let (Some(f), Some(s)) = (f, s) else { return 0 };
                 let fabric = if k <= 1 {
                     7
                 } else {
@@ -415,8 +484,13 @@ pub fn scores(need: PodNeed, nodes: &[NodeView], allocs: &AllocCache) -> Vec<i64
                     let base = if f.nvlink_connected { 4 } else { 0 };
                     base + ring.min(3)
                 };
-                let whole_islands = if f.opened == 0 { 2 } else { 0 };
-                let fit = whole_islands + i64::from(f.leftover == lmin);
+                let whole_islands = i64::from(f.opened == 0);
+                let tier = match top.iter().position(|t| t == s) {
+                    Some(0) => 2,
+                    Some(1) => 1,
+                    _ => 0,
+                };
+                let fit = whole_islands + tier;
                 (fabric + fit).clamp(0, MAX_SCORE)
             })
             .collect()

@@ -278,6 +278,46 @@ fn prioritize_is_fragmentation_aware_for_one_gpu() {
     assert!(score_of(&got, "orphan") > score_of(&got, "fresh"), "{got}");
 }
 
+/// The extender's prioritize ranks by the placement policy's fragmentation score against
+/// the typical pods (`with_typical`), not by the tightest fit: with a workload of 4-GPU
+/// pods, a 2-GPU pod goes to the node with 6 free GPUs (both nodes keep a 4-GPU slot)
+/// rather than the one with 4 (the tightest fit, which the old score preferred: it left
+/// no 4-GPU slot there).
+#[test]
+fn prioritize_follows_the_placement_policy_against_the_typical_pods() {
+    use linkwise_core::placement::GPU_MILLI;
+    use linkwise_core::placement::frag::{TypicalPods, TypicalShape};
+    let ns = vec![
+        node(
+            "six-free",
+            Some(annotation("dgx-h100", &[2, 3, 4, 5, 6, 7], &[])),
+        ),
+        node(
+            "four-free",
+            Some(annotation("dgx-h100", &[4, 5, 6, 7], &[])),
+        ),
+    ];
+    let fours = TypicalPods {
+        shapes: vec![TypicalShape {
+            cpu_milli: 8000,
+            gpu_milli: GPU_MILLI,
+            num_gpu: 4,
+            gpu_spec: BTreeSet::new(),
+            p: 1.0,
+        }],
+    };
+    let e = Extender::new("", Vec::new(), None).with_typical(&fours);
+    let reply = e.handle(
+        "POST",
+        "/prioritize",
+        &args(&pod("pair", 2, &[]), Some(&ns), None),
+    );
+    assert_eq!(reply.status, 200);
+    let got: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(score_of(&got, "six-free"), 10, "{got}");
+    assert!(score_of(&got, "four-free") < 10, "{got}");
+}
+
 #[test]
 fn nvlink_required_filters_by_island() {
     // Two NV4 pairs: GPUs 0-1 and 2-3.

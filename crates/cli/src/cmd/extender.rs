@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use crate::exit::BadInput;
+use linkwise_core::placement::frag::TypicalPods;
 use linkwise_extender::Extender;
 use linkwise_extender::cache::{self, NodeCache};
 
@@ -23,7 +24,7 @@ const FILE_POLL: Duration = Duration::from_secs(1);
 Nodes are judged by their linkwise.dev/fabric annotation (published by `linkwise agent`); nodes without one pass \
 the filter and score 0. Pod annotations: linkwise.dev/nvlink: required|preferred, linkwise.dev/gpu-milli: N.\n\
 Scheduler configuration: deploy/scheduler/kube-scheduler-config.yaml; details: docs/extender.md.\n\n\
-Examples:\n  linkwise extender --listen 0.0.0.0:8888 --prefix /linkwise\n  linkwise extender --nodes-file nodes.json"
+Examples:\n  linkwise extender --listen 0.0.0.0:8888 --prefix /linkwise\n  linkwise extender --nodes-file nodes.json\n  linkwise extender --typical-pods pods.csv   # score against your own workload's shapes"
 )]
 pub struct Args {
     /// Address to serve on.
@@ -40,6 +41,12 @@ pub struct Args {
     /// server every 5 s when a kubeconfig or service account is available.
     #[arg(long, value_name = "FILE")]
     nodes_file: Option<PathBuf>,
+    /// The target workload the scores keep room for: a pod list in the openb CSV format
+    /// (`linkwise sim --pods`), whose most common shapes (95% of the pods) become the
+    /// typical pods. Default: 1-, 2-, 4- and 8-GPU pods as often as in the openb default
+    /// trace (98% single GPUs).
+    #[arg(long, value_name = "CSV")]
+    typical_pods: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -54,6 +61,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Fail early on a file that cannot be read at all.
         cache::read_nodes(f).map_err(|e| BadInput(e.to_string()))?;
     }
+    let typical = match &args.typical_pods {
+        None => None,
+        Some(f) => {
+            let pods = linkwise_sim::csv::read_pods(f).map_err(|e| BadInput(e.to_string()))?;
+            let typical = TypicalPods::from_trace(&pods, 0.95);
+            if !typical
+                .shapes
+                .iter()
+                .any(|t| t.num_gpu > 0 && t.gpu_milli > 0)
+            {
+                return Err(BadInput(format!(
+                    "--typical-pods {}: no GPU pod among its common shapes; give a pod list with GPU pods",
+                    f.display()
+                ))
+                .into());
+            }
+            Some(typical)
+        }
+    };
     super::serve::block_on(async move {
         let cache = Arc::new(NodeCache::default());
         match &args.nodes_file {
@@ -70,7 +96,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ),
             },
         }
-        let ext = Arc::new(Extender::new(&args.prefix, args.resources, Some(cache)));
+        let mut ext = Extender::new(&args.prefix, args.resources, Some(cache));
+        if let Some(t) = &typical {
+            ext = ext.with_typical(t);
+        }
+        let ext = Arc::new(ext);
         let listener = super::serve::bind("--listen", &args.listen).await?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, prefix = %ext.prefix, resources = ?ext.resources, "extender serving");
