@@ -330,8 +330,8 @@ impl Fgd {
         let cpu_after = node.cpu_free - pod.cpu_milli;
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = if is_sharing(pod) {
-            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch);
-            best.map_or((0, None), |(s, g)| (s, Some(g)))
+            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch, |_| 0);
+            best.map_or((0, None), |(s, g, _)| (s, Some(g)))
         } else {
             sub_packed(&node.gpu_free, pod, &mut scratch);
             (

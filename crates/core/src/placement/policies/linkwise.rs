@@ -14,11 +14,15 @@ use super::{
 ///
 /// Ranking, highest first: (1) the pod's GPUs share one island (only meaningful with
 /// islands), (2) FGD's score `s = int(100·sigmoid(Δfrag/1000))`, coarsened to `s / 3`
-/// (integer division) for single whole-GPU pods and used as is for the others, (3) the
-/// placement does not strand the node's idle GPUs — before it, the node's free CPU
-/// covered every idle GPU at the CPU per GPU that typical whole-GPU pods ask for; after
-/// it, it no longer does — (4) for sharing and CPU-only pods only, the node
-/// already hosts a pod, (5) the node's rank in a random order drawn once per run.
+/// (integer division) for single-GPU pods (whole or shared) and used as is for the
+/// others, (3) the placement does not strand the node's idle GPUs — before it, the
+/// node's free CPU covered every idle GPU at the CPU per GPU that typical whole-GPU pods
+/// ask for; after it, it no longer does — (4) for sharing and CPU-only pods only, the
+/// node already hosts a pod, (5) for sharing pods, how little the share adds to the part
+/// of its GPU's free milli that no sum of typical single-GPU requests fills (an exact
+/// unbounded knapsack over 0..=1000 milli, computed once), (6) the node's rank in a
+/// random order drawn once per run. A sharing pod's GPU on the node is the one with the
+/// best FGD score, then the best (5), then the first.
 ///
 /// Why (measured in `docs/placement.md`, 5 traces × 10 seeds, paired by seed against
 /// FGD): among placements that FGD scores almost alike, the fixed node order packs
@@ -27,7 +31,9 @@ use super::{
 /// elsewhere when it can; sharing and CPU-only pods gain from going to a node already in
 /// use; for whole-GPU pods "in use" loses (it spends the nodes that 8-GPU and
 /// model-restricted pods need), and a finer score than FGD's (the exact Δfrag) loses
-/// everywhere.
+/// everywhere. Shares that leave their GPU fillable pair up instead of leaving
+/// remainders that no typical pod can use; coarsening their score as for whole single
+/// GPUs lets that decide more often.
 #[derive(Debug, Clone)]
 pub struct LinkwiseDefault {
     eval: FragEval,
@@ -38,11 +44,34 @@ pub struct LinkwiseDefault {
     /// shapes (one GPU or more), frequency-weighted CPU over frequency-weighted GPUs (0
     /// when there are none).
     cpu_per_gpu: f64,
+    /// Per free milli `r` of a GPU (0..=1000): the part of `r` that no combination of
+    /// the typical single-GPU requests (shares and whole GPUs) fills — the unbounded
+    /// knapsack's shortfall.
+    waste: Vec<u32>,
 }
 
 /// [`LinkwiseDefault`]'s keys of one placement: GPUs in one island, score, CPU kept for
-/// the idle GPUs, node in use, and the GPU of a sharing pod.
-type Rank = (u8, i64, u8, u8, Option<u32>);
+/// the idle GPUs, node in use, how well a share leaves its GPU fillable (minus the
+/// growth of [`LinkwiseDefault::waste`]; 0 for other pods), and the GPU of a sharing pod.
+type Rank = (u8, i64, u8, u8, i64, Option<u32>);
+
+/// Per free milli `r` (0..=1000), the part of `r` that sums of `sizes` (each usable any
+/// number of times) cannot fill: `r` minus the best fill, by an exact unbounded knapsack.
+fn unfillable(sizes: &[u32]) -> Vec<u32> {
+    let cap = GPU_MILLI as usize;
+    let mut fill = vec![0u32; cap + 1];
+    for r in 1..=cap {
+        let mut best = fill[r - 1];
+        for &z in sizes {
+            let zu = z as usize;
+            if zu > 0 && zu <= r {
+                best = best.max(fill[r - zu] + z);
+            }
+        }
+        fill[r] = best;
+    }
+    (0u32..).zip(fill).map(|(r, f)| r - f).collect()
+}
 
 impl LinkwiseDefault {
     /// The default policy against this target workload.
@@ -52,6 +81,14 @@ impl LinkwiseDefault {
             order: NodeOrder::default(),
             scratch: Vec::new(),
             cache: ScoreCache::new(),
+            waste: unfillable(
+                &typical
+                    .shapes
+                    .iter()
+                    .filter(|t| t.num_gpu == 1 && t.gpu_milli <= GPU_MILLI)
+                    .map(|t| t.gpu_milli)
+                    .collect::<Vec<_>>(),
+            ),
             cpu_per_gpu: {
                 let (mut cpu, mut p) = (0.0, 0.0);
                 for t in &typical.shapes {
@@ -110,7 +147,7 @@ impl Policy for LinkwiseDefault {
         let shape = self.cache.shape(cluster.nodes.len(), pod);
         let mut pick = MaxPicker::new();
         for (n, node) in feasible(cluster, pod) {
-            let (island, s, keeps, used, gpu) = match self.cache.get(n, shape, node) {
+            let (island, s, keeps, used, fill, gpu) = match self.cache.get(n, shape, node) {
                 Some(&r) => r,
                 None => {
                     let r = self.rank(n, node, pod);
@@ -121,7 +158,7 @@ impl Policy for LinkwiseDefault {
             if is_sharing(pod) && gpu.is_none() {
                 continue;
             }
-            pick.offer((island, s, keeps, used), self.order.rank(n), (n, gpu));
+            pick.offer((island, s, keeps, used, fill), self.order.rank(n), (n, gpu));
         }
         let (n, gpu) = pick.into_best()?;
         let node = &cluster.nodes[n];
@@ -156,10 +193,16 @@ impl LinkwiseDefault {
         let mut scratch = std::mem::take(&mut self.scratch);
         let r = if sharing {
             let used = u8::from(in_use(node));
-            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch);
-            best.map_or((0, 0, 0, 0, None), |(s, g)| {
+            // The GPU: FGD's score, then the share that leaves its GPU most fillable.
+            let waste = &self.waste;
+            let fillable = |f: u32| {
+                let at = |m: u32| i64::from(waste.get(m as usize).copied().unwrap_or(m));
+                at(f) - at(f.saturating_sub(pod.gpu_milli))
+            };
+            let best = best_share_gpu(&mut self.eval, n, node, pod, before, &mut scratch, fillable);
+            best.map_or((0, 0, 0, 0, 0, None), |(s, g, fill)| {
                 let keeps = u8::from(!self.strands(node, cpu_after, &node.gpu_free));
-                (0, s, keeps, used, Some(g))
+                (0, s / 3, keeps, used, fill, Some(g))
             })
         } else {
             // Single whole-GPU pods: FGD's score coarsened; CPU-only pods: a node in use
@@ -174,6 +217,7 @@ impl LinkwiseDefault {
                 s,
                 keeps,
                 used,
+                0,
                 None,
             )
         };
@@ -197,6 +241,55 @@ mod tests {
             gpu_spec: BTreeSet::new(),
             p,
         }
+    }
+
+    #[test]
+    fn unfillable_is_the_knapsack_shortfall() {
+        let w = unfillable(&[500, 300]);
+        assert_eq!(w.len(), 1001);
+        // 200: nothing fits; 700: 300 + 300 leaves 100; 800 and 1000 fill exactly.
+        assert_eq!((w[0], w[200], w[299], w[300]), (0, 200, 299, 0));
+        assert_eq!((w[700], w[800], w[1000]), (100, 0, 0));
+        assert_eq!(unfillable(&[])[1000], 1000);
+    }
+
+    /// Guards the share's GPU choice: among GPUs FGD scores alike, the share goes where
+    /// what it leaves can still be filled by typical requests (it once took the first
+    /// index: here the whole GPU, leaving 700 that 300 + 300 fills only to 600).
+    #[test]
+    fn a_share_leaves_its_gpu_fillable() {
+        let share = |gpu_milli: u32| TypicalShape {
+            cpu_milli: 1000,
+            gpu_milli,
+            num_gpu: 1,
+            gpu_spec: BTreeSet::new(),
+            p: 0.5,
+        };
+        let typical = TypicalPods {
+            shapes: vec![share(500), share(300)],
+        };
+        let mut policy = LinkwiseDefault::new(&typical);
+        let mut cluster = Cluster::new(vec![NodeSpec {
+            name: "n0".into(),
+            cpu_milli: 32_000,
+            memory_mib: 65_536,
+            gpus: 2,
+            model: None,
+            islands: Vec::new(),
+        }]);
+        cluster.nodes[0].gpu_free = vec![1000, 800];
+        policy.eval.prepare(&cluster);
+        let pod = PodSpec {
+            name: "p".into(),
+            cpu_milli: 1000,
+            memory_mib: 1024,
+            num_gpu: 1,
+            gpu_milli: 300,
+            gpu_spec: BTreeSet::new(),
+        };
+        let r = policy.rank(0, &cluster.nodes[0], &pod);
+        assert_eq!(r.5, Some(1), "{r:?}");
+        assert_eq!(r.4, 0, "800 - 300 = 500 fills exactly");
     }
 
     /// Guards the CPU check of multi-GPU pods (it once covered pods of at most one GPU,

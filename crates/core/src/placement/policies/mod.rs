@@ -203,7 +203,8 @@ pub(crate) fn sub_packed(gpu_free: &[u32], pod: &PodSpec, out: &mut Vec<u32>) {
 }
 
 /// For a sharing pod on node `n` (fragment `before`): FGD's score on each GPU that fits
-/// and the best GPU, the first on ties; `None` when no GPU fits. `scratch` is working
+/// and the best GPU — highest score, then highest `tie(free milli of the GPU)`, then the
+/// first index — with its `tie` value; `None` when no GPU fits. `scratch` is working
 /// space.
 pub(crate) fn best_share_gpu(
     eval: &mut FragEval,
@@ -212,9 +213,10 @@ pub(crate) fn best_share_gpu(
     pod: &PodSpec,
     before: f64,
     scratch: &mut Vec<u32>,
-) -> Option<(i64, u32)> {
+    tie: impl Fn(u32) -> i64,
+) -> Option<(i64, u32, i64)> {
     let cpu_after = node.cpu_free.saturating_sub(pod.cpu_milli);
-    let mut best: Option<(i64, u32)> = None;
+    let mut best: Option<(i64, u32, i64)> = None;
     for (g, &f) in (0u32..).zip(&node.gpu_free) {
         if f < pod.gpu_milli {
             continue;
@@ -223,8 +225,9 @@ pub(crate) fn best_share_gpu(
         scratch.extend_from_slice(&node.gpu_free);
         scratch[g as usize] -= pod.gpu_milli;
         let s = fgd_score(before - eval.frag(n, cpu_after, scratch));
-        if best.is_none_or(|(bs, _)| s > bs) {
-            best = Some((s, g));
+        let t = tie(f);
+        if best.is_none_or(|(bs, _, bt)| s > bs || (s == bs && t > bt)) {
+            best = Some((s, g, t));
         }
     }
     best
