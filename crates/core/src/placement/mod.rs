@@ -185,6 +185,13 @@ impl NodeState {
 }
 
 /// Chooses a node and GPUs for a pod, or `None` when no node fits.
+///
+/// A policy may keep state between calls for one cluster — the node order drawn at its
+/// first call, per-node scores valid while a node's free CPU and GPUs are unchanged — so
+/// one instance serves one cluster: the nodes' states may change between calls (also
+/// behind the policy's back), their specs and count may not. Use a fresh instance
+/// ([`policies::by_name`]) for another cluster; a different node count is detected and
+/// starts over, different specs of the same count are not.
 pub trait Policy {
     /// The policy's name (`random`, `dotprod`, `gpu-clustering`, `gpu-packing`, `bestfit`,
     /// `fgd`, `default`).
