@@ -333,10 +333,10 @@ impl AllocCache {
 }
 
 /// The best set's quality on one node (inputs to the score).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fit {
-    /// The set's GPU positions.
-    set: Vec<usize>,
+    /// The placement policy's score of taking the set ([`policy_score`]).
+    policy: i64,
     /// Ring bottleneck of the best set, MB/s.
     bottleneck: u64,
     /// The set is connected by NVLink links among its own GPUs.
@@ -346,11 +346,17 @@ struct Fit {
 }
 
 /// Best fits already found in one request, by allocator (node shape), free set and size: nodes
-/// of one model in the same state share one search. The allocator is kept with its
+/// of one model in the same state share one search (and one policy score). The allocator is kept with its
 /// entries, so its address cannot be reused by another shape while the memo lives.
 type FitMemo = HashMap<(usize, Vec<usize>, usize), (Arc<Allocator>, Option<Fit>)>;
 
-fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache, memo: &mut FitMemo) -> Option<Fit> {
+fn best_fit(
+    f: &NodeFabric,
+    k: usize,
+    allocs: &AllocCache,
+    frag: &FragIndex,
+    memo: &mut FitMemo,
+) -> Option<Fit> {
     let c = counts(f);
     if c.free.len() < k || k == 0 {
         return None;
@@ -358,14 +364,20 @@ fn best_fit(f: &NodeFabric, k: usize, allocs: &AllocCache, memo: &mut FitMemo) -
     let al = allocs.get(f);
     let key = (Arc::as_ptr(&al) as usize, c.free, k);
     if let Some((_, fit)) = memo.get(&key) {
-        return fit.clone();
+        return *fit;
     }
-    let fit = search_fit(&al, &key.1, k);
-    memo.insert(key, (al, fit.clone()));
+    let fit = search_fit(&al, f.gpus.len(), &key.1, k, frag);
+    memo.insert(key, (al, fit));
     fit
 }
 
-fn search_fit(al: &Allocator, free: &[usize], k: usize) -> Option<Fit> {
+fn search_fit(
+    al: &Allocator,
+    gpus: usize,
+    free: &[usize],
+    k: usize,
+    frag: &FragIndex,
+) -> Option<Fit> {
     let req = AllocRequest {
         available: free.iter().map(|p| GpuId(p.to_string())).collect(),
         size: k,
@@ -388,7 +400,7 @@ fn search_fit(al: &Allocator, free: &[usize], k: usize) -> Option<Fit> {
         }
     }
     Some(Fit {
-        set: set.clone(),
+        policy: policy_score(gpus, free, set, k, frag),
         bottleneck: a.score.bottleneck_mbps,
         nvlink_connected: seen.iter().all(|&s| s),
         opened: a.score.opened,
@@ -434,29 +446,15 @@ pub fn scores(
             .iter()
             .map(|n| match n {
                 NodeView::Known(f) if verdict(need, n) == Verdict::Pass => {
-                    best_fit(f, k, allocs, &mut memo)
+                    best_fit(f, k, allocs, frag, &mut memo)
                 }
                 _ => None,
             })
             .collect()
     };
     let rank = |k: usize, fits: &[Option<Fit>]| -> Vec<i64> {
-        // The policy's score per candidate, and the two best distinct ones.
-        let policy: Vec<Option<i64>> = nodes
-            .iter()
-            .zip(fits)
-            .map(|(n, fit)| match (n, fit) {
-                (NodeView::Known(f), Some(fit)) => Some(policy_score(
-                    f.gpus.len(),
-                    &counts(f).free,
-                    &fit.set,
-                    k,
-                    frag,
-                )),
-                _ => None,
-            })
-            .collect();
-        let mut top: Vec<i64> = policy.iter().flatten().copied().collect();
+        // The two best distinct policy scores among the candidates.
+        let mut top: Vec<i64> = fits.iter().flatten().map(|f| f.policy).collect();
         top.sort_unstable_by(|a, b| b.cmp(a));
         top.dedup();
         let bmax = fits
@@ -466,9 +464,8 @@ pub fn scores(
             .max()
             .unwrap_or(0);
         fits.iter()
-            .zip(&policy)
-            .map(|(f, s)| {
-                let (Some(f), Some(s)) = (f, s) else { return 0 };
+            .map(|f| {
+                let Some(f) = f else { return 0 };
                 let fabric = if k <= 1 {
                     7
                 } else {
@@ -485,7 +482,7 @@ pub fn scores(
                     base + ring.min(3)
                 };
                 let whole_islands = i64::from(f.opened == 0);
-                let tier = match top.iter().position(|t| t == s) {
+                let tier = match top.iter().position(|&t| t == f.policy) {
                     Some(0) => 2,
                     Some(1) => 1,
                     _ => 0,
@@ -573,14 +570,21 @@ mod tests {
             ("dgx1-v100", &[0, 6][..]),
         ];
         let allocs = AllocCache::default();
+        let frag = FragIndex::new(&default_typical());
         let mut memo = FitMemo::new();
         for k in 1..=4 {
             for (p, used) in nodes {
                 let NodeView::Known(f) = NodeView::from_annotation(Some(&fabric(p, used))) else {
                     panic!("{p}: unreadable");
                 };
-                let shared = best_fit(&f, k, &allocs, &mut memo);
-                let alone = search_fit(&AllocCache::default().get(&f), &counts(&f).free, k);
+                let shared = best_fit(&f, k, &allocs, &frag, &mut memo);
+                let alone = search_fit(
+                    &AllocCache::default().get(&f),
+                    f.gpus.len(),
+                    &counts(&f).free,
+                    k,
+                    &frag,
+                );
                 assert_eq!(shared, alone, "{p} {used:?} k={k}");
             }
         }
